@@ -1,0 +1,56 @@
+//! `clvp features`: an audio file → `ClvpFeatureExtractor` log-mel features (safetensors and/or PNG).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clvp::ClvpProcessor;
+use clvp::audio::load_audio;
+
+use crate::output::{TensorOut, write_safetensors};
+use crate::plot;
+
+/// Arguments of `clvp features`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Audio file (WAV, FLAC, MP3, OGG/Vorbis); resampled to 22050 Hz and downmixed to mono as needed.
+    #[arg(long)]
+    audio: PathBuf,
+    /// Write `input_features` (f32 [1, 80, 517]) to this safetensors file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Draw the mel spectrogram (time × mel, colour bar, title with file and duration) to this PNG.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// A checkpoint directory whose preprocessor_config.json to use (default: Tortoise's mel_norms).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    if args.output.is_none() && args.png.is_none() {
+        bail!("nothing to write: give --output OUT.safetensors and/or --png OUT.png");
+    }
+    let processor = match &args.model {
+        Some(dir) => ClvpProcessor::from_dir(dir)?,
+        None => ClvpProcessor::tortoise()?,
+    };
+    let audio = load_audio(&args.audio)?;
+    let duration = audio.duration_secs();
+    let (rate, channels) = (audio.sample_rate, audio.num_channels());
+    let clip = processor.prepare(&audio)?;
+    let fe = &processor.feature_extractor;
+    let features = fe.extract(&[&clip], Some(fe.sampling_rate))?;
+    tracing::info!(
+        file = %args.audio.display(), rate, channels, duration, shape = ?features.shape, "features computed"
+    );
+    if let Some(out) = &args.output {
+        let t = TensorOut::f32("input_features", features.shape.to_vec(), &features.input_features);
+        write_safetensors(out, &[t]).with_context(|| format!("writing {}", out.display()))?;
+    }
+    if let Some(png) = &args.png {
+        let name = args.audio.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let title = format!("{name} — {duration:.2} s at {rate} Hz, {channels} ch");
+        plot::mel_png(png, &features.input_features, features.shape[1], features.shape[2], &title)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `clvp`: the command line of the CLVP / EnCodec workspace.
+
+mod features;
+mod output;
+mod plot;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "clvp", version, about = "CLVP (Tortoise TTS) and EnCodec in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tokenize text exactly as transformers' ClvpTokenizer.
+    Tokenize(tokenize::Args),
+    /// Compute ClvpFeatureExtractor log-mel features of an audio file.
+    Features(features::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tokenize(args) => tokenize::run(&args),
+        Command::Features(args) => features::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! End-to-end tests of the `clvp` binary on the committed fixtures.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use clvp_parity::{Recorder, compare, fixture_path, read_json, read_safetensors, tolerance};
+
+fn clvp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clvp")).args(args).output().expect("the clvp binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[derive(serde::Deserialize)]
+struct Cases {
+    cases: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[test]
+fn tokenize_json_matches_reference() {
+    let cases: Cases = read_json(&fixture_path("text/tokenizer_cases.json")).expect("tokenizer fixture");
+    let picked: Vec<&Case> = cases.cases.iter().filter(|c| !c.text.contains('\n')).take(25).collect();
+    let mut args = vec!["tokenize", "--json"];
+    for c in &picked {
+        args.push("--text");
+        args.push(&c.text);
+    }
+    let out = clvp(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), picked.len());
+    let mut rec = Recorder::new("cli-tokenize");
+    for (line, case) in lines.iter().zip(&picked) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        assert_eq!(v["text"], case.text.as_str());
+        let ids: Vec<i64> = v["input_ids"].as_array().expect("ids").iter().filter_map(|x| x.as_i64()).collect();
+        let want: Vec<i64> = case.ids.iter().map(|&i| i as i64).collect();
+        rec.record(&case.text, &clvp_parity::compare_ids(&ids, &want));
+    }
+    rec.finish();
+}
+
+#[test]
+fn tokenize_text_file_plain_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lines.txt");
+    std::fs::write(&file, "Hello world\nThis is an example text.\n").expect("write");
+    let out = clvp(&["tokenize", "--text-file", file.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout.lines().count(), 2);
+    assert!(stdout.lines().all(|l| l.split(' ').all(|t| t.parse::<u32>().is_ok())), "{stdout}");
+}
+
+#[test]
+fn tokenize_without_text_is_an_error() {
+    let out = clvp(&["tokenize"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nothing to tokenize"), "{}", stderr(&out));
+}
+
+#[test]
+fn features_match_reference_and_png_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("f.safetensors");
+    let out_png = dir.path().join("f.png");
+    let wav = fixture_path("audio/speech_mid.wav");
+    let out = clvp(&[
+        "features",
+        "--audio",
+        wav.to_str().expect("utf-8 path"),
+        "--output",
+        out_st.to_str().expect("utf-8 path"),
+        "--png",
+        out_png.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = read_safetensors(&out_st).expect("our output");
+    let want = read_safetensors(&fixture_path("audio/speech_mid.expected.safetensors")).expect("reference");
+    let (o, w) = (&ours["input_features"], &want["input_features"]);
+    assert_eq!(o.shape, vec![1, 80, 517]);
+    let c = compare(&o.f64, &w.f64, tolerance("features"));
+    assert!(c.passed(), "{}", c.report("clvp features speech_mid"));
+    let png = std::fs::read(&out_png).expect("png written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(png.len() > 10_000, "suspiciously small PNG: {} bytes", png.len());
+}
+
+#[test]
+fn features_resamples_other_rates() {
+    // The 4 kHz fixture clip goes through the resampler to 22050 Hz.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("f.safetensors");
+    let wav = fixture_path("audio/small_config.wav");
+    let out = clvp(&["features", "--audio", wav.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = read_safetensors(&out_st).expect("our output");
+    let f = &ours["input_features"];
+    assert_eq!(f.shape, vec![1, 80, 517]);
+    assert!(f.f64.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn features_of_a_missing_file_names_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("f.safetensors");
+    let missing = dir.path().join("no-such-voice.wav");
+    let out = clvp(&["features", "--audio", missing.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-such-voice.wav"), "{}", stderr(&out));
+    assert!(!Path::new(&out_st).exists(), "no output may be left behind");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "no temporary files left behind");
+}
+
+#[test]
+fn features_of_garbage_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("noise.wav");
+    std::fs::write(&bad, b"this is not audio at all, just bytes").expect("write");
+    let out_st = dir.path().join("f.safetensors");
+    let out = clvp(&["features", "--audio", bad.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("noise.wav"), "{}", stderr(&out));
+    assert!(!out_st.exists());
+}

@@ -1,0 +1,21 @@
+//! Parity support shared by the crates' tests and `cargo xtask parity-check`.
+//!
+//! * [`tolerance`]: the one table of tolerances every parity comparison uses.
+//! * [`compare`]: element-wise comparison with a report of the worst elements.
+//! * [`fixtures`]: where the committed fixtures live and how to read them.
+//! * [`report`]: table-driven recording that lists every failing case and feeds the parity table.
+//!
+//! Every expected value comes from a committed reference script under `xtask/python/`, run against the
+//! pinned Python reference (transformers 5.23.0, PyTorch 2.15.0, CPU, float32).
+
+pub mod compare;
+pub mod fixtures;
+pub mod report;
+pub mod tolerance;
+
+pub use compare::{Comparison, compare, compare_ids};
+pub use fixtures::{
+    FixtureError, FixtureTensor, fixture_path, fixtures_dir, read_json, read_safetensors,
+};
+pub use report::{Recorder, Row};
+pub use tolerance::{Tolerance, tolerance};

@@ -1,0 +1,78 @@
+//! The tolerance table: the single place where parity tolerances are written down.
+//!
+//! A case passes when every element satisfies `|ours - reference| <= atol + rtol * |reference|`
+//! (numpy's `allclose`), or, for `scaled` tolerances, `|ours - reference| <= atol * max|reference|`.
+//! Exact components (token ids, codes, byte streams) use [`Tolerance::EXACT`].
+
+/// How close a result must be to the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance (per element, relative to the reference value).
+    pub rtol: f64,
+    /// When true, `atol` is relative to the largest reference magnitude (full-size models).
+    pub scaled: bool,
+}
+
+impl Tolerance {
+    /// Bit-for-bit / id-for-id equality.
+    pub const EXACT: Tolerance = Tolerance {
+        atol: 0.0,
+        rtol: 0.0,
+        scaled: false,
+    };
+
+    /// Absolute tolerance only.
+    pub const fn abs(atol: f64) -> Self {
+        Tolerance {
+            atol,
+            rtol: 0.0,
+            scaled: false,
+        }
+    }
+
+    /// Tolerance relative to the largest reference magnitude.
+    pub const fn scaled(atol: f64) -> Self {
+        Tolerance {
+            atol,
+            rtol: 0.0,
+            scaled: true,
+        }
+    }
+
+    /// Human-readable form for reports.
+    pub fn describe(&self) -> String {
+        if self.atol == 0.0 && self.rtol == 0.0 {
+            "exact".to_string()
+        } else if self.scaled {
+            format!("{:.0e}·max|ref|", self.atol)
+        } else if self.rtol == 0.0 {
+            format!("abs {:.0e}", self.atol)
+        } else {
+            format!("abs {:.0e} + rel {:.0e}", self.atol, self.rtol)
+        }
+    }
+}
+
+/// The tolerance of a named component. Unknown names are a programming error and fall back to exact.
+///
+/// | component | tolerance | why |
+/// |---|---|---|
+/// | `tokenizer` | exact | ids are integers |
+/// | `features` | 1e-4 abs | issue 3: `ClvpFeatureExtractor` parity; float64 FFT, complex64 rounding reproduced |
+/// | `mel_filters` | 1e-12 abs | the filter bank is computed in float64 on both sides |
+/// | `resample` | 2e-3 abs | a windowed-sinc resampler against a band-limited reference (quality, not parity) |
+/// | `hub` | 1e-5 abs | issue 4: tiny modules loaded from every checkpoint format (weight-norm folding, LSTM gates) against PyTorch |
+pub fn tolerance(component: &str) -> Tolerance {
+    match component {
+        "tokenizer" => Tolerance::EXACT,
+        "features" => Tolerance::abs(1e-4),
+        "mel_filters" => Tolerance::abs(1e-12),
+        "resample" => Tolerance::abs(2e-3),
+        "hub" => Tolerance::abs(1e-5),
+        "nn" => Tolerance::abs(1e-4),
+        "nn_full" => Tolerance::scaled(1e-4),
+        _ => Tolerance::EXACT,
+    }
+}

@@ -1,0 +1,1 @@
+//! Contrastive scoring and ranking of CLVP speech candidates against a text.

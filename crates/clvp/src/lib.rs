@@ -1,0 +1,18 @@
+//! CLVP (the Contrastive Language-Voice Pretrained Transformer of Tortoise TTS) and the EnCodec codec in Rust.
+//!
+//! The facade that downstream TTS projects depend on: it composes the tokenizer ([`text`]), the audio front
+//! end ([`audio`]), checkpoint loading ([`hub`]), the networks ([`nn`]), ranking ([`rank`]) and EnCodec
+//! ([`encodec`]), and picks a burn backend at run time ([`device`]).
+
+pub mod device;
+pub mod processor;
+
+pub use device::{DeviceChoice, DeviceError};
+pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
+
+pub use clvp_audio as audio;
+pub use clvp_hub as hub;
+pub use clvp_nn as nn;
+pub use clvp_rank as rank;
+pub use clvp_text as text;
+pub use encodec_codec as encodec;

@@ -1,0 +1,126 @@
+//! Text + audio → model inputs, as `transformers.ClvpProcessor` (5.23): the tokenizer's `input_ids` and
+//! `attention_mask` and the feature extractor's `input_features`.
+
+use std::path::Path;
+
+use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio};
+use clvp_text::{ClvpTokenizer, TextError};
+
+/// Why processing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// Tokenizer failure.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// Audio or feature-extraction failure.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    /// Nothing to process.
+    #[error("the processor needs at least one text or one audio clip")]
+    Empty,
+}
+
+/// What the processor returns. Absent parts are `None` (text only, or audio only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessorOutput {
+    /// Token ids, right-padded with 0: `[batch][tokens]`.
+    pub input_ids: Option<Vec<Vec<u32>>>,
+    /// The text attention mask (1 = token, 0 = padding), same shape as `input_ids`.
+    pub attention_mask: Option<Vec<Vec<u32>>>,
+    /// Log-mel features, row-major `[clips, feature_size, frames]`.
+    pub input_features: Option<Vec<f32>>,
+    /// Shape of `input_features`.
+    pub features_shape: Option<[usize; 3]>,
+}
+
+/// `ClvpProcessor`: a tokenizer and a feature extractor.
+#[derive(Debug, Clone)]
+pub struct ClvpProcessor {
+    /// The tokenizer.
+    pub tokenizer: ClvpTokenizer,
+    /// The feature extractor.
+    pub feature_extractor: ClvpFeatureExtractor,
+}
+
+impl ClvpProcessor {
+    /// The Tortoise vocabulary and the Tortoise `mel_norms` (what `susnato/clvp_dev` ships).
+    pub fn tortoise() -> Result<Self, ProcessorError> {
+        Ok(ClvpProcessor { tokenizer: ClvpTokenizer::tortoise()?, feature_extractor: ClvpFeatureExtractor::tortoise() })
+    }
+
+    /// A checkpoint directory: its tokenizer files and `preprocessor_config.json` where present, the
+    /// Tortoise defaults for whichever is absent.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, ProcessorError> {
+        let dir = dir.as_ref();
+        let tokenizer = if dir.join("vocab.json").exists() {
+            ClvpTokenizer::from_dir(dir)?
+        } else {
+            ClvpTokenizer::tortoise()?
+        };
+        let config = dir.join("preprocessor_config.json");
+        let feature_extractor = if config.exists() {
+            ClvpFeatureExtractor::from_preprocessor_config(&config)?
+        } else {
+            ClvpFeatureExtractor::tortoise()
+        };
+        Ok(ClvpProcessor { tokenizer, feature_extractor })
+    }
+
+    /// Load an audio file as the feature extractor wants it: mono at its sampling rate (resampled if needed).
+    pub fn load_voice(&self, path: impl AsRef<Path>) -> Result<Vec<f32>, ProcessorError> {
+        let audio = load_audio(path)?;
+        Ok(self.prepare(&audio)?)
+    }
+
+    /// Downmix and resample decoded audio to the feature extractor's format.
+    pub fn prepare(&self, audio: &Audio) -> Result<Vec<f32>, AudioError> {
+        let mono = audio.to_mono();
+        let rate = self.feature_extractor.sampling_rate;
+        let mono = if mono.sample_rate == rate { mono } else { mono.resample(rate)? };
+        Ok(mono.into_mono())
+    }
+
+    /// Tokenize `texts` (right padding) and extract features of `clips` (already at the extractor's rate).
+    pub fn process(&self, texts: &[&str], clips: &[&[f32]]) -> Result<ProcessorOutput, ProcessorError> {
+        if texts.is_empty() && clips.is_empty() {
+            return Err(ProcessorError::Empty);
+        }
+        let mut out =
+            ProcessorOutput { input_ids: None, attention_mask: None, input_features: None, features_shape: None };
+        if !texts.is_empty() {
+            let enc = self.tokenizer.encode_batch(texts)?;
+            out.input_ids = Some(enc.input_ids);
+            out.attention_mask = Some(enc.attention_mask);
+        }
+        if !clips.is_empty() {
+            let f = self.feature_extractor.extract(clips, Some(self.feature_extractor.sampling_rate))?;
+            out.features_shape = Some(f.shape);
+            out.input_features = Some(f.input_features);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_audio_together() {
+        let p = ClvpProcessor::tortoise().expect("embedded assets");
+        let clip = vec![0.0f32; 1000];
+        let out = p.process(&["This is an example text.", "Hi."], &[&clip]).expect("process");
+        let ids = out.input_ids.expect("ids");
+        let mask = out.attention_mask.expect("mask");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].len(), ids[1].len());
+        assert_eq!(mask[1].iter().filter(|&&m| m == 1).count(), p.tokenizer.encode("Hi.").expect("ids").len());
+        assert_eq!(out.features_shape, Some([1, 80, 517]));
+    }
+
+    #[test]
+    fn empty_is_an_error() {
+        let p = ClvpProcessor::tortoise().expect("embedded assets");
+        assert!(matches!(p.process(&[], &[]), Err(ProcessorError::Empty)));
+    }
+}

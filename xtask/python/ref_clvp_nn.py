@@ -1,0 +1,164 @@
+"""Reference outputs of the transformers 5.23 CLVP networks for the Rust `clvp-nn` crate.
+
+Writes into <out>:
+  tiny/                      a complete random-init checkpoint saved by `save_pretrained` (config.json,
+                             model.safetensors, generation_config.json) plus the tokenizer files and the
+                             preprocessor_config.json, i.e. the hub's layout of `susnato/clvp_dev` in miniature
+  tiny.cases.safetensors     inputs and expected outputs, keyed `<case>.<tensor>` (see CASES below)
+  full/, full.cases.safetensors   the same for the real-size config (only with --full; ~665 M parameters)
+
+Random init: HF's initialiser, then every parameter is perturbed by seeded noise so that LayerNorm/RMSNorm
+weights are not all ones and biases not all zeros (a swapped weight/bias or a missed norm cannot hide).
+
+Cases (all float32, CPU):
+  text_single     text encoder on one unpadded text            -> embeds, last_hidden_state, pooler_output
+  text_batch      text encoder on two texts with right padding + attention_mask
+  speech_codes    speech encoder on random codes (no mask)
+  cond_single     conditioning encoder, 1 clip x 1 text
+  cond_broadcast  conditioning encoder, 1 clip x 2 padded texts (mel vector repeated)
+  cond_pairs      conditioning encoder, 2 clips x 2 padded texts
+  decoder_ids     ClvpForCausalLM on speech ids [2, 9]: logits of the full sequence, and the same sequence fed
+                  with a KV cache (prefill 5, then one token per step): logits per step
+  decoder_embeds  ClvpForCausalLM(inputs_embeds=conditioning) — the forward() path: logits
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import (
+    ClvpConfig,
+    ClvpDecoderConfig,
+    ClvpEncoderConfig,
+    ClvpFeatureExtractor,
+    ClvpModelForConditionalGeneration,
+    ClvpTokenizer,
+)
+from transformers.cache_utils import DynamicCache
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+
+def tiny_config():
+    enc = dict(hidden_size=64, intermediate_size=96, projection_dim=32, num_hidden_layers=2, num_attention_heads=2,
+               bos_token_id=255, eos_token_id=0)
+    text = ClvpEncoderConfig(vocab_size=256, **enc)
+    speech = ClvpEncoderConfig(vocab_size=260, **enc)
+    # decoder vocab 260 = 258 codes + start 258 + stop 259; fixing codes (83, 45, 45, 248) stay in range.
+    dec = ClvpDecoderConfig(vocab_size=260, max_position_embeddings=48, max_text_tokens=40, hidden_size=64,
+                            num_hidden_layers=2, num_attention_heads=2, num_mel_attn_blocks=2,
+                            bos_token_id=258, eos_token_id=259)
+    return ClvpConfig(text_config=text.to_dict(), speech_config=speech.to_dict(), decoder_config=dec.to_dict(),
+                      projection_dim=32)
+
+
+def full_config():
+    text = ClvpEncoderConfig()
+    speech = ClvpEncoderConfig(vocab_size=8194)
+    dec = ClvpDecoderConfig()
+    return ClvpConfig(text_config=text.to_dict(), speech_config=speech.to_dict(), decoder_config=dec.to_dict())
+
+
+def perturb(model, gen):
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=gen))
+
+
+def save_checkpoint(model, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    # Tokenizer and preprocessor files as the hub has them (merges.txt with its #version header).
+    assets = os.path.join(ROOT, "crates", "clvp-text", "assets")
+    tok = ClvpTokenizer(os.path.join(assets, "vocab.json"), os.path.join(assets, "merges.txt"))
+    tok.save_pretrained(out_dir)
+    shutil.copy(os.path.join(assets, "merges.txt"), os.path.join(out_dir, "merges.txt"))
+    with open(os.path.join(ROOT, "crates", "clvp-audio", "assets", "mel_norms.json")) as f:
+        mel_norms = json.load(f)["mel_norms"]
+    ClvpFeatureExtractor(mel_norms=mel_norms).save_pretrained(out_dir)
+    return tok
+
+
+def run_cases(model, tok, gen, n_frames):
+    cfg = model.config
+    t = {}
+
+    texts = ["Hello world, this is a test.", "Hi."]
+    single = torch.tensor([tok(texts[0])["input_ids"]])
+    enc = tok(texts, padding=True, return_tensors="pt")
+    ids2, mask2 = enc["input_ids"], enc["attention_mask"]
+    t["inputs.text_single_ids"] = single
+    t["inputs.text_batch_ids"] = ids2
+    t["inputs.text_batch_mask"] = mask2
+
+    def encoder_case(name, module, ids, mask=None):
+        out = module(input_ids=ids, attention_mask=mask)
+        t[f"{name}.embeds"] = out.embeds
+        t[f"{name}.last_hidden_state"] = out.last_hidden_state
+        t[f"{name}.pooler_output"] = out.pooler_output
+
+    encoder_case("text_single", model.text_encoder_model, single)
+    encoder_case("text_batch", model.text_encoder_model, ids2, mask2)
+    codes = torch.randint(0, cfg.speech_config.vocab_size, (3, 17), generator=gen)
+    t["inputs.speech_codes"] = codes
+    encoder_case("speech_codes", model.speech_encoder_model, codes)
+
+    feats = (1.0 + 0.5 * torch.randn((2, cfg.decoder_config.feature_size, n_frames), generator=gen)).float()
+    t["inputs.features"] = feats
+    ce = model.conditioning_encoder
+    t["cond_single.out"] = ce(feats[:1], single)
+    t["cond_broadcast.out"] = ce(feats[:1], ids2, attention_mask=mask2)
+    t["cond_pairs.out"] = ce(feats, ids2, attention_mask=mask2)
+
+    lm = model.speech_decoder_model
+    dvocab = cfg.decoder_config.vocab_size
+    sids = torch.randint(0, dvocab, (2, 9), generator=gen)
+    t["inputs.decoder_ids"] = sids
+    t["decoder_ids.logits"] = lm(input_ids=sids).logits
+    cache = DynamicCache(config=cfg.decoder_config)
+    steps = [lm(input_ids=sids[:, :5], past_key_values=cache, use_cache=True).logits]
+    for i in range(5, sids.shape[1]):
+        steps.append(lm(input_ids=sids[:, i:i + 1], past_key_values=cache, use_cache=True).logits)
+    t["decoder_ids.cached_logits"] = torch.cat(steps, dim=1)
+
+    t["decoder_embeds.logits"] = lm(inputs_embeds=t["cond_pairs.out"]).logits
+    return {k: v.detach().contiguous() for k, v in t.items()}
+
+
+def make(name, config, out, seed, n_frames):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = ClvpModelForConditionalGeneration(config).eval()
+    perturb(model, gen)
+    tok = save_checkpoint(model, os.path.join(out, name))
+    with torch.no_grad():
+        tensors = run_cases(model, tok, gen, n_frames)
+    meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+    save_file(tensors, os.path.join(out, f"{name}.cases.safetensors"), metadata=meta)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"clvp-nn {name}: {n_params} parameters, {len(tensors)} tensors -> {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    os.makedirs(args.out, exist_ok=True)
+    make("tiny", tiny_config(), args.out, args.seed, n_frames=50)
+    if args.full:
+        make("full", full_config(), args.out, args.seed + 1, n_frames=517)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

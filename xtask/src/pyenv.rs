@@ -1,0 +1,84 @@
+//! The pinned Python reference environment, created on demand under `target/pyenv`.
+//!
+//! `xtask/python/requirements.txt` pins every package (torch 2.15.0, transformers 5.23.0, their
+//! dependencies, and the `nvidia-*` runtime wheels the CUDA build of torch needs to import on CPU). It is
+//! installed with `pip --no-deps`, so nothing unpinned sneaks in (triton and cuda-bindings are left out).
+//! A stamp file holds the hash of the requirements; a changed file rebuilds the environment.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{repo_root, run};
+
+const TORTOISE: &str = "tortoise-tts==3.0.0";
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Make sure the environment exists and matches the requirements file; return its python.
+pub fn ensure() -> Result<PathBuf> {
+    let root = repo_root();
+    let env = root.join("target/pyenv");
+    let python = env.join("bin/python");
+    let req = root.join("xtask/python/requirements.txt");
+    let req_text = std::fs::read(&req).with_context(|| format!("reading {}", req.display()))?;
+    let want = format!("{:016x}\n", fnv1a(&req_text));
+    let stamp = env.join("clvp-requirements.stamp");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(python);
+    }
+    eprintln!("== creating the Python reference environment in {} (about 3 GB, a few minutes)", env.display());
+    let host = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let _ = std::fs::remove_dir_all(&env);
+    run(Command::new(&host).args(["-m", "venv"]).arg(&env))
+        .with_context(|| format!("creating a venv with {host} (set PYTHON to another interpreter)"))?;
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--no-deps", "--requirement"]).arg(&req))
+        .context("installing the pinned requirements")?;
+    run(Command::new(&python).args([
+        "-c",
+        "import torch, transformers; assert torch.__version__.startswith('2.15.0'), torch.__version__; \
+         assert transformers.__version__ == '5.23.0', transformers.__version__",
+    ]))
+    .context("the installed reference does not import")?;
+    std::fs::write(&stamp, want).context("writing the environment stamp")?;
+    Ok(python)
+}
+
+/// The extracted tortoise-tts 3.0.0 sdist (source of the vocabulary and `mel_norms`), fetched once.
+pub fn tortoise_sdist(python: &PathBuf) -> Result<PathBuf> {
+    let base = repo_root().join("target/reference");
+    let dir = base.join("tortoise-tts-3.0.0");
+    if dir.join("tortoise/data/tokenizer.json").exists() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&base)?;
+    run(Command::new(python)
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
+        .arg(&base)
+        .arg(TORTOISE))
+    .context("downloading the tortoise-tts sdist")?;
+    let tarball = base.join("tortoise-tts-3.0.0.tar.gz");
+    run(Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(&base))
+        .with_context(|| format!("extracting {}", tarball.display()))?;
+    if !dir.join("tortoise/data/tokenizer.json").exists() {
+        bail!("{} has no tortoise/data/tokenizer.json", dir.display());
+    }
+    Ok(dir)
+}
+
+/// espeak-ng renders the real-speech cases; install it from Debian's packages when missing and root.
+pub fn ensure_espeak() -> Result<()> {
+    if Command::new("espeak-ng").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if !is_root {
+        bail!("espeak-ng is needed for the speech cases: install it (apt-get install espeak-ng)");
+    }
+    eprintln!("== installing espeak-ng (apt-get)");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "espeak-ng"]).env("DEBIAN_FRONTEND", "noninteractive"))
+}
