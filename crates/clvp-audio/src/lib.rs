@@ -1,0 +1,34 @@
+//! Audio in for CLVP and EnCodec: decode any common file, downmix, resample, and the log-mel
+//! features of `transformers.ClvpFeatureExtractor` (5.23). No burn dependency.
+//!
+//! ```no_run
+//! use clvp_audio::{ClvpFeatureExtractor, load_audio};
+//!
+//! let audio = load_audio("voice.flac")?.to_mono().resample(22_050)?;
+//! let features = ClvpFeatureExtractor::tortoise().extract(&[&audio.channels[0]], Some(22_050))?;
+//! assert_eq!(features.shape, [1, 80, 517]);
+//! # Ok::<(), clvp_audio::AudioError>(())
+//! ```
+//!
+//! * [`decode`]: [`load_audio`] / [`decode_bytes`] (WAV, FLAC, MP3, OGG/Vorbis, AIFF) with symphonia.
+//! * [`audio`]: [`Audio`], planar `f32`, with [`Audio::to_mono`], [`Audio::to_channels`], [`Audio::resample`].
+//! * [`resample`]: rubato's FFT sinc resampler, delay-free, exact output length.
+//! * [`mel`]: [`mel_filter_bank`] exactly as `transformers.audio_utils.mel_filter_bank`.
+//! * `stft` (internal): the float64 STFT / log-mel recipe of `ClvpFeatureExtractor`.
+//! * [`feature_extractor`]: [`ClvpFeatureExtractor`] and its [`Features`].
+
+#![warn(missing_docs)]
+
+pub mod audio;
+pub mod decode;
+pub mod error;
+pub mod feature_extractor;
+pub mod mel;
+pub mod resample;
+pub(crate) mod stft;
+
+pub use audio::Audio;
+pub use decode::{decode_bytes, load_audio};
+pub use error::AudioError;
+pub use feature_extractor::{ClvpFeatureExtractor, Features};
+pub use mel::{MelNorm, MelScale, mel_filter_bank};
