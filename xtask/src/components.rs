@@ -25,7 +25,11 @@ pub struct Component {
 impl Component {
     /// Extra arguments for the reference script.
     pub fn script_args(&self, tortoise: &Path) -> Vec<OsString> {
-        if self.needs_tortoise { vec!["--tortoise".into(), tortoise.as_os_str().to_owned()] } else { Vec::new() }
+        if self.needs_tortoise {
+            vec!["--tortoise".into(), tortoise.as_os_str().to_owned()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -46,6 +50,14 @@ pub const COMPONENTS: &[Component] = &[
         package: "clvp-audio",
         test: "parity",
         needs_tortoise: true,
+    },
+    Component {
+        name: "hub",
+        script: "ref_hub.py",
+        fixture_dir: "hub",
+        package: "clvp-hub",
+        test: "parity",
+        needs_tortoise: false,
     },
     Component {
         name: "clvp-nn",

@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 use crate::components::{COMPONENTS, Component};
 
 #[derive(Parser)]
-#[command(name = "xtask", about = "Developer tasks: parity against the Python reference, fixtures, benches")]
+#[command(
+    name = "xtask",
+    about = "Developer tasks: parity against the Python reference, fixtures, benches"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -54,7 +57,10 @@ struct ParityArgs {
 
 /// The repository root (the parent of `xtask/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn main() -> Result<()> {
@@ -70,8 +76,12 @@ fn main() -> Result<()> {
             let py = pyenv::ensure()?;
             let sdist = pyenv::tortoise_sdist(&py)?;
             let scripts = repo_root().join("xtask/python");
-            run(Command::new(&py).arg(scripts.join("tortoise_vocab.py")).arg(sdist.join("tortoise/data/tokenizer.json")))?;
-            run(Command::new(&py).arg(scripts.join("tortoise_mel_norms.py")).arg(&sdist))
+            run(Command::new(&py)
+                .arg(scripts.join("tortoise_vocab.py"))
+                .arg(sdist.join("tortoise/data/tokenizer.json")))?;
+            run(Command::new(&py)
+                .arg(scripts.join("tortoise_mel_norms.py"))
+                .arg(&sdist))
         }
     }
 }
@@ -80,10 +90,13 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
     let root = repo_root();
     let selected: Vec<&Component> = match &args.only {
         Some(name) => {
-            let c = COMPONENTS.iter().find(|c| c.name == name).with_context(|| {
-                let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
-                format!("unknown component {name:?}; known: {}", names.join(", "))
-            })?;
+            let c = COMPONENTS
+                .iter()
+                .find(|c| c.name == name)
+                .with_context(|| {
+                    let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
+                    format!("unknown component {name:?}; known: {}", names.join(", "))
+                })?;
             vec![c]
         }
         None => COMPONENTS.iter().collect(),
@@ -108,7 +121,12 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         if !args.regen_fixtures {
             let _ = std::fs::remove_dir_all(&out);
         }
-        eprintln!("== {}: reference ({}) seed {seed} -> {}", c.name, c.script, out.display());
+        eprintln!(
+            "== {}: reference ({}) seed {seed} -> {}",
+            c.name,
+            c.script,
+            out.display()
+        );
         let mut cmd = Command::new(&python);
         cmd.arg(root.join("xtask/python").join(c.script))
             .arg("--out")
@@ -121,16 +139,16 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         }
         run(&mut cmd).with_context(|| format!("reference script {} failed", c.script))?;
 
+        // The dev/test profile optimises every dependency (burn) at opt-level 3: no second release build.
         eprintln!("== {}: rust ({} --test {})", c.name, c.package, c.test);
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(&root)
-            .args(["test", "--release", "-p", c.package, "--test", c.test]);
+            .args(["test", "-p", c.package, "--test", c.test]);
         if args.full {
             // Full-size cases are #[ignore]d in the normal suite (their checkpoints are generated on demand).
             cmd.args(["--", "--include-ignored"]);
         }
-        cmd
-            .env("CLVP_FIXTURES", &ref_root)
+        cmd.env("CLVP_FIXTURES", &ref_root)
             .env("CLVP_PARITY_REPORT", &report);
         if let Err(e) = run(&mut cmd) {
             test_failures.push(format!("{}: {e:#}", c.name));
@@ -140,8 +158,11 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
     let rows = table::read_rows(&report)?;
     table::print(&rows);
     let failed_rows = rows.iter().filter(|r| !r.passed).count();
-    let missing: Vec<&str> =
-        selected.iter().filter(|c| !rows.iter().any(|r| r.component == c.name)).map(|c| c.name).collect();
+    let missing: Vec<&str> = selected
+        .iter()
+        .filter(|c| !rows.iter().any(|r| r.component == c.name))
+        .map(|c| c.name)
+        .collect();
     if failed_rows > 0 || !test_failures.is_empty() || !missing.is_empty() {
         for r in rows.iter().filter(|r| !r.passed) {
             eprintln!("{}", r.detail);
@@ -152,13 +173,19 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
             missing.join(", ")
         );
     }
-    println!("parity-check passed: {} case rows, components: {}", rows.len(), selected.len());
+    println!(
+        "parity-check passed: {} case rows, components: {}",
+        rows.len(),
+        selected.len()
+    );
     Ok(())
 }
 
 /// Run a command, inheriting stdio; an error names the command and its exit status.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("{:?} exited with {status}", cmd.get_program());
     }

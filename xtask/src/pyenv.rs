@@ -15,7 +15,9 @@ use crate::{repo_root, run};
 const TORTOISE: &str = "tortoise-tts==3.0.0";
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Make sure the environment exists and matches the requirements file; return its python.
@@ -30,13 +32,26 @@ pub fn ensure() -> Result<PathBuf> {
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
         return Ok(python);
     }
-    eprintln!("== creating the Python reference environment in {} (about 3 GB, a few minutes)", env.display());
+    eprintln!(
+        "== creating the Python reference environment in {} (about 3 GB, a few minutes)",
+        env.display()
+    );
     let host = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let _ = std::fs::remove_dir_all(&env);
-    run(Command::new(&host).args(["-m", "venv"]).arg(&env))
-        .with_context(|| format!("creating a venv with {host} (set PYTHON to another interpreter)"))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--no-deps", "--requirement"]).arg(&req))
-        .context("installing the pinned requirements")?;
+    run(Command::new(&host).args(["-m", "venv"]).arg(&env)).with_context(|| {
+        format!("creating a venv with {host} (set PYTHON to another interpreter)")
+    })?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--requirement",
+        ])
+        .arg(&req))
+    .context("installing the pinned requirements")?;
     run(Command::new(&python).args([
         "-c",
         "import torch, transformers; assert torch.__version__.startswith('2.15.0'), torch.__version__; \
@@ -56,13 +71,26 @@ pub fn tortoise_sdist(python: &PathBuf) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&base)?;
     run(Command::new(python)
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--dest",
+        ])
         .arg(&base)
         .arg(TORTOISE))
     .context("downloading the tortoise-tts sdist")?;
     let tarball = base.join("tortoise-tts-3.0.0.tar.gz");
-    run(Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(&base))
-        .with_context(|| format!("extracting {}", tarball.display()))?;
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&base))
+    .with_context(|| format!("extracting {}", tarball.display()))?;
     if !dir.join("tortoise/data/tokenizer.json").exists() {
         bail!("{} has no tortoise/data/tokenizer.json", dir.display());
     }
@@ -74,11 +102,17 @@ pub fn ensure_espeak() -> Result<()> {
     if Command::new("espeak-ng").arg("--version").output().is_ok() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     if !is_root {
         bail!("espeak-ng is needed for the speech cases: install it (apt-get install espeak-ng)");
     }
     eprintln!("== installing espeak-ng (apt-get)");
     run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get").args(["install", "-y", "-qq", "espeak-ng"]).env("DEBIAN_FRONTEND", "noninteractive"))
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "espeak-ng"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }

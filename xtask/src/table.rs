@@ -26,7 +26,10 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     };
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("bad report line in {}: {l}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .with_context(|| format!("bad report line in {}: {l}", path.display()))
+        })
         .collect()
 }
 
@@ -40,7 +43,14 @@ fn num(v: Option<f64>) -> String {
 
 /// Print the table with aligned columns.
 pub fn print(rows: &[Row]) {
-    let header = ["component", "case", "max abs err", "max rel err", "tolerance", "verdict"];
+    let header = [
+        "component",
+        "case",
+        "max abs err",
+        "max rel err",
+        "tolerance",
+        "verdict",
+    ];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -50,7 +60,11 @@ pub fn print(rows: &[Row]) {
                 num(r.max_abs),
                 num(r.max_rel),
                 r.tolerance.clone(),
-                if r.passed { "pass".to_string() } else { "FAIL".to_string() },
+                if r.passed {
+                    "pass".to_string()
+                } else {
+                    "FAIL".to_string()
+                },
             ]
         })
         .collect();
@@ -61,7 +75,11 @@ pub fn print(rows: &[Row]) {
         }
     }
     let line = |c: &[String]| {
-        let parts: Vec<String> = c.iter().zip(width).map(|(s, w)| format!("{s:<w$}")).collect();
+        let parts: Vec<String> = c
+            .iter()
+            .zip(width)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
         format!("| {} |", parts.join(" | "))
     };
     let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();

@@ -44,13 +44,27 @@ pub fn run(args: &Args) -> Result<()> {
         file = %args.audio.display(), rate, channels, duration, shape = ?features.shape, "features computed"
     );
     if let Some(out) = &args.output {
-        let t = TensorOut::f32("input_features", features.shape.to_vec(), &features.input_features);
+        let t = TensorOut::f32(
+            "input_features",
+            features.shape.to_vec(),
+            &features.input_features,
+        );
         write_safetensors(out, &[t]).with_context(|| format!("writing {}", out.display()))?;
     }
     if let Some(png) = &args.png {
-        let name = args.audio.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = args
+            .audio
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let title = format!("{name} — {duration:.2} s at {rate} Hz, {channels} ch");
-        plot::mel_png(png, &features.input_features, features.shape[1], features.shape[2], &title)?;
+        plot::mel_png(
+            png,
+            &features.input_features,
+            features.shape[1],
+            features.shape[2],
+            &title,
+        )?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `clvp`: the command line of the CLVP / EnCodec workspace.
 
+mod embed;
 mod features;
 mod output;
 mod plot;
@@ -9,7 +10,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "clvp", version, about = "CLVP (Tortoise TTS) and EnCodec in Rust")]
+#[command(
+    name = "clvp",
+    version,
+    about = "CLVP (Tortoise TTS) and EnCodec in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,17 +26,25 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Compute ClvpFeatureExtractor log-mel features of an audio file.
     Features(features::Args),
+    /// Text embedding of the CLVP text encoder (get_text_features, not normalised).
+    EmbedText(embed::TextArgs),
+    /// Speech embedding of CLVP speech codes (get_speech_features(speech_ids=…), not normalised).
+    EmbedSpeech(embed::SpeechArgs),
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Features(args) => features::run(&args),
+        Command::EmbedText(args) => embed::run_text(&args),
+        Command::EmbedSpeech(args) => embed::run_speech(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -18,13 +18,23 @@ pub struct TensorOut {
 impl TensorOut {
     pub fn f32(name: &str, shape: Vec<usize>, values: &[f32]) -> Self {
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        TensorOut { name: name.to_string(), dtype: Dtype::F32, shape, data }
+        TensorOut {
+            name: name.to_string(),
+            dtype: Dtype::F32,
+            shape,
+            data,
+        }
     }
 
     #[allow(dead_code)] // used by the model commands
     pub fn i64(name: &str, shape: Vec<usize>, values: &[i64]) -> Self {
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        TensorOut { name: name.to_string(), dtype: Dtype::I64, shape, data }
+        TensorOut {
+            name: name.to_string(),
+            dtype: Dtype::I64,
+            shape,
+            data,
+        }
     }
 }
 
@@ -49,17 +59,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {} for {}", dir.display(), path.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot flush {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("cannot move the output into place at {}", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
+        format!(
+            "cannot create a temporary file in {} for {}",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot flush {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot move the output into place at {}", path.display()))?;
     Ok(())
 }
 
 /// Serialize tensors to a safetensors file atomically.
 pub fn write_safetensors(path: &Path, tensors: &[TensorOut]) -> Result<()> {
     let views: Vec<(&str, &TensorOut)> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let bytes = safetensors::serialize(views, None).context("cannot serialize the safetensors output")?;
+    let bytes =
+        safetensors::serialize(views, None).context("cannot serialize the safetensors output")?;
     write_atomic(path, &bytes)
 }

@@ -18,13 +18,25 @@ fn register_font() -> Result<()> {
 }
 
 /// Draw `features` (row-major `[mels, frames]`) as a heat map: time on x, mel bin on y, with a colour bar.
-pub fn mel_png(path: &Path, features: &[f32], mels: usize, frames: usize, title: &str) -> Result<()> {
+pub fn mel_png(
+    path: &Path,
+    features: &[f32],
+    mels: usize,
+    frames: usize,
+    title: &str,
+) -> Result<()> {
     register_font()?;
     let (lo, hi) = features
         .iter()
         .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 1.0, lo + 1.0)
+    };
     let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
@@ -72,7 +84,10 @@ pub fn mel_png(path: &Path, features: &[f32], mels: usize, frames: usize, title:
         cbar.draw_series((0..steps).map(|i| {
             let a = lo + (hi - lo) * i as f32 / steps as f32;
             let b = lo + (hi - lo) * (i + 1) as f32 / steps as f32;
-            Rectangle::new([(0.0, a), (1.0, b)], ViridisRGB.get_color_normalized(a, lo, hi).filled())
+            Rectangle::new(
+                [(0.0, a), (1.0, b)],
+                ViridisRGB.get_color_normalized(a, lo, hi).filled(),
+            )
         }))
         .map_err(e)?;
         root.present().map_err(e)?;

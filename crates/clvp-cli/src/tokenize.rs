@@ -30,8 +30,8 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let texts: Vec<String> = match &args.text_file {
         Some(path) => {
-            let content =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read text file {}", path.display()))?;
+            let content = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read text file {}", path.display()))?;
             content.lines().map(str::to_string).collect()
         }
         None => args.texts.clone(),

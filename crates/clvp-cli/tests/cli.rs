@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 use clvp_parity::{Recorder, compare, fixture_path, read_json, read_safetensors, tolerance};
 
 fn clvp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clvp")).args(args).output().expect("the clvp binary runs")
+    Command::new(env!("CARGO_BIN_EXE_clvp"))
+        .args(args)
+        .output()
+        .expect("the clvp binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -26,8 +29,14 @@ struct Case {
 
 #[test]
 fn tokenize_json_matches_reference() {
-    let cases: Cases = read_json(&fixture_path("text/tokenizer_cases.json")).expect("tokenizer fixture");
-    let picked: Vec<&Case> = cases.cases.iter().filter(|c| !c.text.contains('\n')).take(25).collect();
+    let cases: Cases =
+        read_json(&fixture_path("text/tokenizer_cases.json")).expect("tokenizer fixture");
+    let picked: Vec<&Case> = cases
+        .cases
+        .iter()
+        .filter(|c| !c.text.contains('\n'))
+        .take(25)
+        .collect();
     let mut args = vec!["tokenize", "--json"];
     for c in &picked {
         args.push("--text");
@@ -42,7 +51,12 @@ fn tokenize_json_matches_reference() {
     for (line, case) in lines.iter().zip(&picked) {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
         assert_eq!(v["text"], case.text.as_str());
-        let ids: Vec<i64> = v["input_ids"].as_array().expect("ids").iter().filter_map(|x| x.as_i64()).collect();
+        let ids: Vec<i64> = v["input_ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .filter_map(|x| x.as_i64())
+            .collect();
         let want: Vec<i64> = case.ids.iter().map(|&i| i as i64).collect();
         rec.record(&case.text, &clvp_parity::compare_ids(&ids, &want));
     }
@@ -54,18 +68,31 @@ fn tokenize_text_file_plain_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("lines.txt");
     std::fs::write(&file, "Hello world\nThis is an example text.\n").expect("write");
-    let out = clvp(&["tokenize", "--text-file", file.to_str().expect("utf-8 path")]);
+    let out = clvp(&[
+        "tokenize",
+        "--text-file",
+        file.to_str().expect("utf-8 path"),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert_eq!(stdout.lines().count(), 2);
-    assert!(stdout.lines().all(|l| l.split(' ').all(|t| t.parse::<u32>().is_ok())), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.split(' ').all(|t| t.parse::<u32>().is_ok())),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn tokenize_without_text_is_an_error() {
     let out = clvp(&["tokenize"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("nothing to tokenize"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing to tokenize"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -85,14 +112,19 @@ fn features_match_reference_and_png_is_written() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ours = read_safetensors(&out_st).expect("our output");
-    let want = read_safetensors(&fixture_path("audio/speech_mid.expected.safetensors")).expect("reference");
+    let want = read_safetensors(&fixture_path("audio/speech_mid.expected.safetensors"))
+        .expect("reference");
     let (o, w) = (&ours["input_features"], &want["input_features"]);
     assert_eq!(o.shape, vec![1, 80, 517]);
     let c = compare(&o.f64, &w.f64, tolerance("features"));
     assert!(c.passed(), "{}", c.report("clvp features speech_mid"));
     let png = std::fs::read(&out_png).expect("png written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(png.len() > 10_000, "suspiciously small PNG: {} bytes", png.len());
+    assert!(
+        png.len() > 10_000,
+        "suspiciously small PNG: {} bytes",
+        png.len()
+    );
 }
 
 #[test]
@@ -101,7 +133,13 @@ fn features_resamples_other_rates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_st = dir.path().join("f.safetensors");
     let wav = fixture_path("audio/small_config.wav");
-    let out = clvp(&["features", "--audio", wav.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    let out = clvp(&[
+        "features",
+        "--audio",
+        wav.to_str().expect("path"),
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ours = read_safetensors(&out_st).expect("our output");
     let f = &ours["input_features"];
@@ -114,11 +152,25 @@ fn features_of_a_missing_file_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_st = dir.path().join("f.safetensors");
     let missing = dir.path().join("no-such-voice.wav");
-    let out = clvp(&["features", "--audio", missing.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    let out = clvp(&[
+        "features",
+        "--audio",
+        missing.to_str().expect("path"),
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no-such-voice.wav"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-voice.wav"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!Path::new(&out_st).exists(), "no output may be left behind");
-    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "no temporary files left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "no temporary files left behind"
+    );
 }
 
 #[test]
@@ -127,8 +179,124 @@ fn features_of_garbage_is_an_error() {
     let bad = dir.path().join("noise.wav");
     std::fs::write(&bad, b"this is not audio at all, just bytes").expect("write");
     let out_st = dir.path().join("f.safetensors");
-    let out = clvp(&["features", "--audio", bad.to_str().expect("path"), "--output", out_st.to_str().expect("path")]);
+    let out = clvp(&[
+        "features",
+        "--audio",
+        bad.to_str().expect("path"),
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("noise.wav"), "{}", stderr(&out));
     assert!(!out_st.exists());
+}
+
+fn tiny_model() -> String {
+    fixture_path("clvp/tiny")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
+}
+
+#[test]
+fn embed_text_matches_get_text_features() {
+    let cases =
+        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("t.safetensors");
+    // The text the reference script encoded for `text_single` (xtask/python/ref_clvp_nn.py).
+    let out = clvp(&[
+        "embed-text",
+        "--model",
+        &tiny_model(),
+        "--text",
+        "Hello world, this is a test.",
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = read_safetensors(&out_st).expect("our output");
+    let (o, w) = (&ours["text_embeds"], &cases["text_single.embeds"]);
+    assert_eq!(o.shape, w.shape);
+    let c = compare(&o.f64, &w.f64, tolerance("nn"));
+    assert!(c.passed(), "{}", c.report("embed-text"));
+}
+
+#[test]
+fn embed_speech_matches_get_speech_features() {
+    let cases =
+        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
+    let codes = &cases["inputs.speech_codes"];
+    let width = codes.shape[1];
+    let row0: Vec<String> = codes.i64[..width].iter().map(|c| c.to_string()).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("s.safetensors");
+    let joined = row0.join(",");
+    let out = clvp(&[
+        "embed-speech",
+        "--model",
+        &tiny_model(),
+        "--codes",
+        &joined,
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = read_safetensors(&out_st).expect("our output");
+    let want = &cases["speech_codes.embeds"];
+    let dim = want.shape[1];
+    let c = compare(
+        &ours["speech_embeds"].f64,
+        &want.f64[..dim],
+        tolerance("nn"),
+    );
+    assert!(c.passed(), "{}", c.report("embed-speech"));
+}
+
+#[test]
+fn embed_speech_rejects_codes_outside_the_vocabulary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("s.safetensors");
+    let out = clvp(&[
+        "embed-speech",
+        "--model",
+        &tiny_model(),
+        "--codes",
+        "5,9,99999",
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("99999") && err.contains("0..260"), "{err}");
+    assert!(!out_st.exists());
+    let out = clvp(&[
+        "embed-speech",
+        "--model",
+        &tiny_model(),
+        "--codes",
+        "5,x",
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("\"x\""), "{}", stderr(&out));
+}
+
+#[test]
+fn model_commands_name_a_missing_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("s.safetensors");
+    let missing = dir.path().join("no-model-here");
+    let out = clvp(&[
+        "embed-text",
+        "--model",
+        missing.to_str().expect("path"),
+        "--text",
+        "hi",
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-model-here"), "{}", stderr(&out));
 }

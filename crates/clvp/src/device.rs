@@ -28,7 +28,9 @@ pub enum DeviceError {
     #[error("unknown device {0:?}: expected cpu, ndarray, wgpu, cuda or cuda:N")]
     Unknown(String),
     /// The backend for this device was not compiled in.
-    #[error("device {device} needs the `{feature}` feature of the clvp crate, which this build was compiled without")]
+    #[error(
+        "device {device} needs the `{feature}` feature of the clvp crate, which this build was compiled without"
+    )]
     NotCompiled {
         /// The requested device.
         device: String,
@@ -70,7 +72,12 @@ impl DeviceChoice {
     /// The burn device for this choice, or an error naming the missing feature.
     #[allow(unreachable_code, deprecated)]
     pub fn device(self) -> Result<Device, DeviceError> {
-        let missing = |feature| Err(DeviceError::NotCompiled { device: self.to_string(), feature });
+        let missing = |feature| {
+            Err(DeviceError::NotCompiled {
+                device: self.to_string(),
+                feature,
+            })
+        };
         match self {
             DeviceChoice::Cpu => {
                 #[cfg(feature = "flex")]
@@ -112,8 +119,14 @@ mod tests {
         assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
         assert_eq!("CUDA:2".parse(), Ok(DeviceChoice::Cuda(2)));
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
-        assert!(matches!("tpu".parse::<DeviceChoice>(), Err(DeviceError::Unknown(_))));
-        assert!(matches!("cuda:x".parse::<DeviceChoice>(), Err(DeviceError::Unknown(_))));
+        assert!(matches!(
+            "tpu".parse::<DeviceChoice>(),
+            Err(DeviceError::Unknown(_))
+        ));
+        assert!(matches!(
+            "cuda:x".parse::<DeviceChoice>(),
+            Err(DeviceError::Unknown(_))
+        ));
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -128,7 +141,7 @@ mod tests {
     fn cpu_is_flex_and_computes() {
         let dev = device("cpu").expect("flex is compiled in");
         let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &dev);
-        let s: f32 = t.sum().into_scalar().elem();
+        let s: f32 = t.sum().into_scalar::<f32>();
         assert_eq!(s, 6.0);
     }
 }

@@ -5,9 +5,11 @@
 //! ([`encodec`]), and picks a burn backend at run time ([`device`]).
 
 pub mod device;
+pub mod model;
 pub mod processor;
 
 pub use device::{DeviceChoice, DeviceError};
+pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 
 pub use clvp_audio as audio;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio};
+use clvp_hub::{Checkpoint, HubError};
 use clvp_text::{ClvpTokenizer, TextError};
 
 /// Why processing failed.
@@ -15,6 +16,9 @@ pub enum ProcessorError {
     /// Audio or feature-extraction failure.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// Checkpoint files could not be found or fetched.
+    #[error(transparent)]
+    Hub(#[from] HubError),
     /// Nothing to process.
     #[error("the processor needs at least one text or one audio clip")]
     Empty,
@@ -45,7 +49,10 @@ pub struct ClvpProcessor {
 impl ClvpProcessor {
     /// The Tortoise vocabulary and the Tortoise `mel_norms` (what `susnato/clvp_dev` ships).
     pub fn tortoise() -> Result<Self, ProcessorError> {
-        Ok(ClvpProcessor { tokenizer: ClvpTokenizer::tortoise()?, feature_extractor: ClvpFeatureExtractor::tortoise() })
+        Ok(ClvpProcessor {
+            tokenizer: ClvpTokenizer::tortoise()?,
+            feature_extractor: ClvpFeatureExtractor::tortoise(),
+        })
     }
 
     /// A checkpoint directory: its tokenizer files and `preprocessor_config.json` where present, the
@@ -63,7 +70,31 @@ impl ClvpProcessor {
         } else {
             ClvpFeatureExtractor::tortoise()
         };
-        Ok(ClvpProcessor { tokenizer, feature_extractor })
+        Ok(ClvpProcessor {
+            tokenizer,
+            feature_extractor,
+        })
+    }
+
+    /// The processor files of a checkpoint (fetched from the hub when needed): its `vocab.json`/`merges.txt`
+    /// and `preprocessor_config.json`, the Tortoise defaults for whichever is absent.
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self, ProcessorError> {
+        let files = checkpoint.tokenizer_files()?;
+        let tokenizer = match (&files.vocab, &files.merges) {
+            (Some(vocab), Some(_)) => match vocab.parent() {
+                Some(dir) => ClvpTokenizer::from_dir(dir)?,
+                None => ClvpTokenizer::tortoise()?,
+            },
+            _ => ClvpTokenizer::tortoise()?,
+        };
+        let feature_extractor = match checkpoint.file("preprocessor_config.json")? {
+            Some(path) => ClvpFeatureExtractor::from_preprocessor_config(&path)?,
+            None => ClvpFeatureExtractor::tortoise(),
+        };
+        Ok(ClvpProcessor {
+            tokenizer,
+            feature_extractor,
+        })
     }
 
     /// Load an audio file as the feature extractor wants it: mono at its sampling rate (resampled if needed).
@@ -76,24 +107,38 @@ impl ClvpProcessor {
     pub fn prepare(&self, audio: &Audio) -> Result<Vec<f32>, AudioError> {
         let mono = audio.to_mono();
         let rate = self.feature_extractor.sampling_rate;
-        let mono = if mono.sample_rate == rate { mono } else { mono.resample(rate)? };
+        let mono = if mono.sample_rate == rate {
+            mono
+        } else {
+            mono.resample(rate)?
+        };
         Ok(mono.into_mono())
     }
 
     /// Tokenize `texts` (right padding) and extract features of `clips` (already at the extractor's rate).
-    pub fn process(&self, texts: &[&str], clips: &[&[f32]]) -> Result<ProcessorOutput, ProcessorError> {
+    pub fn process(
+        &self,
+        texts: &[&str],
+        clips: &[&[f32]],
+    ) -> Result<ProcessorOutput, ProcessorError> {
         if texts.is_empty() && clips.is_empty() {
             return Err(ProcessorError::Empty);
         }
-        let mut out =
-            ProcessorOutput { input_ids: None, attention_mask: None, input_features: None, features_shape: None };
+        let mut out = ProcessorOutput {
+            input_ids: None,
+            attention_mask: None,
+            input_features: None,
+            features_shape: None,
+        };
         if !texts.is_empty() {
             let enc = self.tokenizer.encode_batch(texts)?;
             out.input_ids = Some(enc.input_ids);
             out.attention_mask = Some(enc.attention_mask);
         }
         if !clips.is_empty() {
-            let f = self.feature_extractor.extract(clips, Some(self.feature_extractor.sampling_rate))?;
+            let f = self
+                .feature_extractor
+                .extract(clips, Some(self.feature_extractor.sampling_rate))?;
             out.features_shape = Some(f.shape);
             out.input_features = Some(f.input_features);
         }
@@ -109,12 +154,17 @@ mod tests {
     fn text_and_audio_together() {
         let p = ClvpProcessor::tortoise().expect("embedded assets");
         let clip = vec![0.0f32; 1000];
-        let out = p.process(&["This is an example text.", "Hi."], &[&clip]).expect("process");
+        let out = p
+            .process(&["This is an example text.", "Hi."], &[&clip])
+            .expect("process");
         let ids = out.input_ids.expect("ids");
         let mask = out.attention_mask.expect("mask");
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[0].len(), ids[1].len());
-        assert_eq!(mask[1].iter().filter(|&&m| m == 1).count(), p.tokenizer.encode("Hi.").expect("ids").len());
+        assert_eq!(
+            mask[1].iter().filter(|&&m| m == 1).count(),
+            p.tokenizer.encode("Hi.").expect("ids").len()
+        );
         assert_eq!(out.features_shape, Some([1, 80, 517]));
     }
 

@@ -1,0 +1,89 @@
+//! `clvp embed-text` / `clvp embed-speech`: `get_text_features` / `get_speech_features(speech_ids=…)`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clvp::{Clvp, DEFAULT_MODEL};
+
+use crate::output::{TensorOut, write_safetensors};
+
+/// Options shared by the model commands.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Checkpoint: a local directory or a hub id `owner/name[@revision]` (HF cache, HF_HUB_OFFLINE honoured).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Backend device: cpu, ndarray, wgpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Clvp> {
+        let device = clvp::device::device(&self.device)?;
+        Clvp::from_pretrained(&self.model, &device)
+            .with_context(|| format!("loading the model {}", self.model))
+    }
+}
+
+/// Arguments of `clvp embed-text`.
+#[derive(clap::Args)]
+pub struct TextArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The text.
+    #[arg(long)]
+    text: String,
+    /// Output safetensors file with `text_embeds` (f32 [1, P], not normalised).
+    #[arg(long)]
+    output: PathBuf,
+}
+
+/// Arguments of `clvp embed-speech`.
+#[derive(clap::Args)]
+pub struct SpeechArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Speech codes, comma-separated (e.g. 5,9,17).
+    #[arg(long)]
+    codes: String,
+    /// Output safetensors file with `speech_embeds` (f32 [1, P], not normalised).
+    #[arg(long)]
+    output: PathBuf,
+}
+
+pub fn run_text(args: &TextArgs) -> Result<()> {
+    let clvp = args.model.load()?;
+    let e = clvp.embed_text(&args.text)?;
+    write_safetensors(
+        &args.output,
+        &[TensorOut::f32("text_embeds", e.shape.to_vec(), &e.values)],
+    )
+}
+
+fn parse_codes(s: &str) -> Result<Vec<u32>> {
+    let codes: Result<Vec<u32>> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u32>()
+                .with_context(|| format!("--codes: {t:?} is not a non-negative integer"))
+        })
+        .collect();
+    let codes = codes?;
+    if codes.is_empty() {
+        bail!("--codes is empty: give comma-separated speech codes, e.g. 5,9,17");
+    }
+    Ok(codes)
+}
+
+pub fn run_speech(args: &SpeechArgs) -> Result<()> {
+    let codes = parse_codes(&args.codes)?;
+    let clvp = args.model.load()?;
+    let e = clvp.get_speech_features(&[codes])?;
+    write_safetensors(
+        &args.output,
+        &[TensorOut::f32("speech_embeds", e.shape.to_vec(), &e.values)],
+    )
+}

@@ -1,0 +1,337 @@
+//! Reproduces `load_state_dict`'s input: every tensor of a checkpoint (safetensors, sharded or `pytorch_model.bin`), read lazily.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::WeightsError;
+
+/// Element type of a stored tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceDtype {
+    /// float64 (narrowed to f32).
+    F64,
+    /// float32.
+    F32,
+    /// float16 (widened to f32).
+    F16,
+    /// bfloat16 (widened to f32).
+    BF16,
+    /// Anything else (integers, bool, fp8, ...): readable metadata, not loadable as weights.
+    Other(String),
+}
+
+impl SourceDtype {
+    /// True for the dtypes [`TensorEntry::to_f32`] converts.
+    pub fn is_float(&self) -> bool {
+        !matches!(self, SourceDtype::Other(_))
+    }
+
+    fn size(&self) -> Option<usize> {
+        match self {
+            SourceDtype::F64 => Some(8),
+            SourceDtype::F32 => Some(4),
+            SourceDtype::F16 | SourceDtype::BF16 => Some(2),
+            SourceDtype::Other(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for SourceDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceDtype::F64 => f.write_str("F64"),
+            SourceDtype::F32 => f.write_str("F32"),
+            SourceDtype::F16 => f.write_str("F16"),
+            SourceDtype::BF16 => f.write_str("BF16"),
+            SourceDtype::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Where a tensor's bytes are.
+#[derive(Clone)]
+pub(crate) enum Data {
+    /// A byte range of a memory-mapped safetensors file (little-endian).
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        end: usize,
+    },
+    /// A tensor of a PyTorch checkpoint, read on demand (native-endian).
+    Pytorch(burn::store::pytorch_reader::Tensor),
+}
+
+/// One stored tensor: its key, file, dtype and shape, with the data read only on demand.
+#[derive(Clone)]
+pub struct TensorEntry {
+    pub(crate) key: String,
+    pub(crate) file: Arc<PathBuf>,
+    pub(crate) dtype: SourceDtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Data,
+}
+
+impl fmt::Debug for TensorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorEntry")
+            .field("key", &self.key)
+            .field("file", &self.file)
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
+impl TensorEntry {
+    /// The checkpoint key (`encoder.layers.0.conv.weight_v`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The file holding it.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The stored dtype.
+    pub fn dtype(&self) -> &SourceDtype {
+        &self.dtype
+    }
+
+    /// The stored shape (PyTorch layout).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values widened (F16, BF16) or narrowed (F64) to f32, row-major.
+    pub fn to_f32(&self) -> Result<Vec<f32>, WeightsError> {
+        let unsupported = || WeightsError::UnsupportedDtype {
+            file: self.file.to_path_buf(),
+            key: self.key.clone(),
+            dtype: self.dtype.to_string(),
+        };
+        let size = self.dtype.size().ok_or_else(unsupported)?;
+        let expected = self.numel() * size;
+        let (bytes, little): (std::borrow::Cow<'_, [u8]>, bool) = match &self.data {
+            Data::Mapped { map, start, end } => {
+                let slice = map
+                    .get(*start..*end)
+                    .ok_or_else(|| self.corrupt("data range outside the file"))?;
+                (slice.into(), true)
+            }
+            Data::Pytorch(t) => {
+                let bytes = t.read().map_err(|e| WeightsError::Pytorch {
+                    file: self.file.to_path_buf(),
+                    message: format!("tensor `{}`: {e}", self.key),
+                })?;
+                (bytes.into(), cfg!(target_endian = "little"))
+            }
+        };
+        if bytes.len() != expected {
+            return Err(self.corrupt(&format!(
+                "{} bytes of data for {} elements of {}",
+                bytes.len(),
+                self.numel(),
+                self.dtype
+            )));
+        }
+        Ok(decode(&bytes, &self.dtype, little))
+    }
+
+    fn corrupt(&self, message: &str) -> WeightsError {
+        WeightsError::NotSafetensors {
+            file: self.file.to_path_buf(),
+            message: format!("tensor `{}`: {message}", self.key),
+        }
+    }
+}
+
+fn decode(bytes: &[u8], dtype: &SourceDtype, little: bool) -> Vec<f32> {
+    macro_rules! conv {
+        ($n:literal, $f:expr) => {
+            bytes
+                .chunks_exact($n)
+                .map(|c| {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(c);
+                    if !little {
+                        a.reverse();
+                    }
+                    $f(a)
+                })
+                .collect()
+        };
+    }
+    match dtype {
+        SourceDtype::F32 => conv!(4, f32::from_le_bytes),
+        SourceDtype::F64 => conv!(8, |a| f64::from_le_bytes(a) as f32),
+        SourceDtype::F16 => conv!(2, |a| half::f16::from_le_bytes(a).to_f32()),
+        SourceDtype::BF16 => conv!(2, |a| half::bf16::from_le_bytes(a).to_f32()),
+        SourceDtype::Other(_) => Vec::new(),
+    }
+}
+
+/// The file layout a checkpoint's weights came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// One `model.safetensors`.
+    Safetensors,
+    /// `model.safetensors.index.json` with its shards.
+    ShardedSafetensors,
+    /// `pytorch_model.bin` (`torch.save` of a state dict).
+    Pytorch,
+}
+
+/// All tensors of a checkpoint by key.
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub(crate) tensors: BTreeMap<String, TensorEntry>,
+    pub(crate) origin: PathBuf,
+    pub(crate) format: WeightFormat,
+}
+
+impl Weights {
+    /// Open a weights file by its name: `*.safetensors`, `*.safetensors.index.json` (shards next to it),
+    /// or anything else as a PyTorch checkpoint (`.bin`, `.pt`, `.pth`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.ends_with(".safetensors") {
+            Self::from_safetensors(path)
+        } else if name.ends_with(".index.json") {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Self::from_index(path, |shard| {
+                let p = dir.join(shard);
+                Ok(p.is_file().then_some(p))
+            })
+        } else {
+            Self::from_pytorch(path)
+        }
+    }
+
+    /// One memory-mapped safetensors file.
+    pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        let mut tensors = BTreeMap::new();
+        for entry in crate::safetensors::read_file(path)? {
+            insert(&mut tensors, entry)?;
+        }
+        Ok(Weights {
+            tensors,
+            origin: path.to_path_buf(),
+            format: WeightFormat::Safetensors,
+        })
+    }
+
+    /// A sharded checkpoint: `index` is `model.safetensors.index.json`; `shard` turns a shard name into a
+    /// local path (`Ok(None)` when it does not exist).
+    pub fn from_index(
+        index: impl AsRef<Path>,
+        shard: impl FnMut(&str) -> Result<Option<PathBuf>, WeightsError>,
+    ) -> Result<Self, WeightsError> {
+        let index = index.as_ref();
+        let tensors = crate::safetensors::read_index(index, shard)?;
+        Ok(Weights {
+            tensors,
+            origin: index.to_path_buf(),
+            format: WeightFormat::ShardedSafetensors,
+        })
+    }
+
+    /// A PyTorch checkpoint (`torch.save` of a state dict), read with burn-store's PyTorch reader.
+    pub fn from_pytorch(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        let mut tensors = BTreeMap::new();
+        for entry in crate::pytorch::read_file(path)? {
+            insert(&mut tensors, entry)?;
+        }
+        Ok(Weights {
+            tensors,
+            origin: path.to_path_buf(),
+            format: WeightFormat::Pytorch,
+        })
+    }
+
+    /// The file opened (the index for sharded checkpoints).
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// The layout the weights came in.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// True when there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// All keys, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// One tensor.
+    pub fn get(&self, key: &str) -> Option<&TensorEntry> {
+        self.tensors.get(key)
+    }
+
+    /// All tensors, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = &TensorEntry> {
+        self.tensors.values()
+    }
+}
+
+pub(crate) fn insert(
+    map: &mut BTreeMap<String, TensorEntry>,
+    entry: TensorEntry,
+) -> Result<(), WeightsError> {
+    if let Some(other) = map.get(&entry.key) {
+        return Err(WeightsError::DuplicateKey {
+            key: entry.key.clone(),
+            file: entry.file.to_path_buf(),
+            other: other.file.to_path_buf(),
+        });
+    }
+    map.insert(entry.key.clone(), entry);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_half_types() {
+        let f16 = half::f16::from_f32(1.5).to_le_bytes();
+        let bf16 = half::bf16::from_f32(-2.25).to_le_bytes();
+        assert_eq!(decode(&f16, &SourceDtype::F16, true), vec![1.5]);
+        assert_eq!(decode(&bf16, &SourceDtype::BF16, true), vec![-2.25]);
+        assert_eq!(
+            decode(&0.5f64.to_le_bytes(), &SourceDtype::F64, true),
+            vec![0.5]
+        );
+        let mut be = 3.0f32.to_be_bytes();
+        assert_eq!(decode(&be, &SourceDtype::F32, false), vec![3.0]);
+        be.reverse();
+        assert_eq!(decode(&be, &SourceDtype::F32, true), vec![3.0]);
+    }
+}

@@ -1,0 +1,129 @@
+//! `ClvpSelfAttention` (transformers 5.23 `modeling_clvp.py`): shared by the encoders (rotary on q, k and v),
+//! the decoder (causal, KV cache) and the conditioning encoder (bidirectional, unmasked).
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, TensorData};
+
+use crate::rotary::RotaryEmbedding;
+
+/// PyTorch's `torch.finfo(torch.float32).min`, the value HF's eager masks add for masked positions.
+pub const MASK_MIN: f32 = f32::MIN;
+
+/// `ClvpSelfAttention`.
+#[derive(Module, Debug)]
+pub struct ClvpSelfAttention {
+    /// Query projection.
+    pub q_proj: Linear,
+    /// Key projection.
+    pub k_proj: Linear,
+    /// Value projection.
+    pub v_proj: Linear,
+    /// Output projection (always with bias).
+    pub out_proj: Linear,
+    /// Number of heads.
+    pub num_heads: usize,
+}
+
+impl ClvpSelfAttention {
+    /// New attention of `hidden` width, `heads` heads, q/k/v bias as configured.
+    pub fn new(hidden: usize, heads: usize, qkv_bias: bool, device: &Device) -> Self {
+        let lin = |bias| {
+            LinearConfig::new(hidden, hidden)
+                .with_bias(bias)
+                .init(device)
+        };
+        ClvpSelfAttention {
+            q_proj: lin(qkv_bias),
+            k_proj: lin(qkv_bias),
+            v_proj: lin(qkv_bias),
+            out_proj: lin(true),
+            num_heads: heads,
+        }
+    }
+
+    /// Project and split heads: `[B, T, H]` → `[B, heads, T, hd]`.
+    fn heads(&self, x: Tensor<3>, proj: &Linear) -> Tensor<4> {
+        let [b, t, h] = x.dims();
+        proj.forward(x)
+            .reshape([b, t, self.num_heads, h / self.num_heads])
+            .swap_dims(1, 2)
+    }
+
+    /// q (scaled by hd^-½), k, v of `x`, with the rotary embedding applied to all three when given.
+    pub fn qkv(
+        &self,
+        x: Tensor<3>,
+        rotary: Option<&RotaryEmbedding>,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [_, _, h] = x.dims();
+        let hd = h / self.num_heads;
+        let scale = (hd as f64).powf(-0.5);
+        let q = self.heads(x.clone(), &self.q_proj) * scale;
+        let k = self.heads(x.clone(), &self.k_proj);
+        let v = self.heads(x, &self.v_proj);
+        match rotary {
+            Some(r) => (r.apply(q), r.apply(k), r.apply(v)),
+            None => (q, k, v),
+        }
+    }
+
+    /// `softmax(q·kᵀ + mask)·v`, heads merged, through `out_proj`. `mask` is additive, broadcastable to
+    /// `[B, heads, Tq, Tk]`.
+    pub fn attend(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let [b, heads, tq, hd] = q.dims();
+        let mut scores = q.matmul(k.swap_dims(2, 3));
+        if let Some(m) = mask {
+            scores = scores + m;
+        }
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, tq, heads * hd]);
+        self.out_proj.forward(out)
+    }
+
+    /// Full self-attention over `x` `[B, T, H]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rotary: Option<&RotaryEmbedding>,
+        mask: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let (q, k, v) = self.qkv(x, rotary);
+        self.attend(q, k, v, mask)
+    }
+}
+
+/// Additive key-padding mask `[B, 1, 1, T]` from a `[B, T]` 0/1 mask (1 = attend), or `None` when nothing is
+/// masked (HF then passes no mask at all).
+pub fn key_padding_mask(mask: &[Vec<u32>], device: &Device) -> Option<Tensor<4>> {
+    if mask.iter().all(|row| row.iter().all(|&m| m != 0)) {
+        return None;
+    }
+    let b = mask.len();
+    let t = mask.first().map_or(0, Vec::len);
+    let values: Vec<f32> = mask
+        .iter()
+        .flat_map(|row| row.iter().map(|&m| if m != 0 { 0.0 } else { MASK_MIN }))
+        .collect();
+    Some(Tensor::from_data(
+        TensorData::new(values, [b, 1, 1, t]),
+        device,
+    ))
+}
+
+/// Additive causal mask `[1, 1, t, past + t]`: query i (absolute position past + i) sees keys ≤ past + i.
+pub fn causal_mask(past: usize, t: usize, device: &Device) -> Tensor<4> {
+    let total = past + t;
+    let values: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { MASK_MIN }))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [1, 1, t, total]), device)
+}

@@ -1,0 +1,470 @@
+//! `ClvpEncoderConfig`, `ClvpDecoderConfig` and `ClvpConfig` (transformers 5.23 `configuration_clvp.py`),
+//! read from a checkpoint's `config.json` with HF's defaults for absent fields, and checked for consistency.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used: unreadable, not JSON, or inconsistent. Names the file and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a JSON object of the expected form.
+    #[error("config {file} is not a valid CLVP config: {source}")]
+    Json {
+        /// The file.
+        file: String,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A field has a value the model cannot work with.
+    #[error("config {file}: field `{field}`: {message}")]
+    Inconsistent {
+        /// The file (or `<memory>`).
+        file: String,
+        /// The offending field, dotted (`text_config.num_attention_heads`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `ClvpEncoderConfig` (`model_type = "clvp_encoder"`): the text and speech encoders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClvpEncoderConfig {
+    /// Token vocabulary (text 256; the speech encoder of clvp_dev has 8192).
+    pub vocab_size: usize,
+    /// Model width (768).
+    pub hidden_size: usize,
+    /// GLU inner width (1536); `fc1.proj` outputs twice this.
+    pub intermediate_size: usize,
+    /// Output width of `projection`; also enters the rotary-dim formula.
+    pub projection_dim: usize,
+    /// Number of encoder layers (20).
+    pub num_hidden_layers: usize,
+    /// Attention heads (12).
+    pub num_attention_heads: usize,
+    /// Activation of the GLU gate (`gelu`, exact erf GELU).
+    pub hidden_act: String,
+    /// Epsilon of the RMSNorms and the final LayerNorm (1e-5).
+    pub layer_norm_eps: f64,
+    /// Rotary position embedding on q, k and v (true).
+    pub use_rotary_embedding: bool,
+    /// Bias on q/k/v projections (false); `out_proj` always has one.
+    pub use_attention_bias: bool,
+    /// Pooling (`mean`).
+    pub summary_type: String,
+    /// Text BOS (255), used by the conditioning encoder.
+    pub bos_token_id: i64,
+    /// Text EOS (0).
+    pub eos_token_id: i64,
+    /// Padding id (none).
+    pub pad_token_id: Option<i64>,
+}
+
+impl Default for ClvpEncoderConfig {
+    fn default() -> Self {
+        ClvpEncoderConfig {
+            vocab_size: 256,
+            hidden_size: 768,
+            intermediate_size: 1536,
+            projection_dim: 768,
+            num_hidden_layers: 20,
+            num_attention_heads: 12,
+            hidden_act: "gelu".into(),
+            layer_norm_eps: 1e-5,
+            use_rotary_embedding: true,
+            use_attention_bias: false,
+            summary_type: "mean".into(),
+            bos_token_id: 255,
+            eos_token_id: 0,
+            pad_token_id: None,
+        }
+    }
+}
+
+impl ClvpEncoderConfig {
+    /// Head width.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// Rotary dimension: `max(projection_dim // (2·heads), 32)` — uses projection_dim, as HF does.
+    pub fn rotary_dim(&self) -> usize {
+        (self.projection_dim / (2 * self.num_attention_heads.max(1))).max(32)
+    }
+
+    /// The speech encoder of the released checkpoint (`susnato/clvp_dev`): vocabulary 8192.
+    pub fn clvp_dev_speech() -> Self {
+        ClvpEncoderConfig {
+            vocab_size: 8192,
+            ..Self::default()
+        }
+    }
+}
+
+/// `ClvpDecoderConfig` (`model_type = "clvp_decoder"`): the GPT-2 speech decoder and conditioning encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClvpDecoderConfig {
+    /// Speech-code vocabulary incl. start and stop (8194).
+    pub vocab_size: usize,
+    /// Mel position table size (608).
+    pub max_position_embeddings: usize,
+    /// Text position table size of the conditioning encoder (404).
+    pub max_text_tokens: usize,
+    /// Model width (1024).
+    pub hidden_size: usize,
+    /// Decoder layers (30).
+    pub num_hidden_layers: usize,
+    /// Attention heads (16).
+    pub num_attention_heads: usize,
+    /// MLP inner width; `None` → 4 × hidden.
+    pub n_inner: Option<usize>,
+    /// Attention blocks of the conditioning encoder (6).
+    pub num_mel_attn_blocks: usize,
+    /// MLP activation (`gelu_new`, tanh approximation).
+    pub activation_function: String,
+    /// Epsilon of the decoder LayerNorms (1e-5).
+    pub layer_norm_epsilon: f64,
+    /// Speech start token (8192).
+    pub bos_token_id: i64,
+    /// Speech stop token (8193).
+    pub eos_token_id: i64,
+    /// Padding id (none → eos during generation).
+    pub pad_token_id: Option<i64>,
+    /// Mel channels fed to `mel_conv` (80).
+    pub feature_size: usize,
+    /// Bias on q/k/v projections (true).
+    pub use_attention_bias: bool,
+    /// Codes written after a stop token: `[83, 45, 45, 248]` (filler, then the last three forced).
+    pub decoder_fixing_codes: Vec<i64>,
+}
+
+impl Default for ClvpDecoderConfig {
+    fn default() -> Self {
+        ClvpDecoderConfig {
+            vocab_size: 8194,
+            max_position_embeddings: 608,
+            max_text_tokens: 404,
+            hidden_size: 1024,
+            num_hidden_layers: 30,
+            num_attention_heads: 16,
+            n_inner: None,
+            num_mel_attn_blocks: 6,
+            activation_function: "gelu_new".into(),
+            layer_norm_epsilon: 1e-5,
+            bos_token_id: 8192,
+            eos_token_id: 8193,
+            pad_token_id: None,
+            feature_size: 80,
+            use_attention_bias: true,
+            decoder_fixing_codes: vec![83, 45, 45, 248],
+        }
+    }
+}
+
+impl ClvpDecoderConfig {
+    /// Head width.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// MLP inner width.
+    pub fn inner_dim(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.hidden_size)
+    }
+
+    /// GroupNorm groups of the conditioning encoder (Tortoise's `normalization` rule, as HF).
+    pub fn groupnorm_groups(&self) -> Result<usize, String> {
+        let channels = self.hidden_size;
+        let mut groups = 32;
+        if channels <= 16 {
+            groups = 8;
+        } else if channels <= 64 {
+            groups = 16;
+        }
+        while groups > 0 && channels % groups != 0 {
+            groups /= 2;
+        }
+        if groups <= 2 {
+            return Err(format!(
+                "hidden_size {channels} gives {groups} GroupNorm groups; more than 2 are needed"
+            ));
+        }
+        Ok(groups)
+    }
+}
+
+/// `ClvpConfig` (`model_type = "clvp"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClvpConfig {
+    /// The text encoder (and the conditioning encoder's text table size / BOS / EOS).
+    pub text_config: ClvpEncoderConfig,
+    /// The speech encoder.
+    pub speech_config: ClvpEncoderConfig,
+    /// The decoder and conditioning encoder.
+    pub decoder_config: ClvpDecoderConfig,
+    /// Stored only; each encoder uses its own `projection_dim`.
+    pub projection_dim: usize,
+    /// Initial `logit_scale` (the checkpoint overrides it).
+    pub logit_scale_init_value: f64,
+}
+
+impl Default for ClvpConfig {
+    fn default() -> Self {
+        ClvpConfig {
+            text_config: ClvpEncoderConfig::default(),
+            speech_config: ClvpEncoderConfig::default(),
+            decoder_config: ClvpDecoderConfig::default(),
+            projection_dim: 768,
+            logit_scale_init_value: 2.6592,
+        }
+    }
+}
+
+impl ClvpConfig {
+    /// The released shape (`susnato/clvp_dev`): encoder defaults with speech vocabulary 8192, decoder defaults.
+    pub fn clvp_dev() -> Self {
+        ClvpConfig {
+            speech_config: ClvpEncoderConfig::clvp_dev_speech(),
+            ..Self::default()
+        }
+    }
+
+    /// Read and validate a `config.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_json(&text, &file)
+    }
+
+    /// Parse and validate JSON text; `file` names the source in errors.
+    pub fn from_json(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| ConfigError::Json {
+                file: file.into(),
+                source,
+            })?;
+        if !value.is_object() {
+            return Err(ConfigError::Inconsistent {
+                file: file.into(),
+                field: "<root>".into(),
+                message: "expected a JSON object".into(),
+            });
+        }
+        let config: ClvpConfig =
+            serde_json::from_value(value).map_err(|source| ConfigError::Json {
+                file: file.into(),
+                source,
+            })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Check that the sizes can work together (HF checks none of this and crashes later).
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |field: &str, message: String| {
+            Err(ConfigError::Inconsistent {
+                file: file.into(),
+                field: field.into(),
+                message,
+            })
+        };
+        for (name, c) in [
+            ("text_config", &self.text_config),
+            ("speech_config", &self.speech_config),
+        ] {
+            for (field, v) in [
+                ("vocab_size", c.vocab_size),
+                ("hidden_size", c.hidden_size),
+                ("intermediate_size", c.intermediate_size),
+                ("projection_dim", c.projection_dim),
+                ("num_attention_heads", c.num_attention_heads),
+            ] {
+                if v == 0 {
+                    return bad(&format!("{name}.{field}"), "must be positive".into());
+                }
+            }
+            if c.hidden_size % c.num_attention_heads != 0 {
+                return bad(
+                    &format!("{name}.num_attention_heads"),
+                    format!(
+                        "{} heads do not divide hidden_size {}",
+                        c.num_attention_heads, c.hidden_size
+                    ),
+                );
+            }
+            if c.use_rotary_embedding && c.head_dim() < c.rotary_dim() {
+                return bad(
+                    &format!("{name}.num_attention_heads"),
+                    format!(
+                        "head_dim {} is smaller than the rotary dim {}",
+                        c.head_dim(),
+                        c.rotary_dim()
+                    ),
+                );
+            }
+            if c.hidden_act != "gelu" {
+                return bad(
+                    &format!("{name}.hidden_act"),
+                    format!("{:?} is not supported (gelu)", c.hidden_act),
+                );
+            }
+        }
+        if self.text_config.projection_dim != self.speech_config.projection_dim {
+            return bad(
+                "speech_config.projection_dim",
+                format!(
+                    "{} differs from text_config.projection_dim {}",
+                    self.speech_config.projection_dim, self.text_config.projection_dim
+                ),
+            );
+        }
+        let d = &self.decoder_config;
+        for (field, v) in [
+            ("vocab_size", d.vocab_size),
+            ("hidden_size", d.hidden_size),
+            ("num_attention_heads", d.num_attention_heads),
+            ("max_position_embeddings", d.max_position_embeddings),
+            ("max_text_tokens", d.max_text_tokens),
+            ("feature_size", d.feature_size),
+        ] {
+            if v == 0 {
+                return bad(
+                    &format!("decoder_config.{field}"),
+                    "must be positive".into(),
+                );
+            }
+        }
+        if d.hidden_size % d.num_attention_heads != 0 {
+            return bad(
+                "decoder_config.num_attention_heads",
+                format!(
+                    "{} heads do not divide hidden_size {}",
+                    d.num_attention_heads, d.hidden_size
+                ),
+            );
+        }
+        if let Err(m) = d.groupnorm_groups() {
+            return bad("decoder_config.hidden_size", m);
+        }
+        if d.activation_function != "gelu_new" {
+            return bad(
+                "decoder_config.activation_function",
+                format!("{:?} is not supported (gelu_new)", d.activation_function),
+            );
+        }
+        for (field, id) in [
+            ("bos_token_id", d.bos_token_id),
+            ("eos_token_id", d.eos_token_id),
+        ] {
+            if id < 0 || id as usize >= d.vocab_size {
+                return bad(
+                    &format!("decoder_config.{field}"),
+                    format!("{id} is outside the decoder vocabulary 0..{}", d.vocab_size),
+                );
+            }
+        }
+        if d.decoder_fixing_codes.len() < 4 {
+            return bad(
+                "decoder_config.decoder_fixing_codes",
+                "needs four codes (filler + three forced)".into(),
+            );
+        }
+        if let Some(&c) = d
+            .decoder_fixing_codes
+            .iter()
+            .find(|&&c| c < 0 || c as usize >= self.speech_config.vocab_size)
+        {
+            return bad(
+                "decoder_config.decoder_fixing_codes",
+                format!(
+                    "code {c} is outside the speech encoder vocabulary 0..{}",
+                    self.speech_config.vocab_size
+                ),
+            );
+        }
+        let t = &self.text_config;
+        for (field, id) in [
+            ("bos_token_id", t.bos_token_id),
+            ("eos_token_id", t.eos_token_id),
+        ] {
+            if id < 0 || id as usize >= t.vocab_size {
+                return bad(
+                    &format!("text_config.{field}"),
+                    format!("{id} is outside the text vocabulary 0..{}", t.vocab_size),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_hf_defaults_and_valid() {
+        let c = ClvpConfig::clvp_dev();
+        c.validate("<preset>").expect("the released shape is valid");
+        assert_eq!(c.text_config.rotary_dim(), 32);
+        assert_eq!(c.decoder_config.groupnorm_groups(), Ok(32));
+        assert_eq!(c.decoder_config.inner_dim(), 4096);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = ClvpConfig::from_json("[1, 2]", "x/config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x/config.json") && e.contains("JSON object"),
+            "{e}"
+        );
+        let e = ClvpConfig::from_json("{not json", "x/config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x/config.json"), "{e}");
+        let e = ClvpConfig::from_json(
+            r#"{"text_config": {"hidden_size": 100, "num_attention_heads": 3}}"#,
+            "c.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("text_config.num_attention_heads") && e.contains("do not divide"),
+            "{e}"
+        );
+        let e = ClvpConfig::from_json(
+            r#"{"text_config": {"hidden_size": 64, "num_attention_heads": 4, "projection_dim": 768},
+                "speech_config": {"hidden_size": 64, "num_attention_heads": 4, "projection_dim": 768}}"#,
+            "c.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rotary dim"), "{e}");
+        let e = ClvpConfig::from_json(r#"{"decoder_config": {"vocab_size": 100}}"#, "c.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decoder_config.bos_token_id"), "{e}");
+        let e = ClvpConfig::from_json(r#"{"decoder_config": {"hidden_size": 0}}"#, "c.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decoder_config.hidden_size"), "{e}");
+    }
+}

@@ -1,0 +1,275 @@
+//! `ClvpDecoder` / `ClvpModel` / `ClvpForCausalLM` (transformers 5.23): GPT-2 blocks (tanh GELU, biased q/k/v),
+//! learned positions, `ln_f` then `final_norm`, `lm_head` with bias; a preallocated KV cache kept outside.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu_approximate;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::attention::{ClvpSelfAttention, causal_mask};
+use crate::config::ClvpDecoderConfig;
+use crate::error::NnError;
+
+/// `ClvpDecoderMLP`: GPT-2 `Conv1D` layers (weights stored `[in, out]`, as burn's `Linear`).
+#[derive(Module, Debug)]
+pub struct ClvpDecoderMLP {
+    /// `Conv1D(hidden → inner)`.
+    pub c_fc: Linear,
+    /// `Conv1D(inner → hidden)`.
+    pub c_proj: Linear,
+}
+
+/// `ClvpDecoderLayer`: pre-LayerNorm causal attention and MLP with residuals.
+#[derive(Module, Debug)]
+pub struct ClvpDecoderLayer {
+    /// Norm before attention.
+    pub input_layernorm: LayerNorm,
+    /// Causal self-attention.
+    pub attn: ClvpSelfAttention,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: LayerNorm,
+    /// The MLP.
+    pub mlp: ClvpDecoderMLP,
+}
+
+/// `ClvpDecoder`: embeddings, layers, `layer_norm` (GPT-2 `ln_f`).
+#[derive(Module, Debug)]
+pub struct ClvpDecoder {
+    /// Speech-code embedding.
+    pub input_embeds_layer: Embedding,
+    /// Mel position embedding.
+    pub position_embeds_layer: Embedding,
+    /// The layers.
+    pub layers: Vec<ClvpDecoderLayer>,
+    /// Final LayerNorm of the decoder.
+    pub layer_norm: LayerNorm,
+}
+
+/// `ClvpModel`: wraps the decoder as `.decoder`.
+#[derive(Module, Debug)]
+pub struct ClvpModel {
+    /// The decoder.
+    pub decoder: ClvpDecoder,
+}
+
+/// `ClvpForCausalLM`: `lm_head(final_norm(decoder(x)))`.
+#[derive(Module, Debug)]
+pub struct ClvpForCausalLM {
+    /// The decoder model.
+    pub model: ClvpModel,
+    /// The second LayerNorm (Tortoise's `final_norm`).
+    pub final_norm: LayerNorm,
+    /// `Linear(hidden → vocab, bias=True)`.
+    pub lm_head: Linear,
+}
+
+/// Per-layer keys and values, preallocated to a capacity and filled left to right.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    keys: Vec<Tensor<4>>,
+    values: Vec<Tensor<4>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `batch` rows and up to `capacity` positions.
+    pub fn new(config: &ClvpDecoderConfig, batch: usize, capacity: usize, device: &Device) -> Self {
+        let shape = [
+            batch,
+            config.num_attention_heads,
+            capacity,
+            config.head_dim(),
+        ];
+        let n = config.num_hidden_layers;
+        KvCache {
+            keys: (0..n).map(|_| Tensor::zeros(shape, device)).collect(),
+            values: (0..n).map(|_| Tensor::zeros(shape, device)).collect(),
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum positions.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Keep only the rows `indices` (beam-search reordering, or dropping finished rows).
+    pub fn select_rows(&mut self, indices: &[usize]) {
+        let Some(first) = self.keys.first() else {
+            return;
+        };
+        let device = first.device();
+        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
+        for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            *t = t.clone().select(0, idx.clone());
+        }
+    }
+
+    fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [b, h, t, hd] = k.dims();
+        let (start, end) = (self.len, self.len + t);
+        let keys = self.keys[layer]
+            .clone()
+            .slice_assign([0..b, 0..h, start..end, 0..hd], k);
+        let values = self.values[layer]
+            .clone()
+            .slice_assign([0..b, 0..h, start..end, 0..hd], v);
+        self.keys[layer] = keys.clone();
+        self.values[layer] = values.clone();
+        (keys.narrow(2, 0, end), values.narrow(2, 0, end))
+    }
+}
+
+impl ClvpForCausalLM {
+    /// A randomly initialised decoder of `config`'s shape.
+    pub fn new(config: &ClvpDecoderConfig, device: &Device) -> Self {
+        let h = config.hidden_size;
+        let eps = config.layer_norm_epsilon;
+        let ln = || LayerNormConfig::new(h).with_epsilon(eps).init(device);
+        let layer = || ClvpDecoderLayer {
+            input_layernorm: ln(),
+            attn: ClvpSelfAttention::new(
+                h,
+                config.num_attention_heads,
+                config.use_attention_bias,
+                device,
+            ),
+            post_attention_layernorm: ln(),
+            mlp: ClvpDecoderMLP {
+                c_fc: LinearConfig::new(h, config.inner_dim()).init(device),
+                c_proj: LinearConfig::new(config.inner_dim(), h).init(device),
+            },
+        };
+        ClvpForCausalLM {
+            model: ClvpModel {
+                decoder: ClvpDecoder {
+                    input_embeds_layer: EmbeddingConfig::new(config.vocab_size, h).init(device),
+                    position_embeds_layer: EmbeddingConfig::new(config.max_position_embeddings, h)
+                        .init(device),
+                    layers: (0..config.num_hidden_layers).map(|_| layer()).collect(),
+                    layer_norm: ln(),
+                },
+            },
+            final_norm: LayerNormConfig::new(h).with_epsilon(1e-5).init(device),
+            lm_head: LinearConfig::new(h, config.vocab_size).init(device),
+        }
+    }
+
+    /// Embed speech ids `[B, T]` (no position added).
+    pub fn embed_ids(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.model.decoder.input_embeds_layer.forward(ids)
+    }
+
+    /// Position embeddings of `positions` `[P]` → `[1, P, hidden]`.
+    pub fn position_embeddings(&self, positions: &[usize], device: &Device) -> Tensor<3> {
+        let p: Vec<i64> = positions.iter().map(|&x| x as i64).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(p, [1, positions.len()]), device);
+        self.model.decoder.position_embeds_layer.forward(ids)
+    }
+
+    /// Number of mel positions.
+    pub fn max_positions(&self) -> usize {
+        self.model.decoder.position_embeds_layer.weight.dims()[0]
+    }
+
+    /// Decoder hidden states (after `layer_norm`) of `inputs_embeds` `[B, T, H]` to which position
+    /// embeddings `positions` (`[1 or B, T, H]`, broadcast as HF does) were already added by the caller;
+    /// with a cache, attends to everything cached before and appends the new keys/values.
+    pub fn hidden(&self, x: Tensor<3>, cache: Option<&mut KvCache>) -> Result<Tensor<3>, NnError> {
+        let device = x.device();
+        let [_, t, _] = x.dims();
+        let dec = &self.model.decoder;
+        let mut x = x;
+        match cache {
+            Some(cache) => {
+                if cache.len + t > cache.capacity {
+                    return Err(NnError::Shape(format!(
+                        "KV cache full: {} cached + {t} new positions > capacity {}",
+                        cache.len, cache.capacity
+                    )));
+                }
+                let mask = causal_mask(cache.len, t, &device);
+                for (i, layer) in dec.layers.iter().enumerate() {
+                    let (q, k, v) = layer
+                        .attn
+                        .qkv(layer.input_layernorm.forward(x.clone()), None);
+                    let (k, v) = cache.append(i, k, v);
+                    let h = x + layer.attn.attend(q, k, v, Some(mask.clone()));
+                    x = h.clone() + layer.mlp_forward(h);
+                }
+                cache.len += t;
+            }
+            None => {
+                let mask = causal_mask(0, t, &device);
+                for layer in &dec.layers {
+                    let a = layer.attn.forward(
+                        layer.input_layernorm.forward(x.clone()),
+                        None,
+                        Some(mask.clone()),
+                    );
+                    let h = x + a;
+                    x = h.clone() + layer.mlp_forward(h);
+                }
+            }
+        }
+        Ok(dec.layer_norm.forward(x))
+    }
+
+    /// Logits `[B, T, vocab]` of hidden states.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.lm_head.forward(self.final_norm.forward(hidden))
+    }
+
+    /// `forward(input_ids)` with positions `past..past+T` (past = cached length): logits `[B, T, vocab]`.
+    pub fn forward_ids(
+        &self,
+        ids: Tensor<2, Int>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, NnError> {
+        let x = self.embed_ids(ids);
+        self.forward_embeds(x, cache)
+    }
+
+    /// `forward(inputs_embeds)` with positions `past..past+T` added: logits `[B, T, vocab]`.
+    pub fn forward_embeds(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, NnError> {
+        let device = x.device();
+        let [_, t, _] = x.dims();
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if past + t > self.max_positions() {
+            return Err(NnError::Shape(format!(
+                "sequence of {} positions exceeds max_position_embeddings {}",
+                past + t,
+                self.max_positions()
+            )));
+        }
+        let positions: Vec<usize> = (past..past + t).collect();
+        let x = x + self.position_embeddings(&positions, &device);
+        Ok(self.logits(self.hidden(x, cache)?))
+    }
+}
+
+impl ClvpDecoderLayer {
+    fn mlp_forward(&self, h: Tensor<3>) -> Tensor<3> {
+        let z = self.post_attention_layernorm.forward(h);
+        self.mlp
+            .c_proj
+            .forward(gelu_approximate(self.mlp.c_fc.forward(z)))
+    }
+}

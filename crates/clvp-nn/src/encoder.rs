@@ -1,0 +1,169 @@
+//! `ClvpEncoder` (transformers 5.23): the text and speech encoders — token embedding, rotary self-attention,
+//! RMSNorm pre-norm layers with a gated-GELU MLP, final LayerNorm, unmasked mean pooling, bias-free projection.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::attention::{ClvpSelfAttention, key_padding_mask};
+use crate::config::ClvpEncoderConfig;
+use crate::rotary::ClvpRotaryPositionalEmbedding;
+
+/// `ClvpRMSNorm`: `weight · x / sqrt(mean(x²) + eps)`.
+#[derive(Module, Debug)]
+pub struct ClvpRMSNorm {
+    /// Per-channel gain.
+    pub weight: Param<Tensor<1>>,
+    /// Epsilon inside the square root.
+    pub eps: f64,
+}
+
+impl ClvpRMSNorm {
+    /// A norm of width `d` with unit gain.
+    pub fn new(d: usize, eps: f64, device: &Device) -> Self {
+        ClvpRMSNorm {
+            weight: Param::from_tensor(Tensor::ones([d], device)),
+            eps,
+        }
+    }
+
+    /// Normalise over the last dimension.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let variance = x.clone().square().mean_dim(2);
+        let [d] = self.weight.dims();
+        x * (variance + self.eps).sqrt().recip() * self.weight.val().reshape([1, 1, d])
+    }
+}
+
+/// `ClvpGatedLinearUnit`: `a · GELU(g)` with `[a | g] = proj(x)` (value half first, erf GELU).
+#[derive(Module, Debug)]
+pub struct ClvpGatedLinearUnit {
+    /// `Linear(hidden → 2·intermediate)`.
+    pub proj: Linear,
+}
+
+/// `ClvpEncoderMLP`: `fc2(fc1(x))` with the gated unit as `fc1`.
+#[derive(Module, Debug)]
+pub struct ClvpEncoderMLP {
+    /// The gated linear unit.
+    pub fc1: ClvpGatedLinearUnit,
+    /// `Linear(intermediate → hidden)`.
+    pub fc2: Linear,
+}
+
+impl ClvpEncoderMLP {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.proj.forward(x);
+        let i = h.dims()[2] / 2;
+        let a = h.clone().narrow(2, 0, i);
+        let g = h.narrow(2, i, i);
+        self.fc2.forward(a * gelu(g))
+    }
+}
+
+/// `ClvpEncoderLayer`: pre-RMSNorm attention and MLP with residuals.
+#[derive(Module, Debug)]
+pub struct ClvpEncoderLayer {
+    /// Rotary self-attention.
+    pub self_attn: ClvpSelfAttention,
+    /// Gated MLP.
+    pub mlp: ClvpEncoderMLP,
+    /// Norm before attention.
+    pub input_rmsnorm: ClvpRMSNorm,
+    /// Norm before the MLP.
+    pub post_attention_rmsnorm: ClvpRMSNorm,
+}
+
+/// Output of [`ClvpEncoder::forward`] (`ClvpEncoderOutput`).
+#[derive(Debug, Clone)]
+pub struct ClvpEncoderOutput {
+    /// `projection(pooler_output)`, not normalised: `[B, projection_dim]`.
+    pub embeds: Tensor<2>,
+    /// Final-LayerNormed hidden states `[B, T, hidden]`.
+    pub last_hidden_state: Tensor<3>,
+    /// Mean over all T positions (padding included, as HF): `[B, hidden]`.
+    pub pooler_output: Tensor<2>,
+}
+
+/// `ClvpEncoder`.
+#[derive(Module, Debug)]
+pub struct ClvpEncoder {
+    /// Token embedding.
+    pub token_embedding: Embedding,
+    /// Rotary position embedding (`inv_freq` buffer).
+    pub rotary_pos_emb: Option<ClvpRotaryPositionalEmbedding>,
+    /// The layers.
+    pub layers: Vec<ClvpEncoderLayer>,
+    /// Final LayerNorm.
+    pub final_layer_norm: LayerNorm,
+    /// `Linear(hidden → projection_dim, bias=False)`.
+    pub projection: Linear,
+}
+
+impl ClvpEncoder {
+    /// A randomly initialised encoder of `config`'s shape (weights are then loaded from a checkpoint).
+    pub fn new(config: &ClvpEncoderConfig, device: &Device) -> Self {
+        let h = config.hidden_size;
+        let layer = || ClvpEncoderLayer {
+            self_attn: ClvpSelfAttention::new(
+                h,
+                config.num_attention_heads,
+                config.use_attention_bias,
+                device,
+            ),
+            mlp: ClvpEncoderMLP {
+                fc1: ClvpGatedLinearUnit {
+                    proj: LinearConfig::new(h, 2 * config.intermediate_size).init(device),
+                },
+                fc2: LinearConfig::new(config.intermediate_size, h).init(device),
+            },
+            input_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
+            post_attention_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
+        };
+        ClvpEncoder {
+            token_embedding: EmbeddingConfig::new(config.vocab_size, h).init(device),
+            rotary_pos_emb: config
+                .use_rotary_embedding
+                .then(|| ClvpRotaryPositionalEmbedding::new(config.rotary_dim(), device)),
+            layers: (0..config.num_hidden_layers).map(|_| layer()).collect(),
+            final_layer_norm: LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            projection: LinearConfig::new(h, config.projection_dim)
+                .with_bias(false)
+                .init(device),
+        }
+    }
+
+    /// Encode `input_ids` `[B, T]` with an optional `[B][T]` 0/1 attention mask (masks keys only).
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<&[Vec<u32>]>,
+    ) -> ClvpEncoderOutput {
+        let device = input_ids.device();
+        let [_, t] = input_ids.dims();
+        let mut x = self.token_embedding.forward(input_ids);
+        let mask = attention_mask.and_then(|m| key_padding_mask(m, &device));
+        let rotary = self.rotary_pos_emb.as_ref().map(|r| r.embedding(t));
+        for layer in &self.layers {
+            let a = layer.self_attn.forward(
+                layer.input_rmsnorm.forward(x.clone()),
+                rotary.as_ref(),
+                mask.clone(),
+            );
+            let h = x + a;
+            x = h.clone() + layer.mlp.forward(layer.post_attention_rmsnorm.forward(h));
+        }
+        let last_hidden_state = self.final_layer_norm.forward(x);
+        let [b, _, hidden] = last_hidden_state.dims();
+        let pooler_output = last_hidden_state.clone().mean_dim(1).reshape([b, hidden]);
+        let embeds = self.projection.forward(pooler_output.clone());
+        ClvpEncoderOutput {
+            embeds,
+            last_hidden_state,
+            pooler_output,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Errors of the CLVP networks.
+
+/// A model input or state that cannot be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum NnError {
+    /// The configuration cannot build the model.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A token or code outside its vocabulary.
+    #[error("{what} {id} is outside the vocabulary 0..{vocab}")]
+    TokenOutOfRange {
+        /// The offending id.
+        id: i64,
+        /// The vocabulary size.
+        vocab: usize,
+        /// What kind of id (`text token`, `speech code`).
+        what: &'static str,
+    },
+    /// Inputs of incompatible shapes or lengths.
+    #[error("{0}")]
+    Shape(String),
+}

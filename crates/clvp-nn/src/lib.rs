@@ -1,0 +1,24 @@
+//! The CLVP networks in burn, reproducing transformers 5.23 `modeling_clvp.py`:
+//!
+//! * [`ClvpEncoder`] — the text and speech encoders;
+//! * [`ClvpConditioningEncoder`] — voice clip + text → conditioning embeddings;
+//! * [`ClvpForCausalLM`] — the GPT-2-style speech decoder, with a preallocated [`KvCache`] kept outside;
+//! * [`ClvpConfig`] — the checkpoint's `config.json`, with HF's defaults and consistency checks.
+//!
+//! Field names mirror the HF weight keys, so loading a checkpoint is close to an identity map.
+
+pub mod attention;
+pub mod conditioning;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod error;
+pub mod model;
+pub mod rotary;
+
+pub use conditioning::{ClvpConditioningEncoder, pad_extra_bos_eos};
+pub use config::{ClvpConfig, ClvpDecoderConfig, ClvpEncoderConfig, ConfigError};
+pub use decoder::{ClvpDecoder, ClvpDecoderLayer, ClvpForCausalLM, ClvpModel, KvCache};
+pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
+pub use error::NnError;
+pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};

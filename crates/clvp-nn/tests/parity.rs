@@ -1,0 +1,219 @@
+//! Parity of the CLVP networks with transformers 5.23 on the random-init checkpoints written by
+//! `xtask/python/ref_clvp_nn.py` (tiny: committed under fixtures/clvp; full: `cargo xtask parity-check --full`).
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clvp_hub::Checkpoint;
+use clvp_nn::{KvCache, LoadedClvp};
+use clvp_parity::{
+    FixtureTensor, Recorder, Tolerance, compare, fixture_path, read_safetensors, tolerance,
+};
+
+fn device() -> Device {
+    Device::flex()
+}
+
+struct Case {
+    t: HashMap<String, FixtureTensor>,
+}
+
+impl Case {
+    fn get(&self, key: &str) -> &FixtureTensor {
+        self.t
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture tensor {key} missing"))
+    }
+
+    fn ids(&self, key: &str) -> Vec<Vec<u32>> {
+        let t = self.get(key);
+        let cols = t.shape[1];
+        t.i64
+            .chunks(cols)
+            .map(|r| r.iter().map(|&v| v as u32).collect())
+            .collect()
+    }
+
+    fn ids_tensor(&self, key: &str) -> Tensor<2, Int> {
+        let t = self.get(key);
+        Tensor::from_data(
+            TensorData::new(t.i64.clone(), [t.shape[0], t.shape[1]]),
+            &device(),
+        )
+    }
+
+    fn floats3(&self, key: &str) -> Tensor<3> {
+        let t = self.get(key);
+        let v: Vec<f32> = t.f64.iter().map(|&x| x as f32).collect();
+        Tensor::from_data(
+            TensorData::new(v, [t.shape[0], t.shape[1], t.shape[2]]),
+            &device(),
+        )
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f64>) {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().convert::<f32>();
+    let v = data.try_to_vec::<f32>().unwrap_or_default();
+    (shape, v.into_iter().map(f64::from).collect())
+}
+
+fn check<const D: usize>(
+    rec: &mut Recorder,
+    case: &Case,
+    name: &str,
+    ours: Tensor<D>,
+    tol: Tolerance,
+) {
+    let want = case.get(name);
+    let (shape, v) = values(ours);
+    if shape != want.shape {
+        rec.record_error(
+            name,
+            &format!("shape ours {shape:?} vs reference {:?}", want.shape),
+        );
+        return;
+    }
+    rec.record(name, &compare(&v, &want.f64, tol));
+}
+
+fn run(name: &str, tol: Tolerance) {
+    let dir = fixture_path(&format!("clvp/{name}"));
+    let cases = fixture_path(&format!("clvp/{name}.cases.safetensors"));
+    let ckpt = Checkpoint::local(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let loaded = LoadedClvp::from_checkpoint(&ckpt, &device())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    let m = &loaded.model;
+    let case = Case {
+        t: read_safetensors(&cases).unwrap_or_else(|e| panic!("{e}")),
+    };
+    let mut rec = Recorder::new("clvp-nn");
+    let label = |s: &str| format!("{name}/{s}");
+
+    // Encoders.
+    let out = m
+        .text_encoder_model
+        .forward(case.ids_tensor("inputs.text_single_ids"), None);
+    check(&mut rec, &case, "text_single.embeds", out.embeds, tol);
+    check(
+        &mut rec,
+        &case,
+        "text_single.last_hidden_state",
+        out.last_hidden_state,
+        tol,
+    );
+    check(
+        &mut rec,
+        &case,
+        "text_single.pooler_output",
+        out.pooler_output,
+        tol,
+    );
+    let mask = case.ids("inputs.text_batch_mask");
+    let out = m
+        .text_encoder_model
+        .forward(case.ids_tensor("inputs.text_batch_ids"), Some(&mask));
+    check(&mut rec, &case, "text_batch.embeds", out.embeds, tol);
+    check(
+        &mut rec,
+        &case,
+        "text_batch.last_hidden_state",
+        out.last_hidden_state,
+        tol,
+    );
+    check(
+        &mut rec,
+        &case,
+        "text_batch.pooler_output",
+        out.pooler_output,
+        tol,
+    );
+    let out = m
+        .speech_encoder_model
+        .forward(case.ids_tensor("inputs.speech_codes"), None);
+    check(&mut rec, &case, "speech_codes.embeds", out.embeds, tol);
+    check(
+        &mut rec,
+        &case,
+        "speech_codes.last_hidden_state",
+        out.last_hidden_state,
+        tol,
+    );
+    check(
+        &mut rec,
+        &case,
+        "speech_codes.pooler_output",
+        out.pooler_output,
+        tol,
+    );
+
+    // Conditioning encoder.
+    let feats = case.floats3("inputs.features");
+    let single = case.ids("inputs.text_single_ids");
+    let batch = case.ids("inputs.text_batch_ids");
+    let ce = &m.conditioning_encoder;
+    let first = feats.clone().narrow(0, 0, 1);
+    match ce.forward(first.clone(), &single, None) {
+        Ok(t) => check(&mut rec, &case, "cond_single.out", t, tol),
+        Err(e) => rec.record_error(&label("cond_single"), &e.to_string()),
+    }
+    match ce.forward(first, &batch, Some(&mask)) {
+        Ok(t) => check(&mut rec, &case, "cond_broadcast.out", t, tol),
+        Err(e) => rec.record_error(&label("cond_broadcast"), &e.to_string()),
+    }
+    let cond = ce.forward(feats, &batch, Some(&mask));
+    match &cond {
+        Ok(t) => check(&mut rec, &case, "cond_pairs.out", t.clone(), tol),
+        Err(e) => rec.record_error(&label("cond_pairs"), &e.to_string()),
+    }
+
+    // Decoder: full sequence, then the same with a KV cache (prefill 5, then one token per step).
+    let lm = &m.speech_decoder_model;
+    let ids = case.ids_tensor("inputs.decoder_ids");
+    let [b, t] = ids.dims();
+    match lm.forward_ids(ids.clone(), None) {
+        Ok(l) => check(&mut rec, &case, "decoder_ids.logits", l, tol),
+        Err(e) => rec.record_error(&label("decoder_ids"), &e.to_string()),
+    }
+    let mut cache = KvCache::new(&loaded.config.decoder_config, b, t, &device());
+    let mut steps = Vec::new();
+    let mut ok = true;
+    for (start, len) in std::iter::once((0, 5)).chain((5..t).map(|i| (i, 1))) {
+        match lm.forward_ids(ids.clone().narrow(1, start, len), Some(&mut cache)) {
+            Ok(l) => steps.push(l),
+            Err(e) => {
+                rec.record_error(&label("decoder_ids.cached"), &e.to_string());
+                ok = false;
+                break;
+            }
+        }
+    }
+    if ok {
+        check(
+            &mut rec,
+            &case,
+            "decoder_ids.cached_logits",
+            Tensor::cat(steps, 1),
+            tol,
+        );
+    }
+    if let Ok(c) = cond {
+        match lm.forward_embeds(c, None) {
+            Ok(l) => check(&mut rec, &case, "decoder_embeds.logits", l, tol),
+            Err(e) => rec.record_error(&label("decoder_embeds"), &e.to_string()),
+        }
+    }
+    rec.finish();
+}
+
+#[test]
+fn tiny_checkpoint_matches_transformers() {
+    run("tiny", tolerance("nn"));
+}
+
+#[test]
+#[ignore = "full-size random-init checkpoint: generated by `cargo xtask parity-check --full`"]
+fn full_checkpoint_matches_transformers() {
+    run("full", tolerance("nn_full"));
+}

@@ -1,0 +1,185 @@
+//! [`Clvp`]: a CLVP checkpoint (processor + networks) on a chosen device, with HF's entry points
+//! `from_pretrained`, `get_text_features` and `get_speech_features` (`ClvpModelForConditionalGeneration`).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clvp_hub::{Checkpoint, HubError};
+use clvp_nn::{LoadModelError, LoadedClvp, NnError};
+
+use crate::processor::{ClvpProcessor, ProcessorError};
+
+/// The default checkpoint (`susnato/clvp_dev`, the HF port of Tortoise's CLVP).
+pub const DEFAULT_MODEL: &str = "susnato/clvp_dev";
+
+/// Anything that can go wrong between a model argument and a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ClvpError {
+    /// Finding, downloading or reading checkpoint files.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// Building the networks from the checkpoint.
+    #[error(transparent)]
+    Load(#[from] LoadModelError),
+    /// Tokenizer or audio front end.
+    #[error(transparent)]
+    Processor(#[from] ProcessorError),
+    /// A model input that cannot be processed.
+    #[error(transparent)]
+    Nn(#[from] NnError),
+    /// An input that is empty or malformed.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Rows of embeddings, row-major `[rows, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// The values.
+    pub values: Vec<f32>,
+    /// `[rows, dim]`.
+    pub shape: [usize; 2],
+}
+
+impl Embeddings {
+    fn from_tensor(t: Tensor<2>) -> Result<Self, ClvpError> {
+        let [rows, dim] = t.dims();
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| {
+                ClvpError::Input(format!(
+                    "cannot read embeddings back from the device: {e:?}"
+                ))
+            })?;
+        Ok(Embeddings {
+            values,
+            shape: [rows, dim],
+        })
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        self.values.get(i * self.shape[1]..(i + 1) * self.shape[1])
+    }
+}
+
+/// A CLVP checkpoint loaded on a device.
+#[derive(Debug)]
+pub struct Clvp {
+    /// Tokenizer and feature extractor of the checkpoint.
+    pub processor: ClvpProcessor,
+    /// The networks, `logit_scale` and configuration.
+    pub model: LoadedClvp,
+    device: Device,
+}
+
+impl Clvp {
+    /// Load `source` (a local directory, or a hub id `owner/name[@revision]` resolved through the HF cache
+    /// and downloaded when needed) onto `device`.
+    pub fn from_pretrained(source: &str, device: &Device) -> Result<Self, ClvpError> {
+        let checkpoint = Checkpoint::from_pretrained(source, None)?;
+        Self::from_checkpoint(&checkpoint, device)
+    }
+
+    /// Load an opened checkpoint onto `device`.
+    pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ClvpError> {
+        let processor = ClvpProcessor::from_checkpoint(checkpoint)?;
+        let model = LoadedClvp::from_checkpoint(checkpoint, device)?;
+        Ok(Clvp {
+            processor,
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn ids_tensor(
+        &self,
+        rows: &[Vec<u32>],
+        vocab: usize,
+        what: &'static str,
+    ) -> Result<Tensor<2, Int>, ClvpError> {
+        let Some(first) = rows.first() else {
+            return Err(ClvpError::Input(format!("no {what}s given")));
+        };
+        let t = first.len();
+        if t == 0 {
+            return Err(ClvpError::Input(format!("an empty sequence of {what}s")));
+        }
+        let mut flat = Vec::with_capacity(rows.len() * t);
+        for row in rows {
+            if row.len() != t {
+                return Err(ClvpError::Input(format!(
+                    "{what} rows of different lengths ({} vs {t})",
+                    row.len()
+                )));
+            }
+            for &id in row {
+                if id as usize >= vocab {
+                    return Err(NnError::TokenOutOfRange {
+                        id: id as i64,
+                        vocab,
+                        what,
+                    }
+                    .into());
+                }
+                flat.push(id as i64);
+            }
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(flat, [rows.len(), t]),
+            &self.device,
+        ))
+    }
+
+    /// `get_text_features(input_ids, attention_mask)`: the text encoder's projected embeddings, **not**
+    /// normalised, `[rows, projection_dim]`.
+    pub fn get_text_features(
+        &self,
+        ids: &[Vec<u32>],
+        mask: Option<&[Vec<u32>]>,
+    ) -> Result<Embeddings, ClvpError> {
+        let vocab = self.model.config.text_config.vocab_size;
+        let ids = self.ids_tensor(ids, vocab, "text token")?;
+        Embeddings::from_tensor(
+            self.model
+                .model
+                .text_encoder_model
+                .forward(ids, mask)
+                .embeds,
+        )
+    }
+
+    /// Tokenize `text` and return its `get_text_features` row `[1, projection_dim]`.
+    pub fn embed_text(&self, text: &str) -> Result<Embeddings, ClvpError> {
+        let ids = self
+            .processor
+            .tokenizer
+            .encode(text)
+            .map_err(ProcessorError::from)?;
+        if ids.is_empty() {
+            return Err(ClvpError::Input(
+                "the text has no tokens after normalisation".into(),
+            ));
+        }
+        self.get_text_features(&[ids], None)
+    }
+
+    /// `get_speech_features(speech_ids=codes)`: the speech encoder's projected embeddings of code rows (no
+    /// mask), **not** normalised, `[rows, projection_dim]`. Codes outside the speech vocabulary are an error.
+    pub fn get_speech_features(&self, codes: &[Vec<u32>]) -> Result<Embeddings, ClvpError> {
+        let vocab = self.model.config.speech_config.vocab_size;
+        let ids = self.ids_tensor(codes, vocab, "speech code")?;
+        Embeddings::from_tensor(
+            self.model
+                .model
+                .speech_encoder_model
+                .forward(ids, None)
+                .embeds,
+        )
+    }
+}
