@@ -35,7 +35,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
 
 fn num(v: Option<f64>) -> String {
     match v {
-        Some(x) if x == 0.0 => "0".to_string(),
+        Some(0.0) => "0".to_string(),
         Some(x) if x.is_finite() => format!("{x:.2e}"),
         _ => "inf".to_string(),
     }

@@ -192,7 +192,7 @@ impl ClvpDecoderConfig {
         } else if channels <= 64 {
             groups = 16;
         }
-        while groups > 0 && channels % groups != 0 {
+        while groups > 0 && !channels.is_multiple_of(groups) {
             groups /= 2;
         }
         if groups <= 2 {
@@ -299,7 +299,7 @@ impl ClvpConfig {
                     return bad(&format!("{name}.{field}"), "must be positive".into());
                 }
             }
-            if c.hidden_size % c.num_attention_heads != 0 {
+            if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
                 return bad(
                     &format!("{name}.num_attention_heads"),
                     format!(
@@ -350,7 +350,7 @@ impl ClvpConfig {
                 );
             }
         }
-        if d.hidden_size % d.num_attention_heads != 0 {
+        if !d.hidden_size.is_multiple_of(d.num_attention_heads) {
             return bad(
                 "decoder_config.num_attention_heads",
                 format!(
