@@ -20,6 +20,14 @@ Cases (all float32, CPU):
   decoder_ids     ClvpForCausalLM on speech ids [2, 9]: logits of the full sequence, and the same sequence fed
                   with a KV cache (prefill 5, then one token per step): logits per step
   decoder_embeds  ClvpForCausalLM(inputs_embeds=conditioning) — the forward() path: logits
+  gen_hf523       ClvpModelForConditionalGeneration.generate (5.23 as is: prefill positions [[0]] broadcast),
+                  greedy, 2 texts x 2 clips, max_new_tokens GEN_STEPS: per-step logits of the decoder's generate
+                  (`output_logits`), raw sequences, fixed speech_ids, text/speech embeds, logits_per_text
+  gen_tortoise    the same conditioning decoded greedily by feeding the decoder explicit positions (prefix
+                  unchanged, start token at mel position 0, g_k at k+1): per-step logits and sequences
+The tiny checkpoint's lm_head bias of the stop token is raised (searched deterministically) so that greedy
+decoding stops mid-sequence in one row and not in the other, exercising fix_speech_decoder_output.
+Its generation_config.json carries the decoder's special ids (start, stop = pad) and return_dict_in_generate.
 """
 
 import argparse
@@ -40,7 +48,9 @@ from transformers import (
     ClvpModelForConditionalGeneration,
     ClvpTokenizer,
 )
+from transformers import GenerationConfig
 from transformers.cache_utils import DynamicCache
+from transformers.models.clvp.modeling_clvp import _pad_extra_bos_eos_tokens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -132,14 +142,115 @@ def run_cases(model, tok, gen, n_frames):
     return {k: v.detach().contiguous() for k, v in t.items()}
 
 
+GEN_STEPS = 12
+
+
+def gen_inputs(model, tok, gen, n_frames):
+    texts = ["Hello world, this is a test.", "Hi."]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    feats = (1.0 + 0.5 * torch.randn((2, model.config.decoder_config.feature_size, n_frames), generator=g)).float()
+    return enc["input_ids"], enc["attention_mask"], feats
+
+
+def hf_decoder_generate(model, ids, mask, feats):
+    """What ClvpModelForConditionalGeneration.generate does, with the decoder's per-step logits kept."""
+    tc = model.config.text_config
+    ids1, mask1 = _pad_extra_bos_eos_tokens(ids, mask, add_bos_token=False, bos_token_id=tc.bos_token_id,
+                                            eos_token_id=tc.eos_token_id)
+    cond = model.conditioning_encoder(input_features=feats, input_ids=ids1, attention_mask=mask1)
+    out = model.speech_decoder_model.generate(conditioning_embeds=cond, generation_config=model.generation_config,
+                                              max_new_tokens=GEN_STEPS, do_sample=False, output_logits=True)
+    return cond, out
+
+
+def tortoise_greedy(model, cond):
+    """Greedy decoding with explicit positions: the conditioning unchanged, start at 0, g_k at k + 1."""
+    lm = model.speech_decoder_model
+    dec = lm.model.decoder
+    dcfg = model.config.decoder_config
+    n, length, _ = cond.shape
+    start = dec.input_embeds_layer(torch.full((n, 1), dcfg.bos_token_id)) + dec.position_embeds_layer(
+        torch.zeros((n, 1), dtype=torch.long))
+    prefix = torch.cat([cond, start], dim=1)
+    pos = torch.arange(length + 1).unsqueeze(0)
+    cache = DynamicCache(config=dcfg)
+    # The decoder adds P[pos]; pre-subtract it so the prefix enters unchanged.
+    out = lm(inputs_embeds=prefix - dec.position_embeds_layer(pos), position_ids=pos, past_key_values=cache,
+             use_cache=True)
+    seqs = torch.full((n, 1), dcfg.bos_token_id)
+    finished = torch.zeros(n, dtype=torch.bool)
+    logits = []
+    for k in range(1, GEN_STEPS + 1):
+        step = out.logits[:, -1, :]
+        logits.append(step)
+        tok = step.argmax(-1)
+        tok = torch.where(finished, torch.full_like(tok, dcfg.eos_token_id), tok)
+        seqs = torch.cat([seqs, tok[:, None]], dim=1)
+        finished |= tok == dcfg.eos_token_id
+        if finished.all() or k == GEN_STEPS:
+            break
+        out = lm(input_ids=tok[:, None], position_ids=torch.tensor([[k + 1]]), past_key_values=cache, use_cache=True)
+    return seqs, torch.stack(logits, dim=1)
+
+
+def bias_stop_token(model, tok, gen_state, n_frames):
+    """Raise lm_head.bias[stop] until greedy 5.23 generation stops mid-sequence in exactly one of the two rows."""
+    eos = model.config.decoder_config.eos_token_id
+    base = model.speech_decoder_model.lm_head.bias[eos].item()
+    for delta in [0.0] + [0.25 * i for i in range(1, 200)]:
+        model.speech_decoder_model.lm_head.bias[eos] = base + delta
+        gen = torch.Generator().manual_seed(gen_state)
+        ids, mask, feats = gen_inputs(model, tok, gen, n_frames)
+        _, out = hf_decoder_generate(model, ids, mask, feats)
+        rows = out.sequences[:, 1:]
+        stops = [(r == eos).nonzero() for r in rows]
+        mid = [len(s) > 0 and 2 <= int(s[0]) <= GEN_STEPS - 4 for s in stops]
+        if sum(mid) == 1 and sum(len(s) == 0 for s in stops) == 1:
+            return delta
+    raise SystemExit("could not find a stop-token bias that stops exactly one row mid-sequence")
+
+
+def gen_cases(model, tok, gen, n_frames):
+    t = {}
+    ids, mask, feats = gen_inputs(model, tok, gen, n_frames)
+    t["gen.input_ids"], t["gen.attention_mask"], t["gen.features"] = ids, mask, feats
+    cond, out = hf_decoder_generate(model, ids, mask, feats)
+    t["gen_hf523.sequences"] = out.sequences
+    t["gen_hf523.logits"] = torch.stack(out.logits, dim=1)
+    full = model.generate(input_ids=ids, input_features=feats, attention_mask=mask, max_new_tokens=GEN_STEPS,
+                          do_sample=False)
+    assert torch.equal(full.speech_ids, model.fix_speech_decoder_output(out.sequences))
+    t["gen_hf523.speech_ids"] = full.speech_ids
+    t["gen_hf523.logits_per_text"] = full.logits_per_text
+    t["gen_hf523.text_embeds"] = full.text_embeds
+    t["gen_hf523.speech_embeds"] = full.speech_embeds
+    seqs, logits = tortoise_greedy(model, cond)
+    t["gen_tortoise.sequences"] = seqs
+    t["gen_tortoise.logits"] = logits
+    t["gen_tortoise.speech_ids"] = model.fix_speech_decoder_output(seqs)
+    return t
+
+
 def make(name, config, out, seed, n_frames):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = ClvpModelForConditionalGeneration(config).eval()
     perturb(model, gen)
+    dcfg = model.config.decoder_config
+    model.generation_config = GenerationConfig(bos_token_id=dcfg.bos_token_id, eos_token_id=dcfg.eos_token_id,
+                                               pad_token_id=dcfg.eos_token_id, return_dict_in_generate=True)
+    gen_state = int(torch.randint(0, 2**31, (1,), generator=gen))
+    with torch.no_grad():
+        if name == "tiny":
+            bias_stop_token(model, ClvpTokenizer(os.path.join(ROOT, "crates", "clvp-text", "assets", "vocab.json"),
+                                                 os.path.join(ROOT, "crates", "clvp-text", "assets", "merges.txt")),
+                            gen_state, n_frames)
     tok = save_checkpoint(model, os.path.join(out, name))
     with torch.no_grad():
         tensors = run_cases(model, tok, gen, n_frames)
+        gen_t = gen_cases(model, tok, torch.Generator().manual_seed(gen_state), n_frames)
+        tensors.update({k: v.detach().contiguous() for k, v in gen_t.items()})
     meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
             "transformers": transformers.__version__}
     save_file(tensors, os.path.join(out, f"{name}.cases.safetensors"), metadata=meta)

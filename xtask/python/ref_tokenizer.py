@@ -204,6 +204,29 @@ def json_lines(obj):
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
+# The toy vocabulary of transformers tests/models/clvp/test_tokenization_clvp.py (setUp), with its own `Ġ`,
+# `<unk>` and `[SPACE]`: only a standalone `Ġ` becomes `[SPACE]`.
+TOY_VOCAB = ["l", "o", "w", "e", "r", "s", "t", "i", "d", "n", "\u0120", "\u0120l", "\u0120n", "\u0120lo", "\u0120low", "er",
+             "\u0120lowest", "\u0120newer", "\u0120wider", "<unk>", "<|endoftext|>", "[SPACE]"]
+TOY_MERGES = ["#version: 0.2", "\u0120 l", "\u0120l o", "\u0120lo w", "e r", ""]
+TOY_TEXTS = ["lower newer", "lowest newer wider", " low", "slow riders", "xyz lower", "[STOP] lower"]
+
+
+def write_toy(out):
+    """The HF test's toy tokenizer as a checkpoint directory, and its ids for a few texts."""
+    toy = os.path.join(out, "toy")
+    os.makedirs(toy, exist_ok=True)
+    with open(os.path.join(toy, "vocab.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(dict(zip(TOY_VOCAB, range(len(TOY_VOCAB))))) + "\n")
+    with open(os.path.join(toy, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(TOY_MERGES))
+    tok = ClvpTokenizer(os.path.join(toy, "vocab.json"), os.path.join(toy, "merges.txt"), unk_token="<unk>")
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        shutil.copy(os.path.join(tmp, "tokenizer_config.json"), os.path.join(toy, "tokenizer_config.json"))
+    return [{"text": t, "normalized": None, "ids": tok(t)["input_ids"]} for t in TOY_TEXTS]
+
+
 def write_checkpoint(tok, vocab_dir, out):
     """A tokenizer checkpoint as the hub stores it (merges.txt keeps its #version header)."""
     ckpt = os.path.join(out, "checkpoint")
@@ -242,9 +265,14 @@ def main():
     batches = []
     batch_texts = [
         ["This is an example text.", "Hi."],
+        # transformers tests/models/clvp/test_tokenization_clvp.py::test_tokenizer_integration
         [
-            "Transformers (formerly known as pytorch-transformers) provides general-purpose architectures.",
-            "BERT is designed to pre-train deep bidirectional representations.",
+            "Transformers (formerly known as pytorch-transformers and pytorch-pretrained-bert) provides "
+            "general-purpose architectures (BERT, RoBERTa, XLM, DistilBert, XLNet...) for Natural "
+            "Language Understanding (NLU) and Natural Language Generation (NLG) with over multiple pretrained "
+            "models and deep interoperability between Jax, PyTorch and TensorFlow.",
+            "BERT is designed to pre-train deep bidirectional representations from unlabeled text by jointly "
+            "conditioning on both left and right context in all layers.",
             "The quick brown fox jumps over the lazy dog.",
         ],
         [generated_line(rng) for _ in range(5)],
@@ -270,8 +298,9 @@ def main():
         "transformers": transformers.__version__,
         "python": sys.version.split()[0],
     }
+    toy = write_toy(args.out)
     with open(os.path.join(args.out, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
-        f.write(json_lines({"meta": meta, "cases": cases, "batches": batches, "decode": decode}))
+        f.write(json_lines({"meta": meta, "cases": cases, "batches": batches, "decode": decode, "toy": toy}))
     write_checkpoint(tok, args.vocab_dir, args.out)
     print(f"tokenizer: {len(cases)} cases, {len(batches)} batches, {len(decode)} decodes -> {args.out}")
 

@@ -16,8 +16,8 @@ pub struct Component {
     pub fixture_dir: &'static str,
     /// Cargo package holding the comparison test.
     pub package: &'static str,
-    /// Integration test target name.
-    pub test: &'static str,
+    /// Integration test targets that compare against the script's outputs.
+    pub tests: &'static [&'static str],
     /// Whether the script needs the extracted tortoise-tts sdist (`--tortoise DIR`).
     pub needs_tortoise: bool,
 }
@@ -40,7 +40,7 @@ pub const COMPONENTS: &[Component] = &[
         script: "ref_tokenizer.py",
         fixture_dir: "text",
         package: "clvp-text",
-        test: "parity",
+        tests: &["parity"],
         needs_tortoise: false,
     },
     Component {
@@ -48,7 +48,7 @@ pub const COMPONENTS: &[Component] = &[
         script: "ref_features.py",
         fixture_dir: "audio",
         package: "clvp-audio",
-        test: "parity",
+        tests: &["parity"],
         needs_tortoise: true,
     },
     Component {
@@ -56,7 +56,7 @@ pub const COMPONENTS: &[Component] = &[
         script: "ref_hub.py",
         fixture_dir: "hub",
         package: "clvp-hub",
-        test: "parity",
+        tests: &["parity"],
         needs_tortoise: false,
     },
     Component {
@@ -64,7 +64,7 @@ pub const COMPONENTS: &[Component] = &[
         script: "ref_clvp_nn.py",
         fixture_dir: "clvp",
         package: "clvp-nn",
-        test: "parity",
+        tests: &["parity", "generate"],
         needs_tortoise: false,
     },
 ];

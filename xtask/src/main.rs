@@ -3,8 +3,10 @@
 //! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S]` — proves the Rust side
 //!   equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32).
 //! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
+//! * `cargo xtask bench [--only P4]` — our release build against PyTorch side by side (docs/performance.md).
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
 
+mod bench;
 mod components;
 mod pyenv;
 mod table;
@@ -33,6 +35,26 @@ enum Cmd {
     ParityCheck(ParityArgs),
     /// Create or verify the pinned Python environment (target/pyenv).
     Pyenv,
+    /// Time our release build against PyTorch/transformers on the same inputs; writes docs/performance.md.
+    Bench {
+        /// One workload only (e.g. P4).
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// (internal) One side of a bench workload, run in its own process; prints one JSON line.
+    #[command(hide = true)]
+    BenchWorker {
+        /// Workload (p4).
+        workload: String,
+        /// Input file.
+        file: PathBuf,
+        /// Counted runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Warm-up runs.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
     /// Regenerate the embedded Tortoise assets (clvp-text vocab/merges, clvp-audio mel_norms) from the
     /// tortoise-tts 3.0.0 sdist.
     TortoiseAssets,
@@ -72,6 +94,20 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ParityCheck(args) => parity_check(&args),
+        Cmd::Bench { only } => bench::run(only.as_deref()),
+        Cmd::BenchWorker {
+            workload,
+            file,
+            runs,
+            warmup,
+        } => {
+            let sample = match workload.as_str() {
+                "p4" => bench::worker_p4(&file, runs, warmup)?,
+                other => bail!("unknown bench workload {other:?}"),
+            };
+            println!("{}", serde_json::to_string(&sample)?);
+            Ok(())
+        }
         Cmd::TortoiseAssets => {
             let py = pyenv::ensure()?;
             let sdist = pyenv::tortoise_sdist(&py)?;
@@ -140,10 +176,17 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         run(&mut cmd).with_context(|| format!("reference script {} failed", c.script))?;
 
         // The dev/test profile optimises every dependency (burn) at opt-level 3: no second release build.
-        eprintln!("== {}: rust ({} --test {})", c.name, c.package, c.test);
+        eprintln!(
+            "== {}: rust ({} --test {})",
+            c.name,
+            c.package,
+            c.tests.join(" --test ")
+        );
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(&root)
-            .args(["test", "-p", c.package, "--test", c.test]);
+        cmd.current_dir(&root).args(["test", "-p", c.package]);
+        for t in c.tests {
+            cmd.args(["--test", t]);
+        }
         if args.full {
             // Full-size cases are #[ignore]d in the normal suite (their checkpoints are generated on demand).
             cmd.args(["--", "--include-ignored"]);

@@ -105,6 +105,13 @@ impl ClvpConditioningEncoder {
         h.narrow(2, 0, 1).reshape([b, 1, c])
     }
 
+    /// Tortoise's behaviour for several voice clips of one speaker: the conditioning vector is the **mean** of
+    /// the per-clip vectors (`[clips, feature_size, Tm]` → `[1, 1, hidden]`). HF has no such path (one clip per
+    /// batch row); feeding the result to the decoder in place of one clip's vector is what Tortoise does.
+    pub fn mel_vector_mean(&self, input_features: Tensor<3>) -> Tensor<3> {
+        self.mel_vector(input_features).mean_dim(0)
+    }
+
     /// Text embeddings with BOS/EOS inserted and positions `cumsum(mask) − 1`: `[Bt, T+2, hidden]`.
     pub fn text_embeddings(
         &self,

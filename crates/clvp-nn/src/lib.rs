@@ -13,6 +13,7 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+pub mod generate;
 pub mod model;
 pub mod rotary;
 
@@ -21,4 +22,7 @@ pub use config::{ClvpConfig, ClvpDecoderConfig, ClvpEncoderConfig, ConfigError};
 pub use decoder::{ClvpDecoder, ClvpDecoderLayer, ClvpForCausalLM, ClvpModel, KvCache};
 pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
 pub use error::NnError;
+pub use generate::{
+    GenerateOutput, GenerationConfig, PrefillPositions, fix_speech_decoder_output, generate,
+};
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};

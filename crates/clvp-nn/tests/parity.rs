@@ -10,8 +10,19 @@ use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, fixture_path, read_safetensors, tolerance,
 };
 
+/// The backend under test: `CLVP_TEST_DEVICE` = `flex` (default), `ndarray` or `wgpu` (with those features).
+#[allow(deprecated)] // burn-ndarray is deprecated in 0.22 but still a supported backend of ours
 fn device() -> Device {
-    Device::flex()
+    match std::env::var("CLVP_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("flex") | Ok("cpu") => Device::flex(),
+        #[cfg(feature = "ndarray")]
+        Ok("ndarray") => Device::ndarray(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        Ok(other) => panic!(
+            "CLVP_TEST_DEVICE={other}: not a backend this test build has (features ndarray, wgpu)"
+        ),
+    }
 }
 
 struct Case {
@@ -166,6 +177,19 @@ fn run(name: &str, tol: Tolerance) {
     match &cond {
         Ok(t) => check(&mut rec, &case, "cond_pairs.out", t.clone(), tol),
         Err(e) => rec.record_error(&label("cond_pairs"), &e.to_string()),
+    }
+
+    // Several clips averaged (Tortoise): the mean of the per-clip vectors the reference computed.
+    let pairs = case.get("cond_pairs.out");
+    let (n, len, hidden) = (pairs.shape[0], pairs.shape[1], pairs.shape[2]);
+    let mean: Vec<f64> = (0..hidden)
+        .map(|c| (0..n).map(|b| pairs.f64[b * len * hidden + c]).sum::<f64>() / n as f64)
+        .collect();
+    let (shape, ours) = values(ce.mel_vector_mean(case.floats3("inputs.features")));
+    if shape == [1, 1, hidden] {
+        rec.record(&label("cond_clips_mean"), &compare(&ours, &mean, tol));
+    } else {
+        rec.record_error(&label("cond_clips_mean"), &format!("shape {shape:?}"));
     }
 
     // Decoder: full sequence, then the same with a KV cache (prefill 5, then one token per step).

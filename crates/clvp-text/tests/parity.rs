@@ -11,6 +11,8 @@ struct Fixture {
     cases: Vec<Case>,
     batches: Vec<Batch>,
     decode: Vec<Decode>,
+    /// The HF test suite's toy vocabulary (`fixtures/text/toy`), with its own `Ġ`, `<unk>` and `[SPACE]`.
+    toy: Vec<Case>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,4 +175,23 @@ fn checkpoint_dir_matches_hf() {
         fixture.cases.len(),
         &failures,
     );
+}
+
+/// The toy tokenizer of HF's `test_tokenization_clvp.py` (`lower newer` → `l o w er [SPACE] n e w er`).
+#[test]
+fn toy_vocabulary_matches_hf() {
+    let dir = clvp_parity::fixture_path("text/toy");
+    let tokenizer = match ClvpTokenizer::from_dir(&dir) {
+        Ok(t) => t,
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    let fixture = fixture();
+    let toy = Fixture {
+        cases: fixture.toy,
+        batches: Vec::new(),
+        decode: Vec::new(),
+        toy: Vec::new(),
+    };
+    let failures = encode_failures(&tokenizer, &toy);
+    assert_no_failures("toy vocabulary (HF test)", toy.cases.len(), &failures);
 }

@@ -1,0 +1,207 @@
+//! `cargo xtask bench`: our release build against PyTorch 2.15 / transformers 5.23 (the pinned environment) on
+//! the same inputs and the same thread count, each side in its own process (so peak RSS is per side), rounds
+//! alternating between the two, each round a warm-up and several counted runs; medians reported.
+//!
+//! Workloads register here as they land; today: P4 (feature extraction of a 6 s clip).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::{pyenv, repo_root};
+
+/// One side's measurement of one round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    /// Median seconds per run in that round.
+    pub median_s: f64,
+    /// Counted runs.
+    pub runs: usize,
+    /// Peak resident set size of the measuring process.
+    pub peak_rss_bytes: u64,
+}
+
+/// A workload row.
+struct Row {
+    name: &'static str,
+    ours: Vec<Sample>,
+    reference: Vec<Sample>,
+}
+
+const ROUNDS: usize = 3;
+const THREADS: &str = "2";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn peak_rss_self() -> u64 {
+    // ru_maxrss is in KiB on Linux.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn p4_clip() -> PathBuf {
+    repo_root().join("fixtures/audio/noise_exact_6s.wav")
+}
+
+/// The Rust side of P4, run in a child process (`xtask bench-worker p4 FILE`).
+pub fn worker_p4(file: &Path, runs: usize, warmup: usize) -> Result<Sample> {
+    let fe = clvp_audio::ClvpFeatureExtractor::tortoise();
+    let audio = clvp_audio::load_audio(file)?;
+    let clip = audio.to_mono().into_mono();
+    for _ in 0..warmup {
+        std::hint::black_box(fe.extract(&[&clip], Some(audio.sample_rate))?);
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        std::hint::black_box(fe.extract(&[&clip], Some(audio.sample_rate))?);
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(Sample {
+        median_s: median(times),
+        runs,
+        peak_rss_bytes: peak_rss_self(),
+    })
+}
+
+fn parse_sample(out: &[u8], who: &str) -> Result<Sample> {
+    let text = String::from_utf8_lossy(out);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .with_context(|| format!("{who} printed no JSON result:\n{text}"))?;
+    serde_json::from_str(line).with_context(|| format!("{who}: bad result line {line}"))
+}
+
+fn run_json(cmd: &mut Command, who: &str) -> Result<Sample> {
+    let out = cmd
+        .env("OMP_NUM_THREADS", THREADS)
+        .env("MKL_NUM_THREADS", THREADS)
+        .env("OPENBLAS_NUM_THREADS", THREADS)
+        .output()
+        .with_context(|| format!("cannot start {who}"))?;
+    if !out.status.success() {
+        bail!(
+            "{who} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_sample(&out.stdout, who)
+}
+
+fn bench_p4(python: &Path) -> Result<Row> {
+    let clip = p4_clip();
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let script = repo_root().join("xtask/python/bench_features.py");
+    let mut row = Row {
+        name: "P4 features, 6 s clip",
+        ours: Vec::new(),
+        reference: Vec::new(),
+    };
+    for round in 0..ROUNDS {
+        eprintln!("== P4 round {}/{ROUNDS}", round + 1);
+        row.ours.push(run_json(
+            Command::new(&exe).arg("bench-worker").arg("p4").arg(&clip),
+            "ours (P4)",
+        )?);
+        row.reference.push(run_json(
+            Command::new(python).arg(&script).arg("--audio").arg(&clip),
+            "PyTorch/HF (P4)",
+        )?);
+    }
+    Ok(row)
+}
+
+fn fmt_s(s: f64) -> String {
+    if s < 1e-2 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+fn fmt_mib(b: u64) -> String {
+    format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Run the benches and print/write the table.
+pub fn run(only: Option<&str>) -> Result<()> {
+    let python = pyenv::ensure()?;
+    let mut rows = Vec::new();
+    if only.is_none_or(|o| o.eq_ignore_ascii_case("p4")) {
+        rows.push(bench_p4(&python)?);
+    }
+    if rows.is_empty() {
+        bail!("no workload matches {only:?}; known: P4");
+    }
+    let mut table = String::from(
+        "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        let ours = median(r.ours.iter().map(|s| s.median_s).collect());
+        let theirs = median(r.reference.iter().map(|s| s.median_s).collect());
+        let rss_ours = r.ours.iter().map(|s| s.peak_rss_bytes).max().unwrap_or(0);
+        let rss_theirs = r
+            .reference
+            .iter()
+            .map(|s| s.peak_rss_bytes)
+            .max()
+            .unwrap_or(0);
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.2}× | {} | {} |\n",
+            r.name,
+            fmt_s(ours),
+            fmt_s(theirs),
+            theirs / ours,
+            fmt_mib(rss_ours),
+            fmt_mib(rss_theirs)
+        ));
+    }
+    println!("{table}");
+    let doc = repo_root().join("docs/performance.md");
+    let header = "# Performance\n\nWritten by `cargo xtask bench` (release build vs PyTorch 2.15 + transformers 5.23 from \
+                  the pinned environment, same input, 2 threads, each side in its own process, rounds alternating, \
+                  warm-up then counted runs, medians; peak RSS per process).\n\n";
+    let machine = format!(
+        "Machine: {} logical CPUs; measured {}.\n\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        chrono_free_date()
+    );
+    std::fs::write(&doc, format!("{header}{machine}{table}"))
+        .with_context(|| format!("writing {}", doc.display()))?;
+    eprintln!("wrote {}", doc.display());
+    Ok(())
+}
+
+fn chrono_free_date() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
