@@ -25,6 +25,8 @@ Cases (all float32, CPU):
                   (`output_logits`), raw sequences, fixed speech_ids, text/speech embeds, logits_per_text
   gen_tortoise    the same conditioning decoded greedily by feeding the decoder explicit positions (prefix
                   unchanged, start token at mel position 0, g_k at k+1): per-step logits and sequences
+  e2e_*           (tiny) "Hello world, this is a test." + fixtures/audio/speech_mid.wav through the tokenizer, the
+                  feature extractor and generate (greedy, both prefill modes): speech_ids and logits_per_text
 The tiny checkpoint's lm_head bias of the stop token is raised (searched deterministically) so that greedy
 decoding stops mid-sequence in one row and not in the other, exercising fix_speech_decoder_output.
 Its generation_config.json carries the decoder's special ids (start, stop = pad) and return_dict_in_generate.
@@ -232,6 +234,37 @@ def gen_cases(model, tok, gen, n_frames):
     return t
 
 
+E2E_TEXT = "Hello world, this is a test."
+E2E_VOICE = os.path.join(ROOT, "fixtures", "audio", "speech_mid.wav")
+
+
+def e2e_cases(model, tok):
+    """End to end as a user runs it: the tokenizer, the extractor on a real clip, generate, the similarity."""
+    import soundfile as sf
+
+    with open(os.path.join(ROOT, "crates", "clvp-audio", "assets", "mel_norms.json")) as f:
+        fe = ClvpFeatureExtractor(mel_norms=json.load(f)["mel_norms"])
+    clip, sr = sf.read(E2E_VOICE, dtype="float32")
+    feats = torch.from_numpy(fe(clip, sampling_rate=sr, return_tensors="np")["input_features"])
+    ids = torch.tensor([tok(E2E_TEXT)["input_ids"]])
+    t = {}
+    full = model.generate(input_ids=ids, input_features=feats, max_new_tokens=GEN_STEPS, do_sample=False)
+    t["e2e_hf523.speech_ids"] = full.speech_ids
+    t["e2e_hf523.logits_per_text"] = full.logits_per_text
+    tc = model.config.text_config
+    ids1, mask1 = _pad_extra_bos_eos_tokens(ids, None, add_bos_token=False, bos_token_id=tc.bos_token_id,
+                                            eos_token_id=tc.eos_token_id)
+    cond = model.conditioning_encoder(input_features=feats, input_ids=ids1, attention_mask=mask1)
+    seqs, _ = tortoise_greedy(model, cond)
+    codes = model.fix_speech_decoder_output(seqs)
+    s = model.speech_encoder_model(input_ids=codes).embeds
+    x = model.text_encoder_model(input_ids=ids1).embeds
+    s, x = s / s.norm(dim=-1, keepdim=True), x / x.norm(dim=-1, keepdim=True)
+    t["e2e_tortoise.speech_ids"] = codes
+    t["e2e_tortoise.logits_per_text"] = x @ s.t() * model.logit_scale.exp()
+    return t
+
+
 def make(name, config, out, seed, n_frames):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -251,6 +284,8 @@ def make(name, config, out, seed, n_frames):
         tensors = run_cases(model, tok, gen, n_frames)
         gen_t = gen_cases(model, tok, torch.Generator().manual_seed(gen_state), n_frames)
         tensors.update({k: v.detach().contiguous() for k, v in gen_t.items()})
+        if name == "tiny":
+            tensors.update({k: v.detach().contiguous() for k, v in e2e_cases(model, tok).items()})
     meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
             "transformers": transformers.__version__}
     save_file(tensors, os.path.join(out, f"{name}.cases.safetensors"), metadata=meta)

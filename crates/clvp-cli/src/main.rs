@@ -2,6 +2,7 @@
 
 mod embed;
 mod features;
+mod generate;
 mod output;
 mod plot;
 mod tokenize;
@@ -26,6 +27,8 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Compute ClvpFeatureExtractor log-mel features of an audio file.
     Features(features::Args),
+    /// Generate speech-code candidates for a text and voice clip(s), scored and ranked by CLVP.
+    Generate(generate::Args),
     /// Text embedding of the CLVP text encoder (get_text_features, not normalised).
     EmbedText(embed::TextArgs),
     /// Speech embedding of CLVP speech codes (get_speech_features(speech_ids=…), not normalised).
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Features(args) => features::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::EmbedText(args) => embed::run_text(&args),
         Command::EmbedSpeech(args) => embed::run_speech(&args),
     };

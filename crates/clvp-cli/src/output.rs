@@ -26,7 +26,6 @@ impl TensorOut {
         }
     }
 
-    #[allow(dead_code)] // used by the model commands
     pub fn i64(name: &str, shape: Vec<usize>, values: &[i64]) -> Self {
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         TensorOut {

@@ -300,3 +300,110 @@ fn model_commands_name_a_missing_model() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no-model-here"), "{}", stderr(&out));
 }
+
+/// `clvp generate` end to end (tokenizer, extractor on a real clip, conditioning, greedy generation, fix-up,
+/// encoders, similarity) against `e2e_*` of `xtask/python/ref_clvp_nn.py`, in both prefill modes.
+#[test]
+fn generate_greedy_matches_transformers_end_to_end() {
+    let cases =
+        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
+    let voice = fixture_path("audio/speech_mid.wav");
+    let mut rec = Recorder::new("cli-generate");
+    for mode in ["hf523", "tortoise"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_st = dir.path().join("g.safetensors");
+        let out = clvp(&[
+            "generate",
+            "--model",
+            &tiny_model(),
+            "--text",
+            "Hello world, this is a test.",
+            "--voice",
+            voice.to_str().expect("path"),
+            "--greedy",
+            "--max-new-tokens",
+            "12",
+            "--prefill-positions",
+            mode,
+            "--json",
+            "--output",
+            out_st.to_str().expect("path"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ours = read_safetensors(&out_st).expect("our output");
+        let want_ids = &cases[&format!("e2e_{mode}.speech_ids")];
+        assert_eq!(
+            ours["speech_ids"].shape, want_ids.shape,
+            "{mode}: speech_ids shape"
+        );
+        rec.record(
+            &format!("{mode} speech_ids"),
+            &clvp_parity::compare_ids(&ours["speech_ids"].i64, &want_ids.i64),
+        );
+        let want = &cases[&format!("e2e_{mode}.logits_per_text")];
+        rec.record(
+            &format!("{mode} logits_per_text"),
+            &compare(&ours["logits_per_text"].f64, &want.f64, tolerance("nn")),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(v["ranking"].as_array().map(Vec::len), Some(1));
+    }
+    rec.finish();
+}
+
+#[test]
+fn generate_samples_deterministically_and_rejects_bad_input() {
+    let voice = fixture_path("audio/speech_mid.wav");
+    let run = |seed: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_st = dir.path().join("g.safetensors");
+        let out = clvp(&[
+            "generate",
+            "--model",
+            &tiny_model(),
+            "--text",
+            "Hi there.",
+            "--voice",
+            voice.to_str().expect("path"),
+            "--candidates",
+            "3",
+            "--max-new-tokens",
+            "8",
+            "--seed",
+            seed,
+            "--output",
+            out_st.to_str().expect("path"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        read_safetensors(&out_st).expect("output")["speech_ids"]
+            .i64
+            .clone()
+    };
+    assert_eq!(run("7"), run("7"), "same seed, same candidates");
+    // A text over the token limit, a missing voice, no voice at all.
+    let long = "word ".repeat(200);
+    let out = clvp(&[
+        "generate",
+        "--model",
+        &tiny_model(),
+        "--text",
+        &long,
+        "--voice",
+        voice.to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+    let out = clvp(&[
+        "generate",
+        "--model",
+        &tiny_model(),
+        "--text",
+        "hi",
+        "--voice",
+        "/no/such/voice.wav",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("voice.wav"), "{}", stderr(&out));
+    let out = clvp(&["generate", "--model", &tiny_model(), "--text", "hi"]);
+    assert!(!out.status.success());
+}

@@ -167,6 +167,17 @@ pub fn generate(
     conditioning: Tensor<3>,
     config: &GenerationConfig,
 ) -> Result<GenerateOutput, NnError> {
+    generate_with_progress(lm, decoder_config, conditioning, config, &mut |_, _| {})
+}
+
+/// [`generate`], calling `progress(step, max_new_tokens)` after every decoding step.
+pub fn generate_with_progress(
+    lm: &ClvpForCausalLM,
+    decoder_config: &ClvpDecoderConfig,
+    conditioning: Tensor<3>,
+    config: &GenerationConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<GenerateOutput, NnError> {
     let device: Device = conditioning.device();
     let [b, l, h] = conditioning.dims();
     let r = config.num_return_sequences.max(1);
@@ -257,6 +268,7 @@ pub fn generate(
         }
         scores_out.push(scores);
         logits_out.push(logits);
+        progress(step + 1, config.max_new_tokens);
         if finished.iter().all(|&f| f) || step + 1 == config.max_new_tokens {
             break;
         }

@@ -24,5 +24,6 @@ pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
 pub use error::NnError;
 pub use generate::{
     GenerateOutput, GenerationConfig, PrefillPositions, fix_speech_decoder_output, generate,
+    generate_with_progress,
 };
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};

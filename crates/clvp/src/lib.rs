@@ -5,10 +5,13 @@
 //! ([`encodec`]), and picks a burn backend at run time ([`device`]).
 
 pub mod device;
+pub mod generate;
 pub mod model;
 pub mod processor;
 
+pub use clvp_nn::{GenerationConfig, PrefillPositions};
 pub use device::{DeviceChoice, DeviceError};
+pub use generate::{Candidates, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 

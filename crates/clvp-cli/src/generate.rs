@@ -1,0 +1,165 @@
+//! `clvp generate`: text + voice clip(s) → speech-code candidates, scored and ranked by CLVP.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clvp::{GenerationConfig, PRESETS, PrefillPositions, preset};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::embed::ModelArgs;
+use crate::output::{TensorOut, write_safetensors};
+
+/// Prefill positions, as on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Prefill {
+    /// Tortoise (conditioning unchanged; the intended behaviour).
+    Tortoise,
+    /// transformers 5.23 as it is (position 0 broadcast over the prefix).
+    Hf523,
+}
+
+/// Arguments of `clvp generate`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The text to speak.
+    #[arg(long)]
+    text: String,
+    /// Voice clip(s) of the speaker (repeatable; several are averaged, as Tortoise does).
+    #[arg(long = "voice", required = true)]
+    voices: Vec<PathBuf>,
+    /// Tortoise preset: ultra_fast (16 candidates), fast (96), standard (256), high_quality (256).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Number of candidates (overrides the preset).
+    #[arg(long)]
+    candidates: Option<usize>,
+    /// Greedy decoding (one candidate) instead of sampling.
+    #[arg(long, conflicts_with = "seed")]
+    greedy: bool,
+    /// Seed of the sampling RNG.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// New tokens at most (default: the preset's 500, or 100 without a preset).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// Prefill positions: tortoise (default) or hf523.
+    #[arg(long, value_enum, default_value = "tortoise")]
+    prefill_positions: Prefill,
+    /// Write speech_ids, logits_per_text, text_embeds and speech_embeds to this safetensors file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Print the ranking as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn config(args: &Args) -> Result<GenerationConfig> {
+    let mut gc = match &args.preset {
+        Some(name) => preset(name)
+            .with_context(|| format!("unknown preset {name:?}; known: {}", PRESETS.join(", ")))?,
+        None => match preset("ultra_fast") {
+            Some(p) => GenerationConfig {
+                max_new_tokens: 100,
+                ..p
+            },
+            None => GenerationConfig::default(),
+        },
+    };
+    if let Some(n) = args.candidates {
+        if n == 0 {
+            bail!("--candidates must be at least 1");
+        }
+        gc.num_return_sequences = n;
+    }
+    if let Some(t) = args.max_new_tokens {
+        if t == 0 {
+            bail!("--max-new-tokens must be at least 1");
+        }
+        gc.max_new_tokens = t;
+    }
+    if args.greedy {
+        gc.do_sample = false;
+        gc.num_return_sequences = args.candidates.unwrap_or(1);
+        gc.repetition_penalty = 1.0;
+    }
+    if let Some(s) = args.seed {
+        gc.seed = s;
+    }
+    gc.prefill_positions = match args.prefill_positions {
+        Prefill::Tortoise => PrefillPositions::Tortoise,
+        Prefill::Hf523 => PrefillPositions::Hf523,
+    };
+    Ok(gc)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let gc = config(args)?;
+    let clvp = args.model.load()?;
+    let mut voices = Vec::new();
+    for v in &args.voices {
+        voices.push(
+            clvp.processor
+                .load_voice(v)
+                .with_context(|| format!("loading voice {}", v.display()))?,
+        );
+    }
+    let bar = ProgressBar::new(gc.max_new_tokens as u64);
+    bar.set_style(
+        ProgressStyle::with_template("generating {bar:30} {pos}/{len} tokens {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let result = clvp.generate_with_progress(&args.text, &voices, &gc, &mut |step, _| {
+        bar.set_position(step as u64)
+    });
+    bar.finish_and_clear();
+    let c = result?;
+    if let Some(out) = &args.output {
+        let n = c.speech_ids.len();
+        let w = c.speech_ids.first().map_or(0, Vec::len);
+        let ids: Vec<i64> = c.speech_ids.iter().flatten().map(|&x| x as i64).collect();
+        write_safetensors(
+            out,
+            &[
+                TensorOut::i64("speech_ids", vec![n, w], &ids),
+                TensorOut::f32("logits_per_text", vec![1, n], &c.logits_per_text),
+                TensorOut::f32(
+                    "text_embeds",
+                    c.text_embeds.shape.to_vec(),
+                    &c.text_embeds.values,
+                ),
+                TensorOut::f32(
+                    "speech_embeds",
+                    c.speech_embeds.shape.to_vec(),
+                    &c.speech_embeds.values,
+                ),
+            ],
+        )?;
+    }
+    let probs = clvp::rank::softmax(&c.logits_per_text);
+    if args.json {
+        let ranking: Vec<serde_json::Value> = c
+            .ranking
+            .iter()
+            .map(|&(i, s)| serde_json::json!({"candidate": i, "logit": s, "probability": probs[i], "codes": c.speech_ids[i].len()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"text": args.text, "ranking": ranking})
+        );
+    } else {
+        println!("rank  candidate  logit      probability  codes");
+        for (rank, &(i, s)) in c.ranking.iter().enumerate() {
+            println!(
+                "{:>4}  {:>9}  {:>9.4}  {:>11.4}  {:>5}",
+                rank + 1,
+                i,
+                s,
+                probs[i],
+                c.speech_ids[i].len()
+            );
+        }
+    }
+    Ok(())
+}

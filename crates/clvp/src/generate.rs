@@ -1,0 +1,168 @@
+//! Text + voice clips → ranked speech candidates: `ClvpModelForConditionalGeneration.generate` (transformers
+//! 5.23) with Tortoise's presets and its averaging of several voice clips.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), clvp::ClvpError> {
+//! let device = clvp::device::device("cpu")?;
+//! let clvp = clvp::Clvp::from_pretrained("susnato/clvp_dev", &device)?;
+//! let voice = clvp.processor.load_voice("voice.wav")?;
+//! let ranked = clvp.generate("Hello there.", &[voice], &clvp::preset("ultra_fast").unwrap_or_default())?;
+//! println!("best candidate: {:?}", ranked.ranking.first());
+//! # Ok(()) }
+//! ```
+
+use burn::tensor::{Int, Tensor, TensorData};
+use clvp_nn::{GenerationConfig, fix_speech_decoder_output, generate_with_progress};
+
+use crate::model::{Clvp, ClvpError, Embeddings};
+
+/// Tortoise's presets (`api.py`): candidates, temperature 0.8, top_p 0.8, repetition penalty 2.0, top_k 50,
+/// 500 new tokens, sampling. `ultra_fast` 16, `fast` 96, `standard` 256, `high_quality` 256 candidates.
+pub fn preset(name: &str) -> Option<GenerationConfig> {
+    let candidates = match name {
+        "ultra_fast" => 16,
+        "fast" => 96,
+        "standard" | "high_quality" => 256,
+        _ => return None,
+    };
+    Some(GenerationConfig {
+        max_new_tokens: 500,
+        do_sample: true,
+        temperature: 0.8,
+        top_k: Some(50),
+        top_p: 0.8,
+        repetition_penalty: 2.0,
+        num_return_sequences: candidates,
+        ..GenerationConfig::default()
+    })
+}
+
+/// The preset names.
+pub const PRESETS: [&str; 4] = ["ultra_fast", "fast", "standard", "high_quality"];
+
+/// Generated and scored candidates for one text.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    /// Fixed speech codes `[N][n]` (after `fix_speech_decoder_output`).
+    pub speech_ids: Vec<Vec<u32>>,
+    /// `logits_per_text` `[1, N]`.
+    pub logits_per_text: Vec<f32>,
+    /// L2-normalised text embedding `[1, P]`.
+    pub text_embeds: Embeddings,
+    /// L2-normalised speech embeddings `[N, P]`.
+    pub speech_embeds: Embeddings,
+    /// Candidates best first: `(index, logit)`.
+    pub ranking: Vec<(usize, f32)>,
+}
+
+impl Clvp {
+    /// Generate `config.num_return_sequences` candidates for `text` conditioned on `voices` (clips at the
+    /// feature extractor's rate; several clips are averaged as Tortoise does), then score and rank them.
+    pub fn generate(
+        &self,
+        text: &str,
+        voices: &[Vec<f32>],
+        config: &GenerationConfig,
+    ) -> Result<Candidates, ClvpError> {
+        self.generate_with_progress(text, voices, config, &mut |_, _| {})
+    }
+
+    /// [`Clvp::generate`] with a progress callback `(step, max_new_tokens)`.
+    pub fn generate_with_progress(
+        &self,
+        text: &str,
+        voices: &[Vec<f32>],
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
+        if voices.is_empty() {
+            return Err(ClvpError::Input(
+                "no voice clip given: at least one is needed for the conditioning".into(),
+            ));
+        }
+        let cfg = &self.model.config;
+        let ids = self
+            .processor
+            .tokenizer
+            .encode(text)
+            .map_err(crate::ProcessorError::from)?;
+        let limit = cfg.decoder_config.max_text_tokens.saturating_sub(3);
+        if ids.len() > limit {
+            return Err(ClvpError::Input(format!(
+                "the text has {} tokens, over the limit of {limit} (max_text_tokens {} − 3)",
+                ids.len(),
+                cfg.decoder_config.max_text_tokens
+            )));
+        }
+        if ids.is_empty() {
+            return Err(ClvpError::Input(
+                "the text has no tokens after normalisation".into(),
+            ));
+        }
+        let device = self.device().clone();
+        let m = &self.model.model;
+
+        // Conditioning: the (averaged) voice vector, then [BOS, text, EOS, EOS] with positions.
+        let fe = &self.processor.feature_extractor;
+        let clips: Vec<&[f32]> = voices.iter().map(Vec::as_slice).collect();
+        let f = fe
+            .extract(&clips, Some(fe.sampling_rate))
+            .map_err(crate::ProcessorError::from)?;
+        let feats = Tensor::<3>::from_data(TensorData::new(f.input_features, f.shape), &device);
+        let mel = m.conditioning_encoder.mel_vector_mean(feats);
+        let eos = cfg.text_config.eos_token_id as u32;
+        let mut ids1 = ids.clone();
+        ids1.push(eos);
+        let mask1 = vec![vec![1u32; ids1.len()]];
+        let text_emb =
+            m.conditioning_encoder
+                .text_embeddings(std::slice::from_ref(&ids1), &mask1, &device)?;
+        let cond = Tensor::cat(vec![mel, text_emb], 1);
+
+        let out = generate_with_progress(
+            &m.speech_decoder_model,
+            &cfg.decoder_config,
+            cond,
+            config,
+            progress,
+        )?;
+        let stop = cfg.decoder_config.eos_token_id as u32;
+        let speech_ids = fix_speech_decoder_output(
+            &out.sequences,
+            stop,
+            &cfg.decoder_config.decoder_fixing_codes,
+        );
+
+        let speech = self.get_speech_features(&speech_ids)?;
+        let text_e = self.get_text_features(&[ids1], None)?;
+        let dim = text_e.shape[1];
+        let rank_err = |e: clvp_rank::RankError| ClvpError::Input(e.to_string());
+        let logits_per_text =
+            clvp_rank::logits_per_text(&text_e.values, &speech.values, dim, self.model.logit_scale)
+                .map_err(rank_err)?;
+        let ranking = clvp_rank::top_k(&logits_per_text, logits_per_text.len());
+        let text_embeds = Embeddings {
+            values: clvp_rank::normalize(&text_e.values, dim).map_err(rank_err)?,
+            shape: text_e.shape,
+        };
+        let speech_embeds = Embeddings {
+            values: clvp_rank::normalize(&speech.values, dim).map_err(rank_err)?,
+            shape: speech.shape,
+        };
+        Ok(Candidates {
+            speech_ids,
+            logits_per_text,
+            text_embeds,
+            speech_embeds,
+            ranking,
+        })
+    }
+}
+
+/// Codes as an `[N, n]` int tensor (for callers that continue on the device).
+pub fn codes_tensor(codes: &[Vec<u32>], device: &burn::tensor::Device) -> Tensor<2, Int> {
+    let n = codes.len();
+    let w = codes.first().map_or(0, Vec::len);
+    let flat: Vec<i64> = codes.iter().flatten().map(|&c| c as i64).collect();
+    Tensor::from_data(TensorData::new(flat, [n, w]), device)
+}
