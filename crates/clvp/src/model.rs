@@ -13,6 +13,9 @@ pub const DEFAULT_MODEL: &str = "susnato/clvp_dev";
 /// Anything that can go wrong between a model argument and a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ClvpError {
+    /// The requested device is unknown or not compiled in.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// Finding, downloading or reading checkpoint files.
     #[error(transparent)]
     Hub(#[from] HubError),
