@@ -41,7 +41,8 @@ pub struct Args {
     /// Seed of the sampling RNG.
     #[arg(long)]
     seed: Option<u64>,
-    /// New tokens at most (default: the preset's 500, or 100 without a preset).
+    /// New tokens at most (default: the preset's 500, or 100 without a preset; capped to the checkpoint's
+    /// `max_position_embeddings` − 1 unless given).
     #[arg(long)]
     max_new_tokens: Option<usize>,
     /// Prefill positions: tortoise (default) or hf523.
@@ -95,8 +96,20 @@ fn config(args: &Args) -> Result<GenerationConfig> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let gc = config(args)?;
+    let mut gc = config(args)?;
     let clvp = args.model.load()?;
+    if args.max_new_tokens.is_none() {
+        // Without an explicit --max-new-tokens, stay within the checkpoint's mel position table (a small test
+        // checkpoint has fewer positions than the presets' token counts).
+        let limit = clvp
+            .model
+            .config
+            .decoder_config
+            .max_position_embeddings
+            .saturating_sub(1)
+            .max(1);
+        gc.max_new_tokens = gc.max_new_tokens.min(limit);
+    }
     let mut voices = Vec::new();
     for v in &args.voices {
         voices.push(
