@@ -4,7 +4,22 @@
 //! Components register here as they land.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::PathBuf;
+
+/// An extracted reference sdist that a script can receive as a command-line argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sdist {
+    /// tortoise-tts 3.0.0 (`--tortoise DIR`): vocabulary, `mel_norms`.
+    Tortoise,
+    /// encodec 0.1.1 (`--encodec DIR`): the original `.ecdc` writer/reader and the test wavs.
+    Encodec,
+}
+
+/// Where the extracted sdists are on this machine (fetched once per run).
+pub struct SdistDirs {
+    pub tortoise: PathBuf,
+    pub encodec: PathBuf,
+}
 
 /// One parity component.
 pub struct Component {
@@ -18,18 +33,23 @@ pub struct Component {
     pub package: &'static str,
     /// Integration test targets that compare against the script's outputs.
     pub tests: &'static [&'static str],
-    /// Whether the script needs the extracted tortoise-tts sdist (`--tortoise DIR`).
-    pub needs_tortoise: bool,
+    /// The extracted sdists the script needs, each passed as `--<name> DIR`.
+    pub sdists: &'static [Sdist],
 }
 
 impl Component {
     /// Extra arguments for the reference script.
-    pub fn script_args(&self, tortoise: &Path) -> Vec<OsString> {
-        if self.needs_tortoise {
-            vec!["--tortoise".into(), tortoise.as_os_str().to_owned()]
-        } else {
-            Vec::new()
+    pub fn script_args(&self, dirs: &SdistDirs) -> Vec<OsString> {
+        let mut args = Vec::new();
+        for s in self.sdists {
+            let (flag, dir) = match s {
+                Sdist::Tortoise => ("--tortoise", &dirs.tortoise),
+                Sdist::Encodec => ("--encodec", &dirs.encodec),
+            };
+            args.push(flag.into());
+            args.push(dir.as_os_str().to_owned());
         }
+        args
     }
 }
 
@@ -41,7 +61,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "text",
         package: "clvp-text",
         tests: &["parity"],
-        needs_tortoise: false,
+        sdists: &[],
     },
     Component {
         name: "features",
@@ -49,7 +69,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "audio",
         package: "clvp-audio",
         tests: &["parity"],
-        needs_tortoise: true,
+        sdists: &[Sdist::Tortoise],
     },
     Component {
         name: "hub",
@@ -57,7 +77,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "hub",
         package: "clvp-hub",
         tests: &["parity"],
-        needs_tortoise: false,
+        sdists: &[],
     },
     Component {
         name: "clvp-nn",
@@ -65,6 +85,14 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "clvp",
         package: "clvp-nn",
         tests: &["parity", "generate"],
-        needs_tortoise: false,
+        sdists: &[],
+    },
+    Component {
+        name: "encodec",
+        script: "ref_encodec.py",
+        fixture_dir: "encodec",
+        package: "encodec-codec",
+        tests: &["parity", "ecdc"],
+        sdists: &[Sdist::Encodec],
     },
 ];

@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::components::{COMPONENTS, Component};
+use crate::components::{COMPONENTS, Component, SdistDirs};
 
 #[derive(Parser)]
 #[command(
@@ -139,7 +139,10 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
     };
 
     let python = pyenv::ensure()?;
-    let tortoise = pyenv::tortoise_sdist(&python)?;
+    let sdists = SdistDirs {
+        tortoise: pyenv::tortoise_sdist(&python)?,
+        encodec: pyenv::encodec_sdist(&python)?,
+    };
     pyenv::ensure_espeak()?;
 
     let (ref_root, seed) = if args.regen_fixtures {
@@ -169,7 +172,7 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
             .arg(&out)
             .arg("--seed")
             .arg(seed.to_string())
-            .args(c.script_args(&tortoise));
+            .args(c.script_args(&sdists));
         if args.full {
             cmd.arg("--full");
         }

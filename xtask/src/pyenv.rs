@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::{repo_root, run};
 
 const TORTOISE: &str = "tortoise-tts==3.0.0";
+const ENCODEC: &str = "encodec==0.1.1";
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
@@ -93,6 +94,49 @@ pub fn tortoise_sdist(python: &PathBuf) -> Result<PathBuf> {
     .with_context(|| format!("extracting {}", tarball.display()))?;
     if !dir.join("tortoise/data/tokenizer.json").exists() {
         bail!("{} has no tortoise/data/tokenizer.json", dir.display());
+    }
+    Ok(dir)
+}
+
+/// The extracted encodec 0.1.1 sdist (the original `.ecdc` writer/reader and the test wavs), fetched once.
+pub fn encodec_sdist(python: &PathBuf) -> Result<PathBuf> {
+    const NEEDED: [&str; 4] = [
+        "encodec/binary.py",
+        "encodec/compress.py",
+        "test_24k.wav",
+        "test_48k.wav",
+    ];
+    let base = repo_root().join("target/reference");
+    let dir = base.join("encodec-0.1.1");
+    if NEEDED.iter().all(|f| dir.join(f).exists()) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&base)?;
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--dest",
+        ])
+        .arg(&base)
+        .arg(ENCODEC))
+    .context("downloading the encodec sdist")?;
+    let tarball = base.join("encodec-0.1.1.tar.gz");
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&base))
+    .with_context(|| format!("extracting {}", tarball.display()))?;
+    for f in NEEDED {
+        if !dir.join(f).exists() {
+            bail!("{} has no {f}", dir.display());
+        }
     }
     Ok(dir)
 }
