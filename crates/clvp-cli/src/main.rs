@@ -1,6 +1,7 @@
 //! `clvp`: the command line of the CLVP / EnCodec workspace.
 
 mod embed;
+mod encodec;
 mod features;
 mod generate;
 mod output;
@@ -33,6 +34,9 @@ enum Command {
     EmbedText(embed::TextArgs),
     /// Speech embedding of CLVP speech codes (get_speech_features(speech_ids=…), not normalised).
     EmbedSpeech(embed::SpeechArgs),
+    /// EnCodec: encode audio to codes (.ecdc / .safetensors), decode codes to audio, or round-trip.
+    #[command(subcommand)]
+    Encodec(encodec::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::EmbedText(args) => embed::run_text(&args),
         Command::EmbedSpeech(args) => embed::run_speech(&args),
+        Command::Encodec(command) => encodec::run(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

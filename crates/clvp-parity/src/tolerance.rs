@@ -65,6 +65,8 @@ impl Tolerance {
 /// | `nn` | 1e-4 abs | issue 5: CLVP networks on the tiny checkpoint |
 /// | `nn_full` | 1e-4 · max\|ref\| | issue 5: full-size random-init checkpoint |
 /// | `hub` | 1e-5 abs | issue 4: tiny modules loaded from every checkpoint format (weight-norm folding, LSTM gates) against PyTorch |
+/// | `encodec_latent`, `encodec_full_latent` | 1e-4 · max\|ref\| | issue 7: encoder latents, relative to their largest magnitude |
+/// | `encodec_audio`, `encodec_full_audio` | 1e-5 abs | issue 7: decoding the reference codes, scales, forward (audio is ~1e-1, so abs 1e-4 would be loose) |
 pub fn tolerance(component: &str) -> Tolerance {
     match component {
         "tokenizer" => Tolerance::EXACT,
@@ -73,6 +75,8 @@ pub fn tolerance(component: &str) -> Tolerance {
         "hub" => Tolerance::abs(1e-5),
         "nn" => Tolerance::abs(1e-4),
         "nn_full" => Tolerance::scaled(1e-4),
+        "encodec_latent" | "encodec_full_latent" => Tolerance::scaled(1e-4),
+        "encodec_audio" | "encodec_full_audio" => Tolerance::abs(1e-5),
         _ => Tolerance::EXACT,
     }
 }

@@ -4,12 +4,16 @@
 //! end ([`audio`]), checkpoint loading ([`hub`]), the networks ([`nn`]), ranking ([`rank`]) and EnCodec
 //! ([`encodec`]), and picks a burn backend at run time ([`device`]).
 
+pub mod codec;
 pub mod device;
 pub mod generate;
 pub mod model;
 pub mod processor;
 
 pub use clvp_nn::{GenerationConfig, PrefillPositions};
+pub use codec::{
+    AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
+};
 pub use device::{DeviceChoice, DeviceError};
 pub use generate::{Candidates, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};

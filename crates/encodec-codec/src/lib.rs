@@ -1,2 +1,32 @@
 //! EnCodec neural audio codec in burn: SEANet encoder/decoder, residual VQ, the 24/48/32 kHz models
 //! and Meta's `.ecdc` container.
+//!
+//! ```text
+//! audio [B, C, L] ─► EncodecModel::encode ─► chunks (config.chunk_length / chunk_stride, else one)
+//!                      │ per chunk: × padding mask, RMS scale (normalize), EncodecEncoder → latent [B, D, T]
+//!                      │            EncodecResidualVectorQuantizer::encode (n_q from the bandwidth)
+//!                      ▼
+//!                    EncodedAudio { audio_codes [chunks, B, n_q, T], audio_scales, last_frame_pad_length }
+//!                      │ EncodecModel::decode: RVQ decode → EncodecDecoder → × scale → overlap-add → trim
+//!                      ▼
+//!                    audio [B, C, L']
+//! ```
+//!
+//! * [`config`]: [`EncodecConfig`] from `config.json`, derived values, checks.
+//! * [`conv`]: `EncodecConv1d` / `EncodecConvTranspose1d` with EnCodec's padding (reflect + workaround).
+//! * [`lstm`], [`seanet`], [`quantizer`]: the networks.
+//! * [`model`]: [`EncodecModel`], the name table, loading.
+//! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
+
+pub mod config;
+pub mod conv;
+pub mod ecdc;
+pub mod error;
+pub mod lstm;
+pub mod model;
+pub mod quantizer;
+pub mod seanet;
+
+pub use config::{EncodecConfig, NormType, PadMode};
+pub use error::EncodecError;
+pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};

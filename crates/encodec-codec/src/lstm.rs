@@ -1,0 +1,108 @@
+//! `EncodecLSTM` (transformers 5.23): a stacked, sequence-first `nn.LSTM(dim, dim, num_layers)` with zero
+//! initial state whose output is added to its input. The parameters live in burn `Lstm` gate controllers
+//! (loaded by clvp-hub's `LstmGates` layout); the forward is one input matmul for all steps, then a tight
+//! step loop over the fused `[H, 4H]` recurrent matrix, gates in PyTorch's order i, f, g, o.
+
+use burn::module::Module;
+use burn::nn::{Lstm, LstmConfig};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+
+/// `EncodecLSTM`.
+#[derive(Module, Debug)]
+pub struct EncodecLstm {
+    /// One burn `Lstm` per PyTorch layer (`lstm.weight_ih_l{k}` → `lstm.{k}`).
+    pub lstm: Vec<Lstm>,
+}
+
+impl EncodecLstm {
+    /// `layers` stacked LSTMs of width `dim`.
+    pub fn new(dim: usize, layers: usize, device: &Device) -> Self {
+        let config = LstmConfig::new(dim, dim, true).with_batch_first(false);
+        EncodecLstm {
+            lstm: (0..layers).map(|_| config.init(device)).collect(),
+        }
+    }
+
+    /// `[B, C, T]` → `[B, C, T]`: `lstm(x) + x` along time.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let seq = x.permute([2, 0, 1]); // [T, B, C]
+        let mut h = seq.clone();
+        for layer in &self.lstm {
+            h = run_layer(layer, h);
+        }
+        (h + seq).permute([1, 2, 0])
+    }
+}
+
+/// The four gates' `(input weight [in, H], hidden weight [H, H], input bias, hidden bias)` in i, f, g, o order.
+fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
+    let forget = layer.forget_gate.as_ref().unwrap_or(&layer.input_gate);
+    let gates = [
+        &layer.input_gate,
+        forget,
+        &layer.cell_gate,
+        &layer.output_gate,
+    ];
+    let w_ih = Tensor::cat(
+        gates
+            .iter()
+            .map(|g| g.input_transform.weight.val())
+            .collect(),
+        1,
+    );
+    let w_hh = Tensor::cat(
+        gates
+            .iter()
+            .map(|g| g.hidden_transform.weight.val())
+            .collect(),
+        1,
+    );
+    let bias = |t: fn(&burn::nn::GateController) -> &burn::nn::Linear| {
+        Tensor::cat(
+            gates
+                .iter()
+                .map(|g| match &t(g).bias {
+                    Some(b) => b.val(),
+                    None => Tensor::zeros([layer.d_hidden], &g.input_transform.weight.device()),
+                })
+                .collect(),
+            0,
+        )
+    };
+    let b = bias(|g| &g.input_transform) + bias(|g| &g.hidden_transform);
+    (w_ih, w_hh, b)
+}
+
+/// One layer over a `[T, B, in]` sequence → `[T, B, H]`.
+fn run_layer(layer: &Lstm, seq: Tensor<3>) -> Tensor<3> {
+    let [t, b, input] = seq.dims();
+    let h_dim = layer.d_hidden;
+    let (w_ih, w_hh, bias) = fused(layer);
+    let device = seq.device();
+    let projected = (seq.reshape([t * b, input]).matmul(w_ih) + bias.unsqueeze::<2>()).reshape([
+        t,
+        b,
+        4 * h_dim,
+    ]);
+    let mut h = Tensor::<2>::zeros([b, h_dim], &device);
+    let mut c = Tensor::<2>::zeros([b, h_dim], &device);
+    let mut out = Vec::with_capacity(t);
+    for step in 0..t {
+        let gates = projected
+            .clone()
+            .slice([step..step + 1, 0..b, 0..4 * h_dim])
+            .reshape([b, 4 * h_dim])
+            + h.matmul(w_hh.clone());
+        let mut parts = gates.chunk(4, 1).into_iter();
+        let (Some(i), Some(f), Some(g), Some(o)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            unreachable!("chunk(4) of a 4H-wide tensor gives four parts")
+        };
+        c = sigmoid(f) * c + sigmoid(i) * g.tanh();
+        h = sigmoid(o) * c.clone().tanh();
+        out.push(h.clone());
+    }
+    Tensor::stack(out, 0)
+}

@@ -1,0 +1,528 @@
+//! `EncodecModel` (transformers 5.23): `encode` (chunking, per-chunk RMS scale, RVQ, zero-padded last chunk
+//! plus `last_frame_pad_length`), `decode` (per-chunk decoding, linear overlap-add, truncation to the mask)
+//! and `forward`, loaded from a checkpoint through one name table.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clvp_hub::{Checkpoint, ENCODEC_IGNORED, HubError, Layout, NameMap, Weights, load_module};
+
+use crate::config::EncodecConfig;
+use crate::error::EncodecError;
+use crate::quantizer::EncodecResidualVectorQuantizer;
+use crate::seanet::{EncodecDecoder, EncodecEncoder, LayerSlot, layer_table};
+
+/// The networks of `EncodecModel`.
+#[derive(Module, Debug)]
+pub struct EncodecNetworks {
+    /// SEANet encoder.
+    pub encoder: EncodecEncoder,
+    /// SEANet decoder.
+    pub decoder: EncodecDecoder,
+    /// Residual VQ.
+    pub quantizer: EncodecResidualVectorQuantizer,
+}
+
+/// `EncodecModel`: the networks and the configuration.
+#[derive(Debug)]
+pub struct EncodecModel {
+    /// The modules.
+    pub nets: EncodecNetworks,
+    /// The checkpoint's configuration.
+    pub config: EncodecConfig,
+}
+
+/// The output of [`EncodecModel::encode`] (HF's `EncodecEncoderOutput`).
+#[derive(Debug, Clone)]
+pub struct EncodedAudio {
+    /// `[chunks, B, n_q, T]`; the last chunk's codes are right-padded with 0 by `last_frame_pad_length`.
+    pub audio_codes: Tensor<4, Int>,
+    /// `[chunks, B]` RMS scales when the model normalises.
+    pub audio_scales: Option<Tensor<2>>,
+    /// Code frames of padding at the end of the last chunk.
+    pub last_frame_pad_length: usize,
+}
+
+/// One chunk's codes `[B, n_q, T]` and scale `[B]` (models that normalise).
+#[derive(Debug, Clone)]
+pub struct EncodedSegment {
+    /// Codes `[B, n_q, T]`.
+    pub codes: Tensor<3, Int>,
+    /// RMS scale `[B]`.
+    pub scale: Option<Tensor<1>>,
+}
+
+/// The HF → burn name table of an EnCodec checkpoint of `config`'s shape (252 tensors for
+/// `facebook/encodec_24khz`, 224 for `encodec_48khz`).
+///
+/// | HF key | burn path | layout |
+/// |---|---|---|
+/// | `encoder.layers.0.conv.{weight,bias}` (weight norm folded from `weight_g/weight_v` or `parametrizations.weight.original0/1`) | `encoder.conv_in.conv.*` | as is (PyTorch conv layout) |
+/// | `encoder.layers.{i}.norm.{weight,bias}` (48 kHz) | `….norm.*` | as is |
+/// | `{enc,dec}oder.layers.{i}.block.{1,3}.*`, `….shortcut.*` | `….res.{j}.block.{0,1}.*`, `….shortcut.*` | as is |
+/// | `{enc,dec}oder.layers.{i}.lstm.{weight,bias}_{ih,hh}_l{k}` | `….lstm.lstm.{k}` gate controllers | LSTM gates |
+/// | `decoder.layers.{3,6,9,12}.conv.*` (transposed, `[cin, cout, k]`) | `decoder.stages.{s}.conv.conv.*` | as is |
+/// | `quantizer.layers.{n}.codebook.embed` | same | as is |
+/// | `quantizer.layers.{n}.codebook.{inited,cluster_size,embed_avg}` | — | ignored (training buffers) |
+///
+/// The index of every layer comes from [`layer_table`].
+pub fn encodec_name_map(config: &EncodecConfig) -> NameMap {
+    let mut map = NameMap::new("encodec");
+    for (hf, slot) in layer_table(config) {
+        let hf = hf.replace('.', r"\.");
+        map = match slot {
+            LayerSlot::Conv(burn) => map.rule(
+                &format!(r"{hf}\.((?:conv|norm)\.(?:weight|bias))"),
+                &format!("{burn}.$1"),
+                Layout::AsIs,
+            ),
+            LayerSlot::ResBlock(burn) => map
+                .rule(
+                    &format!(r"{hf}\.block\.1\.((?:conv|norm)\.(?:weight|bias))"),
+                    &format!("{burn}.block.0.$1"),
+                    Layout::AsIs,
+                )
+                .rule(
+                    &format!(r"{hf}\.block\.3\.((?:conv|norm)\.(?:weight|bias))"),
+                    &format!("{burn}.block.1.$1"),
+                    Layout::AsIs,
+                )
+                .rule(
+                    &format!(r"{hf}\.shortcut\.((?:conv|norm)\.(?:weight|bias))"),
+                    &format!("{burn}.shortcut.$1"),
+                    Layout::AsIs,
+                ),
+            LayerSlot::Lstm(burn) => map.rule(
+                &format!(r"{hf}\.lstm\.(?:weight|bias)_(?:ih|hh)_l(\d+)"),
+                &format!("{burn}.lstm.$1"),
+                Layout::LstmGates,
+            ),
+        };
+    }
+    map.rule(
+        r"quantizer\.layers\.(\d+)\.codebook\.embed",
+        "quantizer.layers.$1.codebook.embed",
+        Layout::AsIs,
+    )
+    .ignore(ENCODEC_IGNORED[0])
+}
+
+/// `linspace(0, 1, n + 2)[1:-1]` as torch computes it in float32, then the triangle `0.5 - |t - 0.5|`.
+fn overlap_weights(n: usize) -> Vec<f32> {
+    let steps = n + 2;
+    let step = 1.0f32 / (steps - 1) as f32;
+    let half = steps / 2;
+    (1..=n)
+        .map(|j| {
+            let t = if j < half {
+                j as f32 * step
+            } else {
+                1.0 - (steps - 1 - j) as f32 * step
+            };
+            0.5 - (t - 0.5).abs()
+        })
+        .collect()
+}
+
+impl EncodecModel {
+    /// A zero-initialised model of `config`'s shape.
+    pub fn new(config: EncodecConfig, device: &Device) -> Result<Self, EncodecError> {
+        config.validate("<memory>")?;
+        let nets = EncodecNetworks {
+            encoder: EncodecEncoder::new(&config, device),
+            decoder: EncodecDecoder::new(&config, device),
+            quantizer: EncodecResidualVectorQuantizer::new(
+                config.num_quantizers(),
+                config.codebook_size,
+                config.hidden_size,
+                device,
+            ),
+        };
+        Ok(EncodecModel { nets, config })
+    }
+
+    /// Read `config.json` and the weights of `checkpoint` onto `device`, strictly.
+    pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, EncodecError> {
+        let config = EncodecConfig::from_file(checkpoint.require("config.json")?)?;
+        let weights = checkpoint.weights()?;
+        Self::from_weights(config, &weights, device)
+    }
+
+    /// Build from a configuration and opened weights.
+    pub fn from_weights(
+        config: EncodecConfig,
+        weights: &Weights,
+        device: &Device,
+    ) -> Result<Self, EncodecError> {
+        let model = Self::new(config, device)?;
+        let map = encodec_name_map(&model.config);
+        let nets = load_module(model.nets, weights, &map).map_err(HubError::from)?;
+        Ok(EncodecModel {
+            nets,
+            config: model.config,
+        })
+    }
+
+    /// The latent `[B, D, ceil(L / hop)]` of audio `[B, C, L]` (no chunking, no normalisation).
+    pub fn encoder_latent(&self, audio: Tensor<3>) -> Tensor<3> {
+        self.nets.encoder.forward(audio)
+    }
+
+    fn check_input(&self, audio: &Tensor<3>, mask: Option<&Tensor<2>>) -> Result<(), EncodecError> {
+        let [b, c, l] = audio.dims();
+        if c != self.config.audio_channels {
+            return Err(EncodecError::Channels {
+                expected: self.config.audio_channels,
+                found: c,
+            });
+        }
+        if b == 0 || l == 0 {
+            return Err(EncodecError::Input(format!(
+                "audio of shape [{b}, {c}, {l}] is empty"
+            )));
+        }
+        if let Some(m) = mask
+            && m.dims() != [b, l]
+        {
+            return Err(EncodecError::Input(format!(
+                "padding_mask has shape {:?}, the audio needs [{b}, {l}]",
+                m.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `encode(input_values, padding_mask, bandwidth)`: audio `[B, C, L]`, an optional `[B, L]` mask of 1
+    /// (sample) / 0 (padding), a bandwidth in kbps from `target_bandwidths` (`None`: the smallest, as HF).
+    ///
+    /// The chunks' codes are stacked, the last one right-padded with code 0 by `last_frame_pad_length`. With
+    /// unpadded input of some lengths a chunk other than the last is also short (48 kHz: the second-to-last
+    /// chunk has 47521..=47680 samples); HF's `torch.stack` fails there, and so does this, with an error that
+    /// points to [`Self::encode_segments`] (what `.ecdc` files use).
+    pub fn encode(
+        &self,
+        audio: Tensor<3>,
+        padding_mask: Option<Tensor<2>>,
+        bandwidth: Option<f64>,
+    ) -> Result<EncodedAudio, EncodecError> {
+        let segments = self.encode_segments(audio, padding_mask, bandwidth)?;
+        let first = segments.first().map(|s| s.codes.dims()[2]).unwrap_or(0);
+        let n = segments.len();
+        let mut codes = Vec::with_capacity(n);
+        let mut scales = Vec::with_capacity(n);
+        let mut last_frame_pad_length = 0;
+        for (i, seg) in segments.into_iter().enumerate() {
+            let [b, n_q, t] = seg.codes.dims();
+            let mut c = seg.codes;
+            if t != first {
+                if i + 1 != n {
+                    return Err(EncodecError::Input(format!(
+                        "chunk {i} of {n} has {t} code frames where the first has {first}: this input length cannot be \
+                         stacked into HF's [chunks, B, n_q, T] codes (transformers fails here too); pad the input \
+                         (the feature extractor's padding) or encode segment by segment (.ecdc)"
+                    )));
+                }
+                last_frame_pad_length = first - t;
+                let pad = Tensor::<3, Int>::zeros([b, n_q, first - t], &c.device());
+                c = Tensor::cat(vec![c, pad], 2);
+            }
+            codes.push(c);
+            if let Some(s) = seg.scale {
+                scales.push(s);
+            }
+        }
+        let audio_codes = Tensor::stack(codes, 0);
+        let audio_scales = (!scales.is_empty()).then(|| Tensor::stack::<2>(scales, 0));
+        Ok(EncodedAudio {
+            audio_codes,
+            audio_scales,
+            last_frame_pad_length,
+        })
+    }
+
+    /// The chunks of `encode` before stacking: per chunk (the original library's segments when the input is
+    /// not padded) its codes `[B, n_q, T_i]` (`T_i = ceil(chunk_len / hop)`) and scale `[B]`.
+    pub fn encode_segments(
+        &self,
+        audio: Tensor<3>,
+        padding_mask: Option<Tensor<2>>,
+        bandwidth: Option<f64>,
+    ) -> Result<Vec<EncodedSegment>, EncodecError> {
+        self.check_input(&audio, padding_mask.as_ref())?;
+        let (_, n_q) = self.config.check_bandwidth(bandwidth)?;
+        let [b, c, len] = audio.dims();
+        let (chunk, stride) = match (self.config.chunk_length(), self.config.chunk_stride()) {
+            (Some(c), Some(s)) => (c, s),
+            _ => (len, len),
+        };
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < len {
+            let end = (offset + chunk).min(len);
+            let mut frame = audio.clone().slice([0..b, 0..c, offset..end]);
+            if let Some(mask) = &padding_mask {
+                let m = mask
+                    .clone()
+                    .slice([0..b, offset..end])
+                    .unsqueeze_dim::<3>(1);
+                frame = frame * m;
+            }
+            let (codes, scale) = self.encode_frame(frame, n_q);
+            out.push(EncodedSegment { codes, scale });
+            offset += stride;
+        }
+        Ok(out)
+    }
+
+    /// The first half of `_encode_frame`: the RMS normalisation of models that normalise
+    /// (`scale = sqrt(mean(mono²)) + 1e-8` over the whole chunk), then the encoder → latent `[B, D, T]`,
+    /// scale `[B]`.
+    pub fn frame_latent(&self, frame: Tensor<3>) -> (Tensor<3>, Option<Tensor<1>>) {
+        let [b, c, _] = frame.dims();
+        let (frame, scale) = if self.config.normalize {
+            let mono = frame.clone().sum_dim(1) / c as f64; // [B, 1, L]
+            let scale = mono.square().mean_dim(2).sqrt() + 1e-8; // [B, 1, 1]
+            (frame / scale.clone(), Some(scale.reshape([b])))
+        } else {
+            (frame, None)
+        };
+        (self.nets.encoder.forward(frame), scale)
+    }
+
+    /// `_encode_frame`: [`Self::frame_latent`], then RVQ → codes `[B, n_q, T]`, scale `[B]`.
+    fn encode_frame(&self, frame: Tensor<3>, n_q: usize) -> (Tensor<3, Int>, Option<Tensor<1>>) {
+        let (latent, scale) = self.frame_latent(frame);
+        (self.nets.quantizer.encode(latent, n_q), scale)
+    }
+
+    /// Check that every code of chunk `chunk` (`[B, n_q, T]`) is inside the codebook and that there are not
+    /// more codebooks than layers.
+    fn check_codes(&self, chunk: usize, codes: &Tensor<3, Int>) -> Result<(), EncodecError> {
+        let [_, n_q, t] = codes.dims();
+        if n_q == 0 || n_q > self.config.num_quantizers() {
+            return Err(EncodecError::Input(format!(
+                "codes have {n_q} codebooks; this model has 1..={}",
+                self.config.num_quantizers()
+            )));
+        }
+        let data = codes.clone().into_data().convert::<i64>();
+        let values = data
+            .as_slice::<i64>()
+            .map_err(|e| EncodecError::Input(format!("codes are not integers: {e:?}")))?;
+        let size = self.config.codebook_size;
+        if let Some(pos) = values.iter().position(|&v| v < 0 || v as usize >= size) {
+            return Err(EncodecError::CodeOutOfRange {
+                value: values[pos],
+                chunk,
+                item: pos / (t * n_q),
+                codebook: (pos / t) % n_q,
+                frame: pos % t,
+                size,
+            });
+        }
+        Ok(())
+    }
+
+    /// `decode(audio_codes, audio_scales, padding_mask, last_frame_pad_length)`: codes `[chunks, B, n_q, T]`,
+    /// scales `[chunks, B]` (models that normalise), and the length of the padding mask (`Some(L)` truncates
+    /// the output to `L` samples when it is longer, as HF does with `padding_mask.shape[-1]`).
+    pub fn decode(
+        &self,
+        codes: Tensor<4, Int>,
+        scales: Option<Tensor<2>>,
+        last_frame_pad_length: usize,
+        output_length: Option<usize>,
+    ) -> Result<Tensor<3>, EncodecError> {
+        let [chunks, b, n_q, t] = codes.dims();
+        if let Some(s) = &scales
+            && s.dims() != [chunks, b]
+        {
+            return Err(EncodecError::Input(format!(
+                "audio_scales have shape {:?}, the codes need [{chunks}, {b}]",
+                s.dims()
+            )));
+        }
+        if self.config.normalize && scales.is_none() {
+            return Err(EncodecError::Input(
+                "this model normalises its chunks: the codes need their audio_scales".into(),
+            ));
+        }
+        if last_frame_pad_length >= t {
+            return Err(EncodecError::Input(format!(
+                "last_frame_pad_length {last_frame_pad_length} leaves no frames of the {t} in the last chunk"
+            )));
+        }
+        let segments = (0..chunks)
+            .map(|i| {
+                let keep = if i + 1 == chunks {
+                    t - last_frame_pad_length
+                } else {
+                    t
+                };
+                EncodedSegment {
+                    codes: codes
+                        .clone()
+                        .slice([i..i + 1, 0..b, 0..n_q, 0..keep])
+                        .reshape([b, n_q, keep]),
+                    scale: scales
+                        .as_ref()
+                        .map(|s| s.clone().slice([i..i + 1, 0..b]).reshape([b])),
+                }
+            })
+            .collect();
+        self.decode_segments(segments, output_length)
+    }
+
+    /// Decode chunks (codes `[B, n_q, T_i]`, scale `[B]`) and overlap-add them; `output_length` truncates.
+    pub fn decode_segments(
+        &self,
+        segments: Vec<EncodedSegment>,
+        output_length: Option<usize>,
+    ) -> Result<Tensor<3>, EncodecError> {
+        let chunked = self.config.chunk_length().is_some() && self.config.chunk_stride().is_some();
+        if segments.is_empty() {
+            return Err(EncodecError::Input("no chunks of codes to decode".into()));
+        }
+        if !chunked && segments.len() != 1 {
+            return Err(EncodecError::Input(format!(
+                "this model does not chunk: expected one chunk of codes, got {}",
+                segments.len()
+            )));
+        }
+        let mut frames = Vec::with_capacity(segments.len());
+        for (i, seg) in segments.into_iter().enumerate() {
+            self.check_codes(i, &seg.codes)?;
+            let [b, _, t] = seg.codes.dims();
+            if t == 0 {
+                return Err(EncodecError::Input(format!("chunk {i} has no code frames")));
+            }
+            let latent = self.nets.quantizer.decode(seg.codes);
+            let mut out = self.nets.decoder.forward(latent);
+            match (seg.scale, self.config.normalize) {
+                (Some(s), _) => out = out * s.reshape([b, 1, 1]),
+                (None, true) => {
+                    return Err(EncodecError::Input(format!(
+                        "chunk {i} has no scale, and this model normalises its chunks"
+                    )));
+                }
+                (None, false) => {}
+            }
+            frames.push(out);
+        }
+        let audio = if chunked {
+            self.overlap_add(frames, self.config.chunk_stride().unwrap_or(1))?
+        } else {
+            frames
+                .pop()
+                .ok_or_else(|| EncodecError::Input("no chunks of codes to decode".into()))?
+        };
+        let [b, c, n] = audio.dims();
+        Ok(match output_length {
+            Some(l) if l < n => audio.slice([0..b, 0..c, 0..l]),
+            _ => audio,
+        })
+    }
+
+    /// HF's `_linear_overlap_add`.
+    fn overlap_add(
+        &self,
+        frames: Vec<Tensor<3>>,
+        stride: usize,
+    ) -> Result<Tensor<3>, EncodecError> {
+        let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
+            return Err(EncodecError::Input("no chunks of codes to decode".into()));
+        };
+        let [b, c, frame_len] = first.dims();
+        let device = first.device();
+        let total = stride * (frames.len() - 1) + last.dims()[2];
+        let weight = overlap_weights(frame_len);
+        let mut sum_weight = vec![0.0f32; total];
+        let mut out = Tensor::<3>::zeros([b, c, total], &device);
+        let mut offset = 0;
+        for frame in frames {
+            let n = frame.dims()[2];
+            let w = Tensor::<1>::from_data(TensorData::new(weight[..n].to_vec(), [n]), &device)
+                .reshape([1, 1, n]);
+            let range = [0..b, 0..c, offset..offset + n];
+            let acc = out.clone().slice(range.clone()) + w * frame;
+            out = out.slice_assign(range, acc);
+            for (s, w) in sum_weight[offset..offset + n].iter_mut().zip(&weight[..n]) {
+                *s += *w;
+            }
+            offset += stride;
+        }
+        if sum_weight.contains(&0.0) {
+            return Err(EncodecError::Input(
+                "overlap-add left samples with zero total weight (chunk stride larger than the chunks)".into(),
+            ));
+        }
+        let sw = Tensor::<1>::from_data(TensorData::new(sum_weight, [total]), &device)
+            .reshape([1, 1, total]);
+        Ok(out / sw)
+    }
+
+    /// `forward(input_values, padding_mask, bandwidth)`: encode then decode; the output has the input's length.
+    pub fn forward(
+        &self,
+        audio: Tensor<3>,
+        padding_mask: Option<Tensor<2>>,
+        bandwidth: Option<f64>,
+    ) -> Result<(EncodedAudio, Tensor<3>), EncodecError> {
+        let len = audio.dims()[2];
+        let encoded = self.encode(audio, padding_mask, bandwidth)?;
+        let values = self.decode(
+            encoded.audio_codes.clone(),
+            encoded.audio_scales.clone(),
+            encoded.last_frame_pad_length,
+            Some(len),
+        )?;
+        Ok((encoded, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_weights_are_torchs_triangle() {
+        // torch.linspace(0, 1, 6, dtype=float32)[1:-1] = [0.2, 0.4, 0.6, 0.8] -> 0.5 - |t - 0.5|
+        let w = overlap_weights(4);
+        let want = [0.2f32, 0.4, 0.4, 0.2];
+        for (a, b) in w.iter().zip(want) {
+            assert!((a - b).abs() < 1e-7, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn name_map_covers_the_24khz_key_list() {
+        // spec §8.1: a few keys and where they go.
+        let map = encodec_name_map(&EncodecConfig::default());
+        for (key, target) in [
+            (
+                "encoder.layers.0.conv.weight",
+                "encoder.conv_in.conv.weight",
+            ),
+            (
+                "encoder.layers.10.block.3.conv.bias",
+                "encoder.stages.3.res.0.block.1.conv.bias",
+            ),
+            (
+                "decoder.layers.12.conv.weight",
+                "decoder.stages.3.conv.conv.weight",
+            ),
+            (
+                "decoder.layers.4.shortcut.conv.weight",
+                "decoder.stages.0.res.0.shortcut.conv.weight",
+            ),
+            ("encoder.layers.13.lstm.weight_hh_l1", "encoder.lstm.lstm.1"),
+            (
+                "quantizer.layers.31.codebook.embed",
+                "quantizer.layers.31.codebook.embed",
+            ),
+        ] {
+            let (_, t) = map.lookup(key).unwrap_or_else(|| panic!("{key} unmapped"));
+            assert_eq!(t, target, "{key}");
+        }
+        assert!(map.lookup("encoder.layers.2.conv.weight").is_none());
+    }
+}

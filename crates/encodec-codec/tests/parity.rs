@@ -1,0 +1,314 @@
+//! Parity of `EncodecModel` with transformers 5.23 on the random-init checkpoints written by
+//! `xtask/python/ref_encodec.py` (tiny: committed under fixtures/encodec; full: `cargo xtask parity-check --full`).
+//!
+//! Per model and case: the encoder latent, the codes of every recorded bandwidth (exact; the mismatch rate is
+//! reported), the scales, `last_frame_pad_length`, and the decoding of the *reference* codes (so the decoder is
+//! checked independently of code flips); `e2e` cases encode a 16-bit WAV without padding and compare `forward`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clvp_hub::Checkpoint;
+use clvp_parity::{FixtureTensor, Recorder, compare, fixture_path, read_safetensors, tolerance};
+use encodec_codec::EncodecModel;
+
+/// The backend under test: `CLVP_TEST_DEVICE` = `flex` (default), `ndarray` or `wgpu` (with those features).
+#[allow(deprecated)]
+fn device() -> Device {
+    match std::env::var("CLVP_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("flex") | Ok("cpu") => Device::flex(),
+        #[cfg(feature = "ndarray")]
+        Ok("ndarray") => Device::ndarray(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        Ok(other) => panic!(
+            "CLVP_TEST_DEVICE={other}: not a backend this test build has (features ndarray, wgpu)"
+        ),
+    }
+}
+
+struct Cases(HashMap<String, FixtureTensor>);
+
+impl Cases {
+    fn get(&self, key: &str) -> &FixtureTensor {
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture tensor {key} missing"))
+    }
+
+    fn floats<const D: usize>(&self, key: &str) -> Tensor<D> {
+        let t = self.get(key);
+        let v: Vec<f32> = t.f64.iter().map(|&x| x as f32).collect();
+        Tensor::from_data(TensorData::new(v, t.shape.clone()), &device())
+    }
+
+    fn ints<const D: usize>(&self, key: &str) -> Tensor<D, Int> {
+        let t = self.get(key);
+        Tensor::from_data(TensorData::new(t.i64.clone(), t.shape.clone()), &device())
+    }
+
+    /// Case names (`clip`, `short`, `batch`, `e2e`) and, per case, the recorded bandwidths.
+    fn cases(&self) -> Vec<(String, Vec<String>)> {
+        let mut names = BTreeSet::new();
+        for k in self.0.keys() {
+            if let Some((case, _)) = k.split_once('.') {
+                names.insert(case.to_string());
+            }
+        }
+        names
+            .into_iter()
+            .map(|case| {
+                let mut bws: Vec<String> = self
+                    .0
+                    .keys()
+                    .filter_map(|k| {
+                        let rest = k.strip_prefix(&format!("{case}.bw"))?;
+                        let bw = rest.strip_suffix(".audio_codes")?;
+                        Some(bw.to_string())
+                    })
+                    .collect();
+                bws.sort();
+                (case, bws)
+            })
+            .collect()
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f64>) {
+    let shape = t.dims().to_vec();
+    let v = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    (shape, v.into_iter().map(f64::from).collect())
+}
+
+fn check<const D: usize>(
+    rec: &mut Recorder,
+    label: &str,
+    ours: Tensor<D>,
+    want: &FixtureTensor,
+    tol: &str,
+) {
+    let (shape, v) = values(ours);
+    if shape != want.shape {
+        rec.record_error(
+            label,
+            &format!("shape ours {shape:?} vs reference {:?}", want.shape),
+        );
+        return;
+    }
+    rec.record(label, &compare(&v, &want.f64, tolerance(tol)));
+}
+
+/// Codes must be identical; the row reports the mismatch rate.
+fn check_codes(rec: &mut Recorder, label: &str, ours: Tensor<4, Int>, want: &FixtureTensor) {
+    let shape = ours.dims().to_vec();
+    let v = ours
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap_or_default();
+    if shape != want.shape {
+        rec.record_error(
+            label,
+            &format!("shape ours {shape:?} vs reference {:?}", want.shape),
+        );
+        return;
+    }
+    let [_, _, n_q, t] = [shape[0], shape[1], shape[2], shape[3]];
+    let failures: Vec<String> = v
+        .iter()
+        .zip(&want.i64)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| {
+            format!(
+                "chunk/item {} codebook {} frame {}: ours {a} vs {b}",
+                i / (n_q * t),
+                (i / t) % n_q,
+                i % t
+            )
+        })
+        .collect();
+    let rate = failures.len() as f64 / v.len().max(1) as f64;
+    rec.record_exact(&format!("{label} mismatch {rate:.4}"), v.len(), &failures);
+}
+
+fn read_wav(path: &Path) -> (Vec<f32>, usize) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let channels = r.spec().channels as usize;
+    let samples: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| s.map(|v| v as f32 / 32768.0))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (samples, channels)
+}
+
+fn run(name: &str, tol_prefix: &str) {
+    let dir = fixture_path(&format!("encodec/{name}"));
+    let ckpt = Checkpoint::local(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let model = EncodecModel::from_checkpoint(&ckpt, &device())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    let cases = Cases(
+        read_safetensors(&fixture_path(&format!("encodec/{name}.cases.safetensors")))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut rec = Recorder::new("encodec");
+    let tol_latent = format!("{tol_prefix}_latent");
+    let tol_audio = format!("{tol_prefix}_audio");
+    for (case, bws) in cases.cases() {
+        let label = |s: &str| format!("{name}/{case}.{s}");
+        let (input, mask, length) = if case == "e2e" {
+            let wav = fixture_path(&format!("encodec/e2e_{}.wav", &name[name.len() - 3..]));
+            let (samples, channels) = read_wav(&wav);
+            let frames = samples.len() / channels;
+            // Interleaved → [1, C, L].
+            let planar: Vec<f32> = (0..channels)
+                .flat_map(|c| {
+                    samples
+                        .iter()
+                        .skip(c)
+                        .step_by(channels)
+                        .copied()
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let t =
+                Tensor::<3>::from_data(TensorData::new(planar, [1, channels, frames]), &device());
+            (t, None, frames)
+        } else {
+            let input: Tensor<3> = cases.floats(&format!("{case}.input_values"));
+            let mask: Tensor<2> = cases.ints::<2>(&format!("{case}.padding_mask")).float();
+            let length = input.dims()[2];
+            (input, Some(mask), length)
+        };
+
+        if let Some(want) = cases.0.get(&format!("{case}.latent")) {
+            let frame = match (model.config.chunk_length(), &mask) {
+                (Some(chunk), Some(m)) => {
+                    let [b, c, l] = input.dims();
+                    let end = chunk.min(l);
+                    input.clone().slice([0..b, 0..c, 0..end])
+                        * m.clone().slice([0..b, 0..end]).unsqueeze_dim::<3>(1)
+                }
+                (_, Some(m)) => input.clone() * m.clone().unsqueeze_dim::<3>(1),
+                _ => input.clone(),
+            };
+            let (latent, _) = model.frame_latent(frame);
+            check(&mut rec, &label("latent"), latent, want, &tol_latent);
+        }
+
+        for bw in bws {
+            let key = |s: &str| format!("{case}.bw{bw}.{s}");
+            let bandwidth: f64 = bw.parse().unwrap_or_else(|e| panic!("bandwidth {bw}: {e}"));
+            let encoded = match model.encode(input.clone(), mask.clone(), Some(bandwidth)) {
+                Ok(e) => e,
+                Err(e) => {
+                    rec.record_error(&label(&format!("bw{bw}.encode")), &e.to_string());
+                    continue;
+                }
+            };
+            check_codes(
+                &mut rec,
+                &label(&format!("bw{bw}.codes")),
+                encoded.audio_codes.clone(),
+                cases.get(&key("audio_codes")),
+            );
+            let want_pad = cases.get(&key("last_frame_pad_length")).i64[0];
+            let failures = if encoded.last_frame_pad_length as i64 == want_pad {
+                vec![]
+            } else {
+                vec![format!(
+                    "ours {} vs {want_pad}",
+                    encoded.last_frame_pad_length
+                )]
+            };
+            rec.record_exact(
+                &label(&format!("bw{bw}.last_frame_pad_length")),
+                1,
+                &failures,
+            );
+            let ref_scales = cases.0.get(&key("audio_scales"));
+            match (&encoded.audio_scales, ref_scales) {
+                (Some(s), Some(want)) => check(
+                    &mut rec,
+                    &label(&format!("bw{bw}.scales")),
+                    s.clone(),
+                    want,
+                    &tol_audio,
+                ),
+                (None, None) => {}
+                (ours, want) => rec.record_error(
+                    &label(&format!("bw{bw}.scales")),
+                    &format!(
+                        "scales present: ours {} vs reference {}",
+                        ours.is_some(),
+                        want.is_some()
+                    ),
+                ),
+            }
+
+            // Decode the reference codes (independent of code flips).
+            let want = cases.get(&key("audio_values"));
+            let ref_codes: Tensor<4, Int> = cases.ints(&key("audio_codes"));
+            let scales = ref_scales.map(|_| cases.floats::<2>(&key("audio_scales")));
+            let pad = want_pad as usize;
+            if case == "e2e" {
+                // forward(): encode + decode of our own codes, output of the input's length.
+                match model.forward(input.clone(), None, Some(bandwidth)) {
+                    Ok((_, audio)) => check(
+                        &mut rec,
+                        &label(&format!("bw{bw}.forward")),
+                        audio,
+                        want,
+                        &tol_audio,
+                    ),
+                    Err(e) => rec.record_error(&label(&format!("bw{bw}.forward")), &e.to_string()),
+                }
+            } else {
+                match model.decode(ref_codes, scales, pad, Some(length)) {
+                    Ok(audio) => check(
+                        &mut rec,
+                        &label(&format!("bw{bw}.decode")),
+                        audio,
+                        want,
+                        &tol_audio,
+                    ),
+                    Err(e) => rec.record_error(&label(&format!("bw{bw}.decode")), &e.to_string()),
+                }
+            }
+        }
+    }
+    rec.finish();
+}
+
+#[test]
+fn tiny_24khz_matches_transformers() {
+    run("tiny_24k", "encodec");
+}
+
+#[test]
+fn tiny_48khz_matches_transformers() {
+    run("tiny_48k", "encodec");
+}
+
+#[test]
+fn tiny_32khz_matches_transformers() {
+    run("tiny_32k", "encodec");
+}
+
+#[test]
+#[ignore = "full-size checkpoints are generated by `cargo xtask parity-check --full`"]
+fn full_24khz_matches_transformers() {
+    run("full_24k", "encodec_full");
+}
+
+#[test]
+#[ignore = "full-size checkpoints are generated by `cargo xtask parity-check --full`"]
+fn full_48khz_matches_transformers() {
+    run("full_48k", "encodec_full");
+}
