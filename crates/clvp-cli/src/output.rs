@@ -70,6 +70,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("cannot flush {}", path.display()))?;
+    // A temporary file is created 0600; an output file gets the usual 0644 (as `File::create` under umask 022).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.persist(path)
         .with_context(|| format!("cannot move the output into place at {}", path.display()))?;
     Ok(())
