@@ -336,7 +336,7 @@ fn bad_encodec_input_is_a_clear_error_and_writes_nothing() {
     let shape = st["audio_codes"].shape.clone();
     let bytes: Vec<u8> = bad.iter().flat_map(|v| v.to_le_bytes()).collect();
     let one = |v: i64| v.to_le_bytes().to_vec();
-    let tensors = vec![
+    let tensors = [
         ("audio_codes", safetensors::Dtype::I64, shape, bytes),
         ("audio_length", safetensors::Dtype::I64, vec![1], one(4850)),
         (
