@@ -103,8 +103,74 @@ fn check<const D: usize>(
     rec.record(label, &compare(&v, &want.f64, tolerance(tol)));
 }
 
-/// Codes must be identical; the row reports the mismatch rate.
-fn check_codes(rec: &mut Recorder, label: &str, ours: Tensor<4, Int>, want: &FixtureTensor) {
+/// What near-tie excuses need: the reference latent of chunk 0 `[B, D, T]` and the codebooks `[K, D]`.
+struct TieCheck<'a> {
+    latent: &'a FixtureTensor,
+    codebooks: Vec<Vec<f32>>,
+}
+
+impl TieCheck<'_> {
+    /// Whether our code `ours` and the reference code `theirs` for item `b`, codebook `k`, frame `t` are equally
+    /// near (within float rounding of HF's expanded distance `|x|² - 2x·e + |e|²`) to the residual left by the
+    /// reference codes `ref_codes[j][..]` of the earlier codebooks.
+    fn near_tie(
+        &self,
+        (b, k, t): (usize, usize, usize),
+        (ours, theirs): (i64, i64),
+        ref_codes: &[i64],
+        n_q: usize,
+    ) -> bool {
+        let [_, d, frames] = [
+            self.latent.shape[0],
+            self.latent.shape[1],
+            self.latent.shape[2],
+        ];
+        if t >= frames || k >= self.codebooks.len() {
+            return false;
+        }
+        let mut r: Vec<f64> = (0..d)
+            .map(|i| self.latent.f64[(b * d + i) * frames + t])
+            .collect();
+        for (j, book) in self.codebooks.iter().enumerate().take(k) {
+            let c = ref_codes[(b * n_q + j) * frames + t] as usize;
+            for (i, x) in r.iter_mut().enumerate() {
+                *x -= f64::from(book[c * d + i]);
+            }
+        }
+        let book = &self.codebooks[k];
+        let dist = |c: i64| -> Option<f64> {
+            let c = usize::try_from(c).ok()?;
+            let e = book.get(c * d..(c + 1) * d)?;
+            Some(
+                r.iter()
+                    .zip(e)
+                    .map(|(x, &y)| (x - f64::from(y)).powi(2))
+                    .sum(),
+            )
+        };
+        let scale: f64 = r.iter().map(|x| x * x).sum::<f64>()
+            + book
+                .iter()
+                .take(d)
+                .map(|&y| f64::from(y).powi(2))
+                .sum::<f64>();
+        match (dist(ours), dist(theirs)) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-5 * scale.max(f64::MIN_POSITIVE),
+            _ => false,
+        }
+    }
+}
+
+/// Codes must be identical, except where the reference's choice was a near-tie that float rounding of the
+/// expanded distance can flip (spec trap 9): such a flip is recomputed in f64 from the reference latent and
+/// excused with every later codebook of that frame (their residuals differ). The row reports both rates.
+fn check_codes(
+    rec: &mut Recorder,
+    label: &str,
+    ours: Tensor<4, Int>,
+    want: &FixtureTensor,
+    ties: Option<&TieCheck<'_>>,
+) {
     let shape = ours.dims().to_vec();
     let v = ours
         .into_data()
@@ -118,23 +184,40 @@ fn check_codes(rec: &mut Recorder, label: &str, ours: Tensor<4, Int>, want: &Fix
         );
         return;
     }
-    let [_, _, n_q, t] = [shape[0], shape[1], shape[2], shape[3]];
-    let failures: Vec<String> = v
-        .iter()
-        .zip(&want.i64)
-        .enumerate()
-        .filter(|(_, (a, b))| a != b)
-        .map(|(i, (a, b))| {
-            format!(
-                "chunk/item {} codebook {} frame {}: ours {a} vs {b}",
-                i / (n_q * t),
-                (i / t) % n_q,
-                i % t
-            )
-        })
-        .collect();
-    let rate = failures.len() as f64 / v.len().max(1) as f64;
-    rec.record_exact(&format!("{label} mismatch {rate:.4}"), v.len(), &failures);
+    let [_, batch, n_q, t] = [shape[0], shape[1], shape[2], shape[3]];
+    let mut excused_frames: std::collections::HashSet<(usize, usize)> = Default::default();
+    let mut mismatches = 0;
+    let mut excused = 0;
+    let mut failures = Vec::new();
+    for (i, (a, b)) in v.iter().zip(&want.i64).enumerate() {
+        if a == b {
+            continue;
+        }
+        mismatches += 1;
+        let (chunk, item, k, f) = (
+            i / (batch * n_q * t),
+            (i / (n_q * t)) % batch,
+            (i / t) % n_q,
+            i % t,
+        );
+        let tie = chunk == 0
+            && (excused_frames.contains(&(item, f))
+                || ties.is_some_and(|c| c.near_tie((item, k, f), (*a, *b), &want.i64, n_q)));
+        if tie {
+            excused += 1;
+            excused_frames.insert((item, f));
+        } else {
+            failures.push(format!(
+                "chunk {chunk} item {item} codebook {k} frame {f}: ours {a} vs {b}"
+            ));
+        }
+    }
+    let rate = mismatches as f64 / v.len().max(1) as f64;
+    rec.record_exact(
+        &format!("{label} mismatch {rate:.4} (near-ties {excused})"),
+        v.len(),
+        &failures,
+    );
 }
 
 fn read_wav(path: &Path) -> (Vec<f32>, usize) {
@@ -157,6 +240,21 @@ fn run(name: &str, tol_prefix: &str) {
         read_safetensors(&fixture_path(&format!("encodec/{name}.cases.safetensors")))
             .unwrap_or_else(|e| panic!("{e}")),
     );
+    let codebooks: Vec<Vec<f32>> = model
+        .nets
+        .quantizer
+        .layers
+        .iter()
+        .map(|l| {
+            l.codebook
+                .embed
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        })
+        .collect();
     let mut rec = Recorder::new("encodec");
     let tol_latent = format!("{tol_prefix}_latent");
     let tol_audio = format!("{tol_prefix}_audio");
@@ -212,11 +310,20 @@ fn run(name: &str, tol_prefix: &str) {
                     continue;
                 }
             };
+            let ties = cases
+                .0
+                .get(&format!("{case}.latent"))
+                .filter(|_| model.config.chunk_length().is_none())
+                .map(|latent| TieCheck {
+                    latent,
+                    codebooks: codebooks.clone(),
+                });
             check_codes(
                 &mut rec,
                 &label(&format!("bw{bw}.codes")),
                 encoded.audio_codes.clone(),
                 cases.get(&key("audio_codes")),
+                ties.as_ref(),
             );
             let want_pad = cases.get(&key("last_frame_pad_length")).i64[0];
             let failures = if encoded.last_frame_pad_length as i64 == want_pad {
