@@ -15,6 +15,7 @@
 //! * [`config`]: [`EncodecConfig`] from `config.json`, derived values, checks.
 //! * [`conv`]: `EncodecConv1d` / `EncodecConvTranspose1d` with EnCodec's padding (reflect + workaround).
 //! * [`lstm`], [`seanet`], [`quantizer`]: the networks.
+//! * [`feature_extractor`]: `EncodecFeatureExtractor`'s chunk-aware padding and mask.
 //! * [`model`]: [`EncodecModel`], the name table, loading.
 //! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod conv;
 pub mod ecdc;
 pub mod error;
+pub mod feature_extractor;
 pub mod lstm;
 pub mod model;
 pub mod quantizer;
@@ -29,4 +31,5 @@ pub mod seanet;
 
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::EncodecError;
+pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, Padding};
 pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};

@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_parity::{FixtureTensor, Recorder, compare, fixture_path, read_safetensors, tolerance};
-use encodec_codec::EncodecModel;
+use encodec_codec::{EncodecFeatureExtractor, EncodecModel, Padding};
 
 /// The backend under test: `CLVP_TEST_DEVICE` = `flex` (default), `ndarray` or `wgpu` (with those features).
 #[allow(deprecated)]
@@ -220,6 +220,57 @@ fn check_codes(
     );
 }
 
+/// `EncodecFeatureExtractor(padding=True)` on the clips recovered from the reference batch (each item's
+/// samples up to its mask length) must give the reference `input_values` and `padding_mask` exactly.
+fn check_feature_extractor(rec: &mut Recorder, label: &str, dir: &Path, cases: &Cases, case: &str) {
+    let fe = match EncodecFeatureExtractor::from_file(dir.join("preprocessor_config.json")) {
+        Ok(fe) => fe,
+        Err(e) => return rec.record_error(label, &e.to_string()),
+    };
+    let values = cases.get(&format!("{case}.input_values"));
+    let mask = cases.get(&format!("{case}.padding_mask"));
+    let [b, c, l] = [values.shape[0], values.shape[1], values.shape[2]];
+    let clips: Vec<Vec<Vec<f32>>> = (0..b)
+        .map(|i| {
+            let n = mask.i64[i * l..(i + 1) * l]
+                .iter()
+                .filter(|&&m| m == 1)
+                .count();
+            (0..c)
+                .map(|ch| {
+                    let base = (i * c + ch) * l;
+                    values.f64[base..base + n]
+                        .iter()
+                        .map(|&x| x as f32)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let batch = match fe.call(&clips, Padding::Longest) {
+        Ok(b) => b,
+        Err(e) => return rec.record_error(label, &e.to_string()),
+    };
+    let mut failures = Vec::new();
+    if batch.shape.to_vec() != values.shape {
+        failures.push(format!("shape {:?} vs {:?}", batch.shape, values.shape));
+    } else {
+        let bad = batch
+            .input_values
+            .iter()
+            .zip(&values.f64)
+            .filter(|(a, b)| f64::from(**a) != **b)
+            .count();
+        if bad > 0 {
+            failures.push(format!("{bad} input values differ"));
+        }
+        if batch.padding_mask.as_deref() != Some(mask.i64.as_slice()) {
+            failures.push("padding_mask differs".into());
+        }
+    }
+    rec.record_exact(label, values.f64.len(), &failures);
+}
+
 fn read_wav(path: &Path) -> (Vec<f32>, usize) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let channels = r.spec().channels as usize;
@@ -284,6 +335,10 @@ fn run(name: &str, tol_prefix: &str) {
             let length = input.dims()[2];
             (input, Some(mask), length)
         };
+
+        if case != "e2e" {
+            check_feature_extractor(&mut rec, &label("feature_extractor"), &dir, &cases, &case);
+        }
 
         if let Some(want) = cases.0.get(&format!("{case}.latent")) {
             let frame = match (model.config.chunk_length(), &mask) {
