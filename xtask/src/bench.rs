@@ -2,7 +2,8 @@
 //! the same inputs and the same thread count, each side in its own process (so peak RSS is per side), rounds
 //! alternating between the two, each round a warm-up and several counted runs; medians reported.
 //!
-//! Workloads register here as they land; today: P4 (feature extraction of a 6 s clip).
+//! Workloads register here as they land; today: P4 (feature extraction of a 6 s clip), P5/P6 (EnCodec 24/48 kHz
+//! encode + decode of 10 s at 6 kbps on full-size random-init checkpoints).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -135,6 +136,85 @@ fn bench_p4(python: &Path) -> Result<Row> {
     Ok(row)
 }
 
+/// Full-size random-init EnCodec checkpoints for P5/P6 (written once by the reference script under target/).
+fn encodec_models(python: &Path) -> Result<(PathBuf, PathBuf)> {
+    let root = repo_root();
+    let out = root.join("target/bench/encodec");
+    let sdist = pyenv::encodec_sdist(&python.to_path_buf())?;
+    if !out.join("full_24k/model.safetensors").exists()
+        || !out.join("full_48k/model.safetensors").exists()
+    {
+        eprintln!(
+            "== generating full-size random-init EnCodec checkpoints in {}",
+            out.display()
+        );
+        crate::run(
+            Command::new(python)
+                .arg(root.join("xtask/python/ref_encodec.py"))
+                .arg("--out")
+                .arg(&out)
+                .args(["--seed", "0", "--full", "--encodec"])
+                .arg(&sdist),
+        )
+        .context("generating the EnCodec checkpoints")?;
+    }
+    Ok((out.join("full_24k"), out.join("full_48k")))
+}
+
+/// P5/P6: encode + decode of 10 s at 6 kbps; the Rust side is `encodec-codec`'s `bench_worker` example.
+fn bench_encodec(python: &Path, name: &'static str, model: &Path, wav: &Path) -> Result<Row> {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run(Command::new(cargo).current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "encodec-codec",
+        "--example",
+        "bench_worker",
+    ]))
+    .context("building the EnCodec bench worker")?;
+    let worker = root.join("target/release/examples/bench_worker");
+    let script = root.join("xtask/python/bench_encodec.py");
+    let mut row = Row {
+        name,
+        ours: Vec::new(),
+        reference: Vec::new(),
+    };
+    for round in 0..ROUNDS {
+        eprintln!("== {name} round {}/{ROUNDS}", round + 1);
+        row.ours.push(run_json(
+            Command::new(&worker)
+                .arg(model)
+                .arg(wav)
+                .args(["10", "6", "3", "1"])
+                .env("RAYON_NUM_THREADS", THREADS),
+            "ours (EnCodec)",
+        )?);
+        row.reference.push(run_json(
+            Command::new(python)
+                .arg(&script)
+                .arg("--model")
+                .arg(model)
+                .arg("--audio")
+                .arg(wav)
+                .args([
+                    "--seconds",
+                    "10",
+                    "--bandwidth",
+                    "6",
+                    "--runs",
+                    "3",
+                    "--warmup",
+                    "1",
+                ])
+                .args(["--threads", THREADS]),
+            "PyTorch/HF (EnCodec)",
+        )?);
+    }
+    Ok(row)
+}
+
 fn fmt_s(s: f64) -> String {
     if s < 1e-2 {
         format!("{:.2} ms", s * 1e3)
@@ -154,8 +234,29 @@ pub fn run(only: Option<&str>) -> Result<()> {
     if only.is_none_or(|o| o.eq_ignore_ascii_case("p4")) {
         rows.push(bench_p4(&python)?);
     }
+    let wants = |w: &str| only.is_none_or(|o| o.eq_ignore_ascii_case(w));
+    if wants("p5") || wants("p6") {
+        let (m24, m48) = encodec_models(&python)?;
+        let sdist = pyenv::encodec_sdist(&python)?;
+        if wants("p5") {
+            rows.push(bench_encodec(
+                &python,
+                "P5 EnCodec 24 kHz encode+decode, 10 s, 6 kbps",
+                &m24,
+                &sdist.join("test_24k.wav"),
+            )?);
+        }
+        if wants("p6") {
+            rows.push(bench_encodec(
+                &python,
+                "P6 EnCodec 48 kHz stereo encode+decode, 10 s, 6 kbps",
+                &m48,
+                &sdist.join("test_48k.wav"),
+            )?);
+        }
+    }
     if rows.is_empty() {
-        bail!("no workload matches {only:?}; known: P4");
+        bail!("no workload matches {only:?}; known: P4, P5, P6");
     }
     let mut table = String::from(
         "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n",

@@ -3,7 +3,7 @@
 //! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S]` — proves the Rust side
 //!   equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32).
 //! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
-//! * `cargo xtask bench [--only P4]` — our release build against PyTorch side by side (docs/performance.md).
+//! * `cargo xtask bench [--only P4|P5|P6]` — our release build against PyTorch side by side (docs/performance.md).
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
 
 mod bench;
