@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clvp::{GenerationConfig, PRESETS, PrefillPositions, preset};
+use clvp::{EarlyStopping, GenerationConfig, PRESETS, PrefillPositions, preset};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
@@ -16,6 +16,17 @@ pub enum Prefill {
     Tortoise,
     /// transformers 5.23 as it is (position 0 broadcast over the prefix).
     Hf523,
+}
+
+/// Beam-search early stopping, as on the command line (HF's `early_stopping`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EarlyStop {
+    /// HF's default: stop once the best running beam cannot beat the worst finished one.
+    False,
+    /// Stop as soon as there are as many finished hypotheses as beams.
+    True,
+    /// Canonical beam search: with a positive length penalty, bound the running beams at max length.
+    Never,
 }
 
 /// Arguments of `clvp generate`.
@@ -32,12 +43,26 @@ pub struct Args {
     /// Tortoise preset: ultra_fast (16 candidates), fast (96), standard (256), high_quality (256).
     #[arg(long)]
     preset: Option<String>,
-    /// Number of candidates (overrides the preset).
+    /// Number of candidates (overrides the preset); with --beams the returned beams
+    /// (num_return_sequences, at most the number of beams; default all of them).
     #[arg(long)]
     candidates: Option<usize>,
     /// Greedy decoding (one candidate) instead of sampling.
     #[arg(long, conflicts_with = "seed")]
     greedy: bool,
+    /// Beam search with this many beams (transformers' num_beams; deterministic, no repetition penalty).
+    #[arg(long, conflicts_with_all = ["greedy", "seed"])]
+    beams: Option<usize>,
+    /// Beam search: finished hypotheses score log-prob / length^P (default 1.0).
+    #[arg(long, requires = "beams", allow_negative_numbers = true)]
+    length_penalty: Option<f64>,
+    /// Beam search: when to stop (transformers' early_stopping; default false).
+    #[arg(long, value_enum, requires = "beams")]
+    early_stopping: Option<EarlyStop>,
+    /// Pad (or crop) the generated sequences, start token included, to this length with the stop token before
+    /// the fix-up and the speech encoder (transformers' pad_to_max_mel_tokens; Tortoise: 501).
+    #[arg(long)]
+    pad_to_max_mel_tokens: Option<usize>,
     /// Seed of the sampling RNG.
     #[arg(long)]
     seed: Option<u64>,
@@ -84,7 +109,39 @@ fn config(args: &Args) -> Result<GenerationConfig> {
         gc.do_sample = false;
         gc.num_return_sequences = args.candidates.unwrap_or(1);
         gc.repetition_penalty = 1.0;
+        if gc.num_return_sequences > 1 {
+            bail!(
+                "--greedy gives one candidate (every greedy candidate would be the same); \
+                 use --beams K --candidates N or sampling for several"
+            );
+        }
     }
+    if let Some(k) = args.beams {
+        if k == 0 {
+            bail!("--beams must be at least 1");
+        }
+        let n = args.candidates.unwrap_or(k);
+        if n > k {
+            bail!(
+                "--candidates {n} is more than --beams {k}: beam search returns at most one candidate per beam"
+            );
+        }
+        gc.do_sample = false;
+        gc.num_beams = k;
+        gc.num_return_sequences = n;
+        gc.repetition_penalty = 1.0;
+        if let Some(lp) = args.length_penalty {
+            gc.length_penalty = lp;
+        }
+        if let Some(es) = args.early_stopping {
+            gc.early_stopping = match es {
+                EarlyStop::False => EarlyStopping::False,
+                EarlyStop::True => EarlyStopping::True,
+                EarlyStop::Never => EarlyStopping::Never,
+            };
+        }
+    }
+    gc.pad_to_max_mel_tokens = args.pad_to_max_mel_tokens;
     if let Some(s) = args.seed {
         gc.seed = s;
     }
@@ -92,6 +149,7 @@ fn config(args: &Args) -> Result<GenerationConfig> {
         Prefill::Tortoise => PrefillPositions::Tortoise,
         Prefill::Hf523 => PrefillPositions::Hf523,
     };
+    gc.validate()?;
     Ok(gc)
 }
 
@@ -132,40 +190,55 @@ pub fn run(args: &Args) -> Result<()> {
         let n = c.speech_ids.len();
         let w = c.speech_ids.first().map_or(0, Vec::len);
         let ids: Vec<i64> = c.speech_ids.iter().flatten().map(|&x| x as i64).collect();
-        write_safetensors(
-            out,
-            &[
-                TensorOut::i64("speech_ids", vec![n, w], &ids),
-                TensorOut::f32("logits_per_text", vec![1, n], &c.logits_per_text),
-                TensorOut::f32(
-                    "text_embeds",
-                    c.text_embeds.shape.to_vec(),
-                    &c.text_embeds.values,
-                ),
-                TensorOut::f32(
-                    "speech_embeds",
-                    c.speech_embeds.shape.to_vec(),
-                    &c.speech_embeds.values,
-                ),
-            ],
-        )?;
+        let mut tensors = vec![
+            TensorOut::i64("speech_ids", vec![n, w], &ids),
+            TensorOut::f32("logits_per_text", vec![1, n], &c.logits_per_text),
+            TensorOut::f32(
+                "text_embeds",
+                c.text_embeds.shape.to_vec(),
+                &c.text_embeds.values,
+            ),
+            TensorOut::f32(
+                "speech_embeds",
+                c.speech_embeds.shape.to_vec(),
+                &c.speech_embeds.values,
+            ),
+        ];
+        if let Some(scores) = &c.sequences_scores {
+            tensors.push(TensorOut::f32("sequences_scores", vec![n], scores));
+        }
+        write_safetensors(out, &tensors)?;
     }
     let probs = clvp::rank::softmax(&c.logits_per_text);
     if args.json {
         let ranking: Vec<serde_json::Value> = c
             .ranking
             .iter()
-            .map(|&(i, s)| serde_json::json!({"candidate": i, "logit": s, "probability": probs[i], "codes": c.speech_ids[i].len()}))
+            .map(|&(i, s)| {
+                let mut v = serde_json::json!({"candidate": i, "logit": s, "probability": probs[i], "codes": c.speech_ids[i].len()});
+                if let Some(score) = c.sequences_scores.as_ref().and_then(|b| b.get(i)) {
+                    v["beam_score"] = serde_json::json!(score);
+                }
+                v
+            })
             .collect();
         println!(
             "{}",
             serde_json::json!({"text": args.text, "ranking": ranking})
         );
     } else {
-        println!("rank  candidate  logit      probability  codes");
+        match &c.sequences_scores {
+            None => println!("rank  candidate  logit      probability  codes"),
+            Some(_) => println!("rank  candidate  logit      probability  codes  beam score"),
+        }
         for (rank, &(i, s)) in c.ranking.iter().enumerate() {
+            let beam = c
+                .sequences_scores
+                .as_ref()
+                .and_then(|b| b.get(i))
+                .map_or(String::new(), |b| format!("  {b:>10.4}"));
             println!(
-                "{:>4}  {:>9}  {:>9.4}  {:>11.4}  {:>5}",
+                "{:>4}  {:>9}  {:>9.4}  {:>11.4}  {:>5}{beam}",
                 rank + 1,
                 i,
                 s,

@@ -351,6 +351,87 @@ fn generate_greedy_matches_transformers_end_to_end() {
     rec.finish();
 }
 
+/// `clvp generate --beams 3 --candidates 2` end to end against transformers 5.23's
+/// `generate(num_beams=3, num_return_sequences=2)`, without and with `--pad-to-max-mel-tokens 16`.
+#[test]
+fn generate_beam_search_matches_transformers_end_to_end() {
+    let cases =
+        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
+    let voice = fixture_path("audio/speech_mid.wav");
+    let mut rec = Recorder::new("cli-generate");
+    for (pad, key) in [(None, "e2e_beam."), (Some("16"), "e2e_beam.pad_")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_st = dir.path().join("g.safetensors");
+        let mut args = vec!["generate", "--model"];
+        let model = tiny_model();
+        args.push(&model);
+        args.extend([
+            "--text",
+            "Hello world, this is a test.",
+            "--voice",
+            voice.to_str().expect("path"),
+            "--beams",
+            "3",
+            "--candidates",
+            "2",
+            "--max-new-tokens",
+            "12",
+            "--prefill-positions",
+            "hf523",
+            "--json",
+            "--output",
+            out_st.to_str().expect("path"),
+        ]);
+        if let Some(p) = pad {
+            args.extend(["--pad-to-max-mel-tokens", p]);
+        }
+        let out = clvp(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ours = read_safetensors(&out_st).expect("our output");
+        let want_ids = &cases[&format!("{key}speech_ids")];
+        assert_eq!(
+            ours["speech_ids"].shape, want_ids.shape,
+            "{key}: speech_ids shape"
+        );
+        rec.record(
+            &format!("{key}speech_ids"),
+            &clvp_parity::compare_ids(&ours["speech_ids"].i64, &want_ids.i64),
+        );
+        let want = &cases[&format!("{key}logits_per_text")];
+        rec.record(
+            &format!("{key}logits_per_text"),
+            &compare(&ours["logits_per_text"].f64, &want.f64, tolerance("nn")),
+        );
+        assert_eq!(ours["sequences_scores"].shape, vec![2]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        let ranking = v["ranking"].as_array().expect("ranking");
+        assert_eq!(ranking.len(), 2);
+        assert!(ranking.iter().all(|r| r["beam_score"].is_number()));
+    }
+    rec.finish();
+
+    // Beam options that cannot work are refused before anything is loaded.
+    let model = tiny_model();
+    let voice = voice.to_str().expect("path");
+    for bad in [
+        vec!["--beams", "2", "--candidates", "3"],
+        vec!["--beams", "2", "--greedy"],
+        vec!["--beams", "2", "--seed", "1"],
+        vec!["--beams", "0"],
+        vec!["--greedy", "--candidates", "2"],
+        vec!["--length-penalty", "0.5"],
+        vec!["--pad-to-max-mel-tokens", "1"],
+    ] {
+        let mut args = vec![
+            "generate", "--model", &model, "--text", "Hi.", "--voice", voice,
+        ];
+        args.extend(bad.iter().copied());
+        let out = clvp(&args);
+        assert!(!out.status.success(), "{bad:?} must fail");
+        assert!(!stderr(&out).is_empty(), "{bad:?}: an error message");
+    }
+}
+
 #[test]
 fn generate_samples_deterministically_and_rejects_bad_input() {
     let voice = fixture_path("audio/speech_mid.wav");

@@ -16,6 +16,9 @@ pub enum NnError {
         /// What kind of id (`text token`, `speech code`).
         what: &'static str,
     },
+    /// Generation settings that are out of range or cannot be combined (HF's `GenerationConfig.validate`).
+    #[error("invalid generation config: {0}")]
+    Generation(String),
     /// Inputs of incompatible shapes or lengths.
     #[error("{0}")]
     Shape(String),

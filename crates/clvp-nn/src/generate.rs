@@ -1,6 +1,8 @@
 //! Speech-code generation of `ClvpForCausalLM` from conditioning embeddings, as transformers 5.23's
-//! `GenerationMixin._sample` with CLVP's `_prepare_model_inputs` / `prepare_inputs_for_generation`, plus
-//! `fix_speech_decoder_output`. Greedy decoding and multinomial sampling; logits processors in HF's order.
+//! `GenerationMixin._sample` / `_beam_search` with CLVP's `_prepare_model_inputs` /
+//! `prepare_inputs_for_generation`, plus `fix_speech_decoder_output` and `pad_to_max_mel_tokens`.
+//! Greedy decoding, multinomial sampling and (vectorised, HF 5.23) beam search; logits processors in HF's
+//! order; the KV cache is kept outside the module and reordered by beam indices.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -39,8 +41,23 @@ pub struct GenerationConfig {
     pub top_p: f32,
     /// Repetition penalty over every id in the running sequence, the start token included (1.0 = off).
     pub repetition_penalty: f32,
-    /// Sequences per conditioning row (rows ordered b0r0, b0r1, …, b1r0, …).
+    /// Sequences per conditioning row (rows ordered b0r0, b0r1, …, b1r0, …). Sampling repeats every row this
+    /// many times; beam search returns the best this many finished hypotheses (≤ `num_beams`); greedy decoding
+    /// allows only 1 (as HF).
     pub num_return_sequences: usize,
+    /// Beams per conditioning row (1 = greedy or sampling; > 1 = beam search, `do_sample` must be false).
+    pub num_beams: usize,
+    /// Beam search: a finished hypothesis scores `sum of log-probs / generated_len ^ length_penalty`
+    /// (`generated_len` counts the stop token, not the start token). > 0 favours longer sequences.
+    /// A Python float in HF, used in double precision (`int ** float`), hence f64.
+    pub length_penalty: f64,
+    /// Beam search: when to stop (HF's `early_stopping`).
+    pub early_stopping: EarlyStopping,
+    /// `ClvpModelForConditionalGeneration.generate(pad_to_max_mel_tokens=P)`: before the fix-up, the sequences
+    /// (start token included) are right-padded with the stop id, or cropped, to exactly `P` columns, so the speech
+    /// encoder sees `P − 1` codes (Tortoise pads its 500 codes: `P = 501`). Applied by the caller of
+    /// [`generate`] through [`pad_to_max_mel_tokens`]; `None` = off.
+    pub pad_to_max_mel_tokens: Option<usize>,
     /// Seed of the sampling RNG.
     pub seed: u64,
     /// Prefill position behaviour.
@@ -59,20 +76,137 @@ impl Default for GenerationConfig {
             top_p: 1.0,
             repetition_penalty: 1.0,
             num_return_sequences: 1,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            pad_to_max_mel_tokens: None,
             seed: 0,
             prefill_positions: PrefillPositions::Tortoise,
         }
     }
 }
 
+/// HF's `early_stopping` (beam search only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// `False` (HF's default): stop a batch row once the best running beam, scored as if it ended now
+    /// (`score / (cur_len − 1) ^ length_penalty`), cannot beat the worst of the `num_beams` finished ones.
+    #[default]
+    False,
+    /// `True`: stop a batch row as soon as it has `num_beams` finished hypotheses.
+    True,
+    /// `"never"`: like `False`, but with `length_penalty > 0` the best running beam is scored at
+    /// `max_new_tokens` (the canonical beam search bound).
+    Never,
+}
+
+impl std::str::FromStr for EarlyStopping {
+    type Err = NnError;
+
+    /// `true`, `false` or `never` (HF's spellings; case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "false" => Ok(EarlyStopping::False),
+            "true" => Ok(EarlyStopping::True),
+            "never" => Ok(EarlyStopping::Never),
+            _ => Err(NnError::Generation(format!(
+                "early_stopping must be true, false or never, not {s:?}"
+            ))),
+        }
+    }
+}
+
+impl GenerationConfig {
+    /// True for beam search (`num_beams > 1`).
+    pub fn is_beam_search(&self) -> bool {
+        self.num_beams > 1
+    }
+
+    /// The checks of HF's `GenerationConfig.validate` and processor constructors that apply here:
+    /// `max_new_tokens ≥ 1`, `num_beams ≥ 1`, `num_return_sequences ≥ 1`, greedy decoding with one return
+    /// sequence only, `num_return_sequences ≤ num_beams` with beams, no beam sampling (not implemented),
+    /// a positive repetition penalty, a positive temperature and `0 < top_p ≤ 1` when sampling, a finite
+    /// length penalty, and `pad_to_max_mel_tokens ≥ 2` (at least one code after the start token).
+    pub fn validate(&self) -> Result<(), NnError> {
+        let err = |m: String| Err(NnError::Generation(m));
+        if self.max_new_tokens == 0 {
+            return err("max_new_tokens must be at least 1".into());
+        }
+        if self.num_beams == 0 {
+            return err("num_beams must be at least 1".into());
+        }
+        if self.num_return_sequences == 0 {
+            return err("num_return_sequences must be at least 1".into());
+        }
+        if self.num_beams == 1 && !self.do_sample && self.num_return_sequences > 1 {
+            return err(format!(
+                "greedy decoding (do_sample false, num_beams 1) does not support num_return_sequences {} \
+                 (every sequence would be the same); use sampling or num_beams ≥ {}",
+                self.num_return_sequences, self.num_return_sequences
+            ));
+        }
+        if self.num_beams > 1 && self.num_return_sequences > self.num_beams {
+            return err(format!(
+                "num_return_sequences ({}) has to be smaller or equal to num_beams ({})",
+                self.num_return_sequences, self.num_beams
+            ));
+        }
+        if self.num_beams > 1 && self.do_sample {
+            return err(format!(
+                "beam sampling (do_sample with num_beams {}) is not implemented; use num_beams 1 to sample \
+                 or do_sample false for beam search",
+                self.num_beams
+            ));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return err(format!(
+                "repetition_penalty has to be a strictly positive float, but is {}",
+                self.repetition_penalty
+            ));
+        }
+        if self.do_sample {
+            if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+                return err(format!(
+                    "temperature has to be a strictly positive float, but is {}",
+                    self.temperature
+                ));
+            }
+            if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+                return err(format!(
+                    "top_p has to be a float > 0 and <= 1, but is {}",
+                    self.top_p
+                ));
+            }
+        }
+        if !self.length_penalty.is_finite() {
+            return err(format!(
+                "length_penalty must be finite, but is {}",
+                self.length_penalty
+            ));
+        }
+        if let Some(p) = self.pad_to_max_mel_tokens
+            && p < 2
+        {
+            return err(format!(
+                "pad_to_max_mel_tokens must be at least 2 (the start token and one code), not {p}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What [`generate`] returns.
 #[derive(Debug, Clone)]
 pub struct GenerateOutput {
-    /// `[N][1 + n]`: the start token then the generated ids (finished rows padded with the stop id).
+    /// `[N][1 + n]`: the start token then the generated ids, finished rows padded with the stop id
+    /// (`N = B · num_return_sequences`, rows ordered b0r0, b0r1, …; beam search: best hypothesis first).
     pub sequences: Vec<Vec<u32>>,
-    /// Per step, the processed scores `[N * vocab]` the token was chosen from (HF's `scores`).
+    /// Beam search only (HF's `sequences_scores`): `[N]` length-normalised scores of the returned hypotheses.
+    pub sequences_scores: Option<Vec<f32>>,
+    /// Per step, the processed scores `[rows * vocab]` the token was chosen from (HF's `scores`): with beam
+    /// search the processed log-probabilities of the `B · num_beams` running beams.
     pub scores: Vec<Vec<f32>>,
-    /// Per step, the raw logits `[N * vocab]` (HF's `logits`).
+    /// Per step, the raw logits `[rows * vocab]` (HF's `logits`; with beam search those of the running beams).
     pub logits: Vec<Vec<f32>>,
 }
 
@@ -143,7 +277,7 @@ fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
-fn sample(row: &[f32], rng: &mut StdRng) -> u32 {
+fn sample_token(row: &[f32], rng: &mut StdRng) -> u32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let probs: Vec<f64> = row.iter().map(|&s| ((s - max) as f64).exp()).collect();
     let total: f64 = probs.iter().sum();
@@ -161,6 +295,7 @@ fn sample(row: &[f32], rng: &mut StdRng) -> u32 {
 
 /// Generate speech codes after `conditioning` `[B, L, H]` (from the conditioning encoder); the start token
 /// is appended. Special ids come from the decoder config (start `bos_token_id`, stop `eos_token_id`).
+/// Greedy, sampling or beam search according to `config` (validated first).
 pub fn generate(
     lm: &ClvpForCausalLM,
     decoder_config: &ClvpDecoderConfig,
@@ -178,14 +313,7 @@ pub fn generate_with_progress(
     config: &GenerationConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<GenerateOutput, NnError> {
-    let device: Device = conditioning.device();
-    let [b, l, h] = conditioning.dims();
-    let r = config.num_return_sequences.max(1);
-    let n = b * r;
-    let start = decoder_config.bos_token_id as u32;
-    let stop = decoder_config.eos_token_id as u32;
-    let vocab = decoder_config.vocab_size;
-    let total_positions = l + 1 + config.max_new_tokens;
+    config.validate()?;
     if config.max_new_tokens >= lm.max_positions() {
         return Err(NnError::Shape(format!(
             "max_new_tokens {} needs mel positions up to {} but the decoder has {} (max_position_embeddings)",
@@ -194,50 +322,136 @@ pub fn generate_with_progress(
             lm.max_positions()
         )));
     }
+    let vocab = decoder_config.vocab_size;
+    for (what, id) in [
+        ("start", decoder_config.bos_token_id),
+        ("stop", decoder_config.eos_token_id),
+    ] {
+        if id < 0 || id as usize >= vocab {
+            return Err(NnError::TokenOutOfRange {
+                id,
+                vocab,
+                what: if what == "start" {
+                    "start token"
+                } else {
+                    "stop token"
+                },
+            });
+        }
+    }
+    if config.is_beam_search() {
+        beam_search(lm, decoder_config, conditioning, config, progress)
+    } else {
+        sample(lm, decoder_config, conditioning, config, progress)
+    }
+}
 
-    // repeat_interleave over num_return_sequences.
-    let idx: Vec<i64> = (0..b)
-        .flat_map(|i| std::iter::repeat_n(i as i64, r))
-        .collect();
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &device);
-    let cond = conditioning.select(0, idx);
-
+/// The prefill: `conditioning ++ (emb(start) + P[0])` through the decoder into a fresh cache for
+/// `B · expand` rows (every conditioning row repeated `expand` times, HF's `_expand_inputs_for_generation`;
+/// the prefill runs once per distinct row and the cache is expanded). Returns the last position's hidden
+/// state `[B · expand, 1, H]` and the cache.
+fn prefill(
+    lm: &ClvpForCausalLM,
+    decoder_config: &ClvpDecoderConfig,
+    conditioning: Tensor<3>,
+    expand: usize,
+    config: &GenerationConfig,
+) -> Result<(Tensor<3>, KvCache), NnError> {
+    let device: Device = conditioning.device();
+    let [b, l, h] = conditioning.dims();
+    let start = decoder_config.bos_token_id;
     // Prefix = conditioning ++ (emb(start) + P[0]); minus P[0..=L]; then the decoder's own addition.
-    let start_ids =
-        Tensor::<2, Int>::from_data(TensorData::new(vec![start as i64; n], [n, 1]), &device);
+    let start_ids = Tensor::<2, Int>::from_data(TensorData::new(vec![start; b], [b, 1]), &device);
     let p0 = lm.position_embeddings(&[0], &device);
     let start_emb = lm.embed_ids(start_ids) + p0.clone();
-    let prefix = Tensor::cat(vec![cond, start_emb], 1);
-    let prefix_positions: Vec<usize> = (0..=l).collect();
-    let p_prefix = lm.position_embeddings(&prefix_positions, &device);
+    let prefix = Tensor::cat(vec![conditioning, start_emb], 1);
     let x = match config.prefill_positions {
         PrefillPositions::Tortoise => prefix,
-        PrefillPositions::Hf523 => prefix - p_prefix + p0.expand([1, l + 1, h]),
+        PrefillPositions::Hf523 => {
+            let prefix_positions: Vec<usize> = (0..=l).collect();
+            let p_prefix = lm.position_embeddings(&prefix_positions, &device);
+            prefix - p_prefix + p0.expand([1, l + 1, h])
+        }
     };
+    let mut cache = KvCache::new(decoder_config, b, l + 1 + config.max_new_tokens, &device);
+    let hidden = lm.hidden(x, Some(&mut cache))?;
+    let mut last = hidden.narrow(1, l, 1);
+    if expand > 1 {
+        let rows: Vec<usize> = (0..b)
+            .flat_map(|i| std::iter::repeat_n(i, expand))
+            .collect();
+        cache.select_rows(&rows);
+        let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &device);
+        last = last.select(0, idx);
+    }
+    Ok((last, cache))
+}
 
-    let mut cache = KvCache::new(decoder_config, n, total_positions, &device);
+/// Feed the newest token of every row at mel position `position` (`len([start, g1..gk]) = k + 1`; position 1
+/// is never used, as in Tortoise and HF) and return the new last hidden state `[rows, 1, H]`.
+fn decode_step(
+    lm: &ClvpForCausalLM,
+    tokens: &[u32],
+    position: usize,
+    cache: &mut KvCache,
+    device: &Device,
+) -> Result<Tensor<3>, NnError> {
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), 1]), device);
+    let x = lm.embed_ids(ids) + lm.position_embeddings(&[position], device);
+    lm.hidden(x, Some(cache))
+}
+
+/// The processors that run whatever the decoding mode, in HF's order: repetition penalty over the running
+/// ids (start token included), then `min_new_tokens` (stop → −inf while `generated < min_new_tokens`).
+fn apply_common_processors(
+    row: &mut [f32],
+    history: &[u32],
+    generated: usize,
+    config: &GenerationConfig,
+    stop: u32,
+) {
+    if config.repetition_penalty != 1.0 {
+        apply_repetition_penalty(row, history, config.repetition_penalty);
+    }
+    if generated < config.min_new_tokens
+        && let Some(s) = row.get_mut(stop as usize)
+    {
+        *s = f32::NEG_INFINITY;
+    }
+}
+
+/// Greedy decoding or multinomial sampling (HF `_sample`), every conditioning row repeated
+/// `num_return_sequences` times.
+fn sample(
+    lm: &ClvpForCausalLM,
+    decoder_config: &ClvpDecoderConfig,
+    conditioning: Tensor<3>,
+    config: &GenerationConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<GenerateOutput, NnError> {
+    let device: Device = conditioning.device();
+    let [b, _, _] = conditioning.dims();
+    let r = config.num_return_sequences;
+    let n = b * r;
+    let start = decoder_config.bos_token_id as u32;
+    let stop = decoder_config.eos_token_id as u32;
+    let vocab = decoder_config.vocab_size;
+    let (mut last, mut cache) = prefill(lm, decoder_config, conditioning, r, config)?;
+
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut sequences: Vec<Vec<u32>> = vec![vec![start]; n];
     let mut finished = vec![false; n];
     let mut scores_out = Vec::new();
     let mut logits_out = Vec::new();
 
-    let mut hidden = lm.hidden(x, Some(&mut cache))?;
     for step in 0..config.max_new_tokens {
-        let [_, t, _] = hidden.dims();
-        let last = hidden.narrow(1, t - 1, 1);
         let logits = to_vec(lm.logits(last).reshape([n, vocab]))?;
         let mut scores = logits.clone();
         let mut next = Vec::with_capacity(n);
         for (row, seq) in scores.chunks_mut(vocab).zip(&sequences) {
-            if config.repetition_penalty != 1.0 {
-                apply_repetition_penalty(row, seq, config.repetition_penalty);
-            }
-            if step < config.min_new_tokens
-                && let Some(s) = row.get_mut(stop as usize)
-            {
-                *s = f32::NEG_INFINITY;
-            }
+            apply_common_processors(row, seq, step, config, stop);
             if config.do_sample {
                 if config.temperature != 1.0 {
                     for s in row.iter_mut() {
@@ -252,7 +466,7 @@ pub fn generate_with_progress(
                 if config.top_p < 1.0 {
                     apply_top_p(row, config.top_p);
                 }
-                next.push(sample(row, &mut rng));
+                next.push(sample_token(row, &mut rng));
             } else {
                 next.push(argmax(row));
             }
@@ -272,18 +486,298 @@ pub fn generate_with_progress(
         if finished.iter().all(|&f| f) || step + 1 == config.max_new_tokens {
             break;
         }
-        // Token g_k is fed with mel position k + 1 = `len([start, g1..gk])` (position 1 is never used).
         let pos = sequences[0].len();
-        let ids: Vec<i64> = next.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
-        let x = lm.embed_ids(ids) + lm.position_embeddings(&[pos], &device);
-        hidden = lm.hidden(x, Some(&mut cache))?;
+        last = decode_step(lm, &next, pos, &mut cache, &device)?;
     }
     Ok(GenerateOutput {
         sequences,
+        sequences_scores: None,
         scores: scores_out,
         logits: logits_out,
     })
+}
+
+/// HF's additive "impossible" score (`-1.0e9`), added in float32 exactly where HF adds it.
+const NEG_LARGE: f32 = -1.0e9;
+
+/// In place `log_softmax` of one row (max-shifted; the sum accumulated in f64).
+fn log_softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
+    let lse = sum.ln() as f32;
+    for x in row.iter_mut() {
+        *x = (*x - max) - lse;
+    }
+}
+
+/// Indices of the `k` largest `values`, largest first (`torch.topk`, sorted); equal values keep the lower
+/// index first, NaN counts as the largest.
+fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let k = k.min(values.len());
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let order = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
+    idx
+}
+
+/// `x / n ^ length_penalty`, the power taken in f64 (Python's `int ** float`) and the division in f32 (a
+/// float32 tensor divided by a Python scalar).
+fn length_normalise(x: f32, n: usize, length_penalty: f64) -> f32 {
+    x / ((n as f64).powf(length_penalty) as f32)
+}
+
+/// One of the `num_beams` best hypotheses of a batch row (HF's `sequences` / `beam_scores` /
+/// `is_sent_finished` slots).
+#[derive(Debug, Clone)]
+struct Hypothesis {
+    /// Start token and generated ids (no padding).
+    tokens: Vec<u32>,
+    /// Length-normalised score (or a placeholder around −1e9 while the slot holds no finished hypothesis).
+    score: f32,
+    /// A finished hypothesis (stop token or max length).
+    finished: bool,
+}
+
+/// A top-`2·num_beams` continuation of one batch row.
+struct Candidate {
+    /// The running beam (0..num_beams) it extends.
+    beam: usize,
+    /// The new token.
+    token: u32,
+    /// Accumulated log-probability including the new token.
+    log_prob: f32,
+    /// The new token stops the sequence (stop id, or the sequence reached `max_length`).
+    hits_stop: bool,
+}
+
+/// HF 5.23 `_beam_search` (vectorised beam search) for `B` conditioning rows × `num_beams` beams:
+///
+/// 1. log_softmax of the raw logits, then the processors (on log-probabilities), plus the running beam score
+///    (initially 0 for beam 0 and −1e9 for the others, so the first step expands beam 0 only);
+/// 2. top `2·num_beams` over `num_beams × vocab` candidates per row;
+/// 3. candidates that hit the stop id or `max_length` are removed from the running set (−1e9); the best
+///    `num_beams` others continue (the KV cache is gathered by their beam indices);
+/// 4. finished candidates among the first `num_beams` join the finished slots with score
+///    `log_prob / generated_len ^ length_penalty` (unless the row is full with `early_stopping` True or can no
+///    longer improve); the best `num_beams` slots are kept;
+/// 5. the loop ends when no row can improve (early-stopping heuristic), every row is full with
+///    `early_stopping` True, or every candidate hit a stop (max length).
+///
+/// The best `num_return_sequences` slots per row are returned, padded with the stop id to the longest.
+fn beam_search(
+    lm: &ClvpForCausalLM,
+    decoder_config: &ClvpDecoderConfig,
+    conditioning: Tensor<3>,
+    config: &GenerationConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<GenerateOutput, NnError> {
+    let device: Device = conditioning.device();
+    let [b, _, _] = conditioning.dims();
+    let k = config.num_beams;
+    let n = b * k;
+    let start = decoder_config.bos_token_id as u32;
+    let stop = decoder_config.eos_token_id as u32;
+    let vocab = decoder_config.vocab_size;
+    let lp = config.length_penalty;
+    // HF: `max_length = max_new_tokens + len([start])`; the prompt is the start token.
+    let prompt_len = 1usize;
+    let max_length = prompt_len + config.max_new_tokens;
+    // `max(2, 1 + number of stop ids) · num_beams`, one stop id.
+    let beams_to_keep = 2 * k;
+    let (mut last, mut cache) = prefill(lm, decoder_config, conditioning, k, config)?;
+
+    let mut running: Vec<Vec<u32>> = vec![vec![start]; n];
+    let mut running_scores: Vec<f32> = (0..n)
+        .map(|i| if i % k == 0 { 0.0 } else { NEG_LARGE })
+        .collect();
+    let mut slots: Vec<Hypothesis> = vec![
+        Hypothesis {
+            tokens: vec![start],
+            score: NEG_LARGE,
+            finished: false,
+        };
+        n
+    ];
+    // HF's `is_early_stop_heuristic_unsatisfied`, per batch row.
+    let mut can_improve = vec![true; b];
+    let mut cur_len = prompt_len;
+    let mut scores_out = Vec::new();
+    let mut logits_out = Vec::new();
+
+    loop {
+        let step = cur_len - prompt_len;
+        let logits = to_vec(lm.logits(last).reshape([n, vocab]))?;
+        let mut log_probs = logits.clone();
+        for (row, seq) in log_probs.chunks_mut(vocab).zip(&running) {
+            log_softmax(row);
+            apply_common_processors(row, seq, step, config, stop);
+        }
+
+        let mut next_running = Vec::with_capacity(n);
+        let mut next_scores = Vec::with_capacity(n);
+        let mut sources = Vec::with_capacity(n);
+        let mut all_hit_stop = true;
+        let divisor_len = cur_len + 1 - prompt_len;
+        for bi in 0..b {
+            let rows = bi * k..(bi + 1) * k;
+            // Accumulated log-probs of the row's num_beams × vocab continuations.
+            let acc: Vec<f32> = log_probs[bi * k * vocab..(bi + 1) * k * vocab]
+                .iter()
+                .enumerate()
+                .map(|(i, &lp)| lp + running_scores[bi * k + i / vocab])
+                .collect();
+            let candidates: Vec<Candidate> = top_k_indices(&acc, beams_to_keep)
+                .into_iter()
+                .map(|i| {
+                    let token = (i % vocab) as u32;
+                    Candidate {
+                        beam: i / vocab,
+                        token,
+                        log_prob: acc[i],
+                        hits_stop: token == stop || cur_len + 1 >= max_length,
+                    }
+                })
+                .collect();
+            all_hit_stop &= candidates.iter().all(|c| c.hits_stop);
+            let extend = |c: &Candidate| {
+                let mut t = running[bi * k + c.beam].clone();
+                t.push(c.token);
+                t
+            };
+
+            // The best num_beams candidates that did not stop keep running.
+            let running_log_probs: Vec<f32> = candidates
+                .iter()
+                .map(|c| {
+                    if c.hits_stop {
+                        c.log_prob + NEG_LARGE
+                    } else {
+                        c.log_prob
+                    }
+                })
+                .collect();
+            for j in top_k_indices(&running_log_probs, k) {
+                let c = &candidates[j];
+                next_running.push(extend(c));
+                next_scores.push(running_log_probs[j]);
+                sources.push(bi * k + c.beam);
+            }
+
+            // Finished candidates among the first num_beams compete with the finished slots.
+            let row_slots = &slots[rows.clone()];
+            let row_full = config.early_stopping == EarlyStopping::True
+                && row_slots.iter().all(|h| h.finished);
+            let mut merged: Vec<Hypothesis> = row_slots.to_vec();
+            for (j, c) in candidates.iter().enumerate() {
+                let just_finished = c.hits_stop && j < k;
+                let mut score = length_normalise(c.log_prob, divisor_len, lp);
+                if row_full {
+                    score += NEG_LARGE;
+                }
+                if !can_improve[bi] {
+                    score += NEG_LARGE;
+                }
+                if !just_finished {
+                    score += NEG_LARGE;
+                }
+                merged.push(Hypothesis {
+                    tokens: extend(c),
+                    score,
+                    finished: just_finished,
+                });
+            }
+            let merged_scores: Vec<f32> = merged.iter().map(|h| h.score).collect();
+            let kept: Vec<Hypothesis> = top_k_indices(&merged_scores, k)
+                .into_iter()
+                .map(|i| merged[i].clone())
+                .collect();
+            for (slot, h) in slots[rows].iter_mut().zip(kept) {
+                *slot = h;
+            }
+        }
+        scores_out.push(log_probs);
+        logits_out.push(logits);
+        running = next_running;
+        running_scores = next_scores;
+        cur_len += 1;
+
+        // Early-stopping heuristic: can the best running beam still beat the worst finished slot?
+        for bi in 0..b {
+            let hypothetical_len = if config.early_stopping == EarlyStopping::Never && lp > 0.0 {
+                max_length - prompt_len
+            } else {
+                cur_len - prompt_len
+            };
+            let best_running = length_normalise(running_scores[bi * k], hypothetical_len, lp);
+            let row_slots = &slots[bi * k..(bi + 1) * k];
+            let worst = row_slots
+                .iter()
+                .map(|h| h.score)
+                .fold(f32::INFINITY, f32::min);
+            let improvable = row_slots
+                .iter()
+                .any(|h| best_running > if h.finished { worst } else { NEG_LARGE });
+            can_improve[bi] &= improvable;
+        }
+        progress(step + 1, config.max_new_tokens);
+        let all_full =
+            config.early_stopping == EarlyStopping::True && slots.iter().all(|h| h.finished);
+        if !can_improve.iter().any(|&c| c) || all_full || all_hit_stop {
+            break;
+        }
+
+        // Reorder the cache by the beams the survivors came from, then feed their newest tokens.
+        if sources.iter().enumerate().any(|(i, &s)| i != s) {
+            cache.select_rows(&sources);
+        }
+        let tokens: Vec<u32> = running
+            .iter()
+            .map(|s| s.last().copied().unwrap_or(start))
+            .collect();
+        last = decode_step(lm, &tokens, cur_len, &mut cache, &device)?;
+    }
+
+    let r = config.num_return_sequences;
+    let mut sequences = Vec::with_capacity(b * r);
+    let mut sequences_scores = Vec::with_capacity(b * r);
+    for bi in 0..b {
+        for h in &slots[bi * k..bi * k + r] {
+            sequences.push(h.tokens.clone());
+            sequences_scores.push(h.score);
+        }
+    }
+    let width = sequences.iter().map(Vec::len).max().unwrap_or(prompt_len);
+    for s in &mut sequences {
+        s.resize(width, stop);
+    }
+    Ok(GenerateOutput {
+        sequences,
+        sequences_scores: Some(sequences_scores),
+        scores: scores_out,
+        logits: logits_out,
+    })
+}
+
+/// `ClvpModelForConditionalGeneration.generate(pad_to_max_mel_tokens=length)`: every sequence (start token
+/// included) right-padded with `pad` (HF: the model generation config's `eos_token_id`, the stop id), or
+/// cropped, to exactly `length` columns. Run it before [`fix_speech_decoder_output`]: a padded row without a
+/// stop token then gets the filler tail too.
+pub fn pad_to_max_mel_tokens(sequences: &[Vec<u32>], length: usize, pad: u32) -> Vec<Vec<u32>> {
+    sequences
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.resize(length, pad);
+            s
+        })
+        .collect()
 }
 
 /// `fix_speech_decoder_output`: drop the leading start token; in rows that contain the stop token, every

@@ -23,7 +23,7 @@ pub use decoder::{ClvpDecoder, ClvpDecoderLayer, ClvpForCausalLM, ClvpModel, KvC
 pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
 pub use error::NnError;
 pub use generate::{
-    GenerateOutput, GenerationConfig, PrefillPositions, fix_speech_decoder_output, generate,
-    generate_with_progress,
+    EarlyStopping, GenerateOutput, GenerationConfig, PrefillPositions, fix_speech_decoder_output,
+    generate, generate_with_progress, pad_to_max_mel_tokens,
 };
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};

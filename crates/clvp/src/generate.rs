@@ -12,7 +12,9 @@
 //! ```
 
 use burn::tensor::{Int, Tensor, TensorData};
-use clvp_nn::{GenerationConfig, fix_speech_decoder_output, generate_with_progress};
+use clvp_nn::{
+    GenerationConfig, fix_speech_decoder_output, generate_with_progress, pad_to_max_mel_tokens,
+};
 
 use crate::model::{Clvp, ClvpError, Embeddings};
 
@@ -53,11 +55,16 @@ pub struct Candidates {
     pub speech_embeds: Embeddings,
     /// Candidates best first: `(index, logit)`.
     pub ranking: Vec<(usize, f32)>,
+    /// Beam search only: the decoder's length-normalised beam scores `[N]` (HF's `sequences_scores`), in
+    /// candidate order (best beam first).
+    pub sequences_scores: Option<Vec<f32>>,
 }
 
 impl Clvp {
     /// Generate `config.num_return_sequences` candidates for `text` conditioned on `voices` (clips at the
     /// feature extractor's rate; several clips are averaged as Tortoise does), then score and rank them.
+    /// Greedy, sampling or beam search (`config.num_beams > 1`) as `config` says; with
+    /// `config.pad_to_max_mel_tokens` the sequences are padded (or cropped) before the fix-up, as HF does.
     pub fn generate(
         &self,
         text: &str,
@@ -75,6 +82,7 @@ impl Clvp {
         config: &GenerationConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
+        config.validate()?;
         if voices.is_empty() {
             return Err(ClvpError::Input(
                 "no voice clip given: at least one is needed for the conditioning".into(),
@@ -127,11 +135,12 @@ impl Clvp {
             progress,
         )?;
         let stop = cfg.decoder_config.eos_token_id as u32;
-        let speech_ids = fix_speech_decoder_output(
-            &out.sequences,
-            stop,
-            &cfg.decoder_config.decoder_fixing_codes,
-        );
+        let sequences = match config.pad_to_max_mel_tokens {
+            Some(length) => pad_to_max_mel_tokens(&out.sequences, length, stop),
+            None => out.sequences,
+        };
+        let speech_ids =
+            fix_speech_decoder_output(&sequences, stop, &cfg.decoder_config.decoder_fixing_codes);
 
         let speech = self.get_speech_features(&speech_ids)?;
         let text_e = self.get_text_features(&[ids1], None)?;
@@ -155,6 +164,7 @@ impl Clvp {
             text_embeds,
             speech_embeds,
             ranking,
+            sequences_scores: out.sequences_scores,
         })
     }
 }

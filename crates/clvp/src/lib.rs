@@ -10,7 +10,7 @@ pub mod generate;
 pub mod model;
 pub mod processor;
 
-pub use clvp_nn::{GenerationConfig, PrefillPositions};
+pub use clvp_nn::{EarlyStopping, GenerationConfig, PrefillPositions};
 pub use codec::{
     AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
 };
