@@ -208,19 +208,25 @@ def tortoise_greedy(model, cond):
 
 
 def bias_stop_token(model, tok, gen_state, n_frames):
-    """Raise lm_head.bias[stop] until greedy 5.23 generation stops mid-sequence in exactly one of the two rows."""
+    """Raise lm_head.bias[stop] until greedy 5.23 generation stops mid-sequence in exactly one of the two rows.
+
+    The generation inputs come from `gen_state`; when no bias works for them (it depends on the seed), the next
+    input seeds are tried in order (attempt 0 is `gen_state` itself, so seeds that worked keep their fixtures).
+    Returns the input seed that worked."""
     eos = model.config.decoder_config.eos_token_id
     base = model.speech_decoder_model.lm_head.bias[eos].item()
-    for delta in [0.0] + [0.25 * i for i in range(1, 200)]:
-        model.speech_decoder_model.lm_head.bias[eos] = base + delta
-        gen = torch.Generator().manual_seed(gen_state)
-        ids, mask, feats = gen_inputs(model, tok, gen, n_frames)
-        _, out = hf_decoder_generate(model, ids, mask, feats)
-        rows = out.sequences[:, 1:]
-        stops = [(r == eos).nonzero() for r in rows]
-        mid = [len(s) > 0 and 2 <= int(s[0]) <= GEN_STEPS - 4 for s in stops]
-        if sum(mid) == 1 and sum(len(s) == 0 for s in stops) == 1:
-            return delta
+    for attempt in range(64):
+        state = gen_state + attempt
+        for delta in [0.0] + [0.25 * i for i in range(1, 200)]:
+            model.speech_decoder_model.lm_head.bias[eos] = base + delta
+            gen = torch.Generator().manual_seed(state)
+            ids, mask, feats = gen_inputs(model, tok, gen, n_frames)
+            _, out = hf_decoder_generate(model, ids, mask, feats)
+            rows = out.sequences[:, 1:]
+            stops = [(r == eos).nonzero() for r in rows]
+            mid = [len(s) > 0 and 2 <= int(s[0]) <= GEN_STEPS - 4 for s in stops]
+            if sum(mid) == 1 and sum(len(s) == 0 for s in stops) == 1:
+                return state
     raise SystemExit("could not find a stop-token bias that stops exactly one row mid-sequence")
 
 
@@ -360,7 +366,7 @@ def make(name, config, out, seed, n_frames):
     gen_state = int(torch.randint(0, 2**31, (1,), generator=gen))
     with torch.no_grad():
         if name == "tiny":
-            bias_stop_token(model, ClvpTokenizer(os.path.join(ROOT, "crates", "clvp-text", "assets", "vocab.json"),
+            gen_state = bias_stop_token(model, ClvpTokenizer(os.path.join(ROOT, "crates", "clvp-text", "assets", "vocab.json"),
                                                  os.path.join(ROOT, "crates", "clvp-text", "assets", "merges.txt")),
                             gen_state, n_frames)
     tok = save_checkpoint(model, os.path.join(out, name))
