@@ -65,50 +65,35 @@ pub fn ensure() -> Result<PathBuf> {
 
 /// The extracted tortoise-tts 3.0.0 sdist (source of the vocabulary and `mel_norms`), fetched once.
 pub fn tortoise_sdist(python: &PathBuf) -> Result<PathBuf> {
-    let base = repo_root().join("target/reference");
-    let dir = base.join("tortoise-tts-3.0.0");
-    if dir.join("tortoise/data/tokenizer.json").exists() {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&base)?;
-    run(Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--dest",
-        ])
-        .arg(&base)
-        .arg(TORTOISE))
-    .context("downloading the tortoise-tts sdist")?;
-    let tarball = base.join("tortoise-tts-3.0.0.tar.gz");
-    run(Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&base))
-    .with_context(|| format!("extracting {}", tarball.display()))?;
-    if !dir.join("tortoise/data/tokenizer.json").exists() {
-        bail!("{} has no tortoise/data/tokenizer.json", dir.display());
-    }
-    Ok(dir)
+    fetch_sdist(
+        python,
+        TORTOISE,
+        "tortoise-tts-3.0.0",
+        &["tortoise/data/tokenizer.json"],
+    )
 }
 
 /// The extracted encodec 0.1.1 sdist (the original `.ecdc` writer/reader and the test wavs), fetched once.
 pub fn encodec_sdist(python: &PathBuf) -> Result<PathBuf> {
-    const NEEDED: [&str; 4] = [
-        "encodec/binary.py",
-        "encodec/compress.py",
-        "test_24k.wav",
-        "test_48k.wav",
-    ];
+    fetch_sdist(
+        python,
+        ENCODEC,
+        "encodec-0.1.1",
+        &[
+            "encodec/binary.py",
+            "encodec/compress.py",
+            "test_24k.wav",
+            "test_48k.wav",
+        ],
+    )
+}
+
+/// Download the sdist `spec` (`name==version`) with pip into `target/reference` and extract it as `dir_name`,
+/// once: it is reused while every `needed` file exists, and an error names the first missing one.
+fn fetch_sdist(python: &PathBuf, spec: &str, dir_name: &str, needed: &[&str]) -> Result<PathBuf> {
     let base = repo_root().join("target/reference");
-    let dir = base.join("encodec-0.1.1");
-    if NEEDED.iter().all(|f| dir.join(f).exists()) {
+    let dir = base.join(dir_name);
+    if needed.iter().all(|f| dir.join(f).exists()) {
         return Ok(dir);
     }
     std::fs::create_dir_all(&base)?;
@@ -124,16 +109,16 @@ pub fn encodec_sdist(python: &PathBuf) -> Result<PathBuf> {
             "--dest",
         ])
         .arg(&base)
-        .arg(ENCODEC))
-    .context("downloading the encodec sdist")?;
-    let tarball = base.join("encodec-0.1.1.tar.gz");
+        .arg(spec))
+    .with_context(|| format!("downloading the {spec} sdist"))?;
+    let tarball = base.join(format!("{dir_name}.tar.gz"));
     run(Command::new("tar")
         .arg("xzf")
         .arg(&tarball)
         .arg("-C")
         .arg(&base))
     .with_context(|| format!("extracting {}", tarball.display()))?;
-    for f in NEEDED {
+    for f in needed {
         if !dir.join(f).exists() {
             bail!("{} has no {f}", dir.display());
         }
