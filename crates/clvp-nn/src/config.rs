@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use burn::config::Config;
 
 /// A configuration that cannot be used: unreadable, not JSON, or inconsistent. Names the file and field.
 #[derive(Debug, thiserror::Error)]
@@ -37,34 +37,48 @@ pub enum ConfigError {
 }
 
 /// `ClvpEncoderConfig` (`model_type = "clvp_encoder"`): the text and speech encoders.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+///
+/// A burn [`Config`]: `ClvpEncoderConfig::new()` gives HF's defaults, `with_*` builders change a field.
+#[derive(Config, Debug, PartialEq)]
 pub struct ClvpEncoderConfig {
     /// Token vocabulary (text 256; the speech encoder of clvp_dev has 8192).
+    #[config(default = 256)]
     pub vocab_size: usize,
     /// Model width (768).
+    #[config(default = 768)]
     pub hidden_size: usize,
     /// GLU inner width (1536); `fc1.proj` outputs twice this.
+    #[config(default = 1536)]
     pub intermediate_size: usize,
     /// Output width of `projection`; also enters the rotary-dim formula.
+    #[config(default = 768)]
     pub projection_dim: usize,
     /// Number of encoder layers (20).
+    #[config(default = 20)]
     pub num_hidden_layers: usize,
     /// Attention heads (12).
+    #[config(default = 12)]
     pub num_attention_heads: usize,
     /// Activation of the GLU gate (`gelu`, exact erf GELU).
+    #[config(default = "String::from(\"gelu\")")]
     pub hidden_act: String,
     /// Epsilon of the RMSNorms and the final LayerNorm (1e-5).
+    #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
     /// Rotary position embedding on q, k and v (true).
+    #[config(default = true)]
     pub use_rotary_embedding: bool,
     /// Bias on q/k/v projections (false); `out_proj` always has one.
+    #[config(default = false)]
     pub use_attention_bias: bool,
     /// Pooling (`mean`).
+    #[config(default = "String::from(\"mean\")")]
     pub summary_type: String,
     /// Text BOS (255), used by the conditioning encoder.
+    #[config(default = 255)]
     pub bos_token_id: i64,
     /// Text EOS (0).
+    #[config(default = 0)]
     pub eos_token_id: i64,
     /// Padding id (none).
     pub pad_token_id: Option<i64>,
@@ -72,22 +86,7 @@ pub struct ClvpEncoderConfig {
 
 impl Default for ClvpEncoderConfig {
     fn default() -> Self {
-        ClvpEncoderConfig {
-            vocab_size: 256,
-            hidden_size: 768,
-            intermediate_size: 1536,
-            projection_dim: 768,
-            num_hidden_layers: 20,
-            num_attention_heads: 12,
-            hidden_act: "gelu".into(),
-            layer_norm_eps: 1e-5,
-            use_rotary_embedding: true,
-            use_attention_bias: false,
-            summary_type: "mean".into(),
-            bos_token_id: 255,
-            eos_token_id: 0,
-            pad_token_id: None,
-        }
+        Self::new()
     }
 }
 
@@ -112,63 +111,61 @@ impl ClvpEncoderConfig {
 }
 
 /// `ClvpDecoderConfig` (`model_type = "clvp_decoder"`): the GPT-2 speech decoder and conditioning encoder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+///
+/// A burn [`Config`]: `ClvpDecoderConfig::new()` gives HF's defaults, `with_*` builders change a field.
+#[derive(Config, Debug, PartialEq)]
 pub struct ClvpDecoderConfig {
     /// Speech-code vocabulary incl. start and stop (8194).
+    #[config(default = 8194)]
     pub vocab_size: usize,
     /// Mel position table size (608).
+    #[config(default = 608)]
     pub max_position_embeddings: usize,
     /// Text position table size of the conditioning encoder (404).
+    #[config(default = 404)]
     pub max_text_tokens: usize,
     /// Model width (1024).
+    #[config(default = 1024)]
     pub hidden_size: usize,
     /// Decoder layers (30).
+    #[config(default = 30)]
     pub num_hidden_layers: usize,
     /// Attention heads (16).
+    #[config(default = 16)]
     pub num_attention_heads: usize,
     /// MLP inner width; `None` → 4 × hidden.
     pub n_inner: Option<usize>,
     /// Attention blocks of the conditioning encoder (6).
+    #[config(default = 6)]
     pub num_mel_attn_blocks: usize,
     /// MLP activation (`gelu_new`, tanh approximation).
+    #[config(default = "String::from(\"gelu_new\")")]
     pub activation_function: String,
     /// Epsilon of the decoder LayerNorms (1e-5).
+    #[config(default = 1e-5)]
     pub layer_norm_epsilon: f64,
     /// Speech start token (8192).
+    #[config(default = 8192)]
     pub bos_token_id: i64,
     /// Speech stop token (8193).
+    #[config(default = 8193)]
     pub eos_token_id: i64,
     /// Padding id (none → eos during generation).
     pub pad_token_id: Option<i64>,
     /// Mel channels fed to `mel_conv` (80).
+    #[config(default = 80)]
     pub feature_size: usize,
     /// Bias on q/k/v projections (true).
+    #[config(default = true)]
     pub use_attention_bias: bool,
     /// Codes written after a stop token: `[83, 45, 45, 248]` (filler, then the last three forced).
+    #[config(default = "vec![83, 45, 45, 248]")]
     pub decoder_fixing_codes: Vec<i64>,
 }
 
 impl Default for ClvpDecoderConfig {
     fn default() -> Self {
-        ClvpDecoderConfig {
-            vocab_size: 8194,
-            max_position_embeddings: 608,
-            max_text_tokens: 404,
-            hidden_size: 1024,
-            num_hidden_layers: 30,
-            num_attention_heads: 16,
-            n_inner: None,
-            num_mel_attn_blocks: 6,
-            activation_function: "gelu_new".into(),
-            layer_norm_epsilon: 1e-5,
-            bos_token_id: 8192,
-            eos_token_id: 8193,
-            pad_token_id: None,
-            feature_size: 80,
-            use_attention_bias: true,
-            decoder_fixing_codes: vec![83, 45, 45, 248],
-        }
+        Self::new()
     }
 }
 
@@ -205,30 +202,32 @@ impl ClvpDecoderConfig {
 }
 
 /// `ClvpConfig` (`model_type = "clvp"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+///
+/// A burn [`Config`]: `ClvpConfig::new()` gives HF's defaults (speech vocabulary 256, as HF's default;
+/// [`ClvpConfig::clvp_dev`] is the released shape). Reading a `config.json` goes through
+/// [`ClvpConfig::from_json`], which fills absent fields (at any depth) with these defaults as HF does.
+#[derive(Config, Debug, PartialEq)]
 pub struct ClvpConfig {
     /// The text encoder (and the conditioning encoder's text table size / BOS / EOS).
+    #[config(default = "ClvpEncoderConfig::new()")]
     pub text_config: ClvpEncoderConfig,
     /// The speech encoder.
+    #[config(default = "ClvpEncoderConfig::new()")]
     pub speech_config: ClvpEncoderConfig,
     /// The decoder and conditioning encoder.
+    #[config(default = "ClvpDecoderConfig::new()")]
     pub decoder_config: ClvpDecoderConfig,
     /// Stored only; each encoder uses its own `projection_dim`.
+    #[config(default = 768)]
     pub projection_dim: usize,
     /// Initial `logit_scale` (the checkpoint overrides it).
+    #[config(default = 2.6592)]
     pub logit_scale_init_value: f64,
 }
 
 impl Default for ClvpConfig {
     fn default() -> Self {
-        ClvpConfig {
-            text_config: ClvpEncoderConfig::default(),
-            speech_config: ClvpEncoderConfig::default(),
-            decoder_config: ClvpDecoderConfig::default(),
-            projection_dim: 768,
-            logit_scale_init_value: 2.6592,
-        }
+        Self::new()
     }
 }
 
@@ -266,6 +265,15 @@ impl ClvpConfig {
                 message: "expected a JSON object".into(),
             });
         }
+        // HF fills absent fields with the class defaults (a `null` sub-config counts as absent); the burn
+        // `Config` derive deserialises only complete objects, so the defaults are merged in first.
+        let mut value = value;
+        let defaults =
+            serde_json::to_value(ClvpConfig::new()).map_err(|source| ConfigError::Json {
+                file: file.into(),
+                source,
+            })?;
+        fill_defaults(&mut value, &defaults);
         let config: ClvpConfig =
             serde_json::from_value(value).map_err(|source| ConfigError::Json {
                 file: file.into(),
@@ -414,6 +422,23 @@ impl ClvpConfig {
     }
 }
 
+/// Insert every key of `defaults` that `value` lacks, recursing into objects present on both sides; a `null`
+/// where the default is an object (a sub-config) is replaced by the default.
+fn fill_defaults(value: &mut serde_json::Value, defaults: &serde_json::Value) {
+    let (Some(obj), Some(def)) = (value.as_object_mut(), defaults.as_object()) else {
+        return;
+    };
+    for (key, d) in def {
+        match obj.get_mut(key) {
+            None => {
+                obj.insert(key.clone(), d.clone());
+            }
+            Some(v) if v.is_null() && d.is_object() => *v = d.clone(),
+            Some(v) => fill_defaults(v, d),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +450,31 @@ mod tests {
         assert_eq!(c.text_config.rotary_dim(), 32);
         assert_eq!(c.decoder_config.groupnorm_groups(), Ok(32));
         assert_eq!(c.decoder_config.inner_dim(), 4096);
+    }
+
+    #[test]
+    fn absent_fields_take_hf_defaults_at_any_depth() {
+        let c = ClvpConfig::from_json(
+            r#"{"speech_config": {"vocab_size": 8192}, "text_config": null,
+                "decoder_config": {"n_inner": null, "hidden_size": 512, "num_attention_heads": 8},
+                "architectures": ["ClvpModelForConditionalGeneration"]}"#,
+            "c.json",
+        )
+        .expect("valid");
+        let want = ClvpConfig::new()
+            .with_speech_config(ClvpEncoderConfig::new().with_vocab_size(8192))
+            .with_decoder_config(
+                ClvpDecoderConfig::new()
+                    .with_hidden_size(512)
+                    .with_num_attention_heads(8),
+            );
+        assert_eq!(c, want);
+        // The burn Config JSON of a config reads back to the same config.
+        let json = serde_json::to_string(&ClvpConfig::clvp_dev()).expect("serialises");
+        assert_eq!(
+            ClvpConfig::from_json(&json, "round-trip").expect("valid"),
+            ClvpConfig::clvp_dev()
+        );
     }
 
     #[test]
