@@ -27,13 +27,13 @@ Cases (all float32, CPU):
                   unchanged, start token at mel position 0, g_k at k+1): per-step logits and sequences
   e2e_*           (tiny) "Hello world, this is a test." + fixtures/audio/speech_mid.wav through the tokenizer, the
                   feature extractor and generate (greedy, both prefill modes): speech_ids and logits_per_text
-  gen_beam        (tiny) beam search through ClvpModelForConditionalGeneration.generate: the gen texts x the first
+  gen_beam        (tiny and full) beam search through ClvpModelForConditionalGeneration.generate: the gen texts x the first
                   clip (broadcast), num_beams 3, num_return_sequences 2, length_penalty 1.0, early_stopping False,
                   max_new_tokens BEAM_STEPS: per-step raw logits of the running beams, raw sequences, sequences_scores,
                   fixed speech_ids, text/speech embeds, logits_per_text; pad_* the same with pad_to_max_mel_tokens 16
-  gen_beam4       (tiny) the gen texts x both clips, 4 beams, 4 return sequences, length_penalty 1.3,
+  gen_beam4       (tiny and full) the gen texts x both clips, 4 beams, 4 return sequences, length_penalty 1.3,
                   early_stopping True (stops before max_new_tokens); pad_* with pad_to_max_mel_tokens 8 (a crop)
-  gen_beam_never  (tiny) both clips, 3 beams, 3 return sequences, length_penalty 0.7, early_stopping "never",
+  gen_beam_never  (tiny and full) both clips, 3 beams, 3 return sequences, length_penalty 0.7, early_stopping "never",
                   repetition_penalty 1.3, min_new_tokens 2 (the heuristic ends the loop before max_new_tokens)
   e2e_beam        (tiny) the e2e text and clip, 3 beams, 2 return sequences, max_new_tokens GEN_STEPS: speech_ids and
                   logits_per_text, and pad_* the same with pad_to_max_mel_tokens 16
@@ -376,7 +376,8 @@ def make(name, config, out, seed, n_frames):
         tensors.update({k: v.detach().contiguous() for k, v in gen_t.items()})
         if name == "tiny":
             tensors.update({k: v.detach().contiguous() for k, v in e2e_cases(model, tok).items()})
-            tensors.update({k: v.detach().contiguous() for k, v in beam_cases(model, tensors).items()})
+        tensors.update({k: v.detach().contiguous() for k, v in beam_cases(model, tensors).items()})
+        if name == "tiny":
             tensors.update({k: v.detach().contiguous() for k, v in e2e_beam_cases(model, tok).items()})
     meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
             "transformers": transformers.__version__}

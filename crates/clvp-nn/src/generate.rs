@@ -497,6 +497,66 @@ fn sample(
     })
 }
 
+/// Teacher forcing: the raw logits `[rows * vocab]` per step that decoding `conditioning` `[B, L, H]` would see
+/// if it chose exactly `sequences` (`[B][1 + n]`, start token first, as [`GenerateOutput::sequences`] or HF's
+/// `sequences`): step `s` is the distribution of `sequences[_][s + 1]`, so there are `n` steps. The prefix and
+/// positions are those of [`generate`] under `prefill_positions`. Scores a given continuation, and lets a
+/// parity check compare per-step logits on the reference's ids even where free-running ids part.
+pub fn teacher_forced_logits(
+    lm: &ClvpForCausalLM,
+    decoder_config: &ClvpDecoderConfig,
+    conditioning: Tensor<3>,
+    sequences: &[Vec<u32>],
+    prefill_positions: PrefillPositions,
+) -> Result<Vec<Vec<f32>>, NnError> {
+    let device: Device = conditioning.device();
+    let [b, _, _] = conditioning.dims();
+    let vocab = decoder_config.vocab_size;
+    if sequences.len() != b {
+        return Err(NnError::Shape(format!(
+            "teacher forcing: {} sequences for {b} conditioning rows",
+            sequences.len()
+        )));
+    }
+    let width = sequences.first().map_or(0, Vec::len);
+    if width < 2 || sequences.iter().any(|s| s.len() != width) {
+        return Err(NnError::Shape(format!(
+            "teacher forcing: sequences must all have the same length ≥ 2 (start + one token), found lengths {:?}",
+            sequences.iter().map(Vec::len).collect::<Vec<_>>()
+        )));
+    }
+    if let Some(&id) = sequences.iter().flatten().find(|&&id| id as usize >= vocab) {
+        return Err(NnError::TokenOutOfRange {
+            id: i64::from(id),
+            vocab,
+            what: "teacher-forced token",
+        });
+    }
+    let n = width - 1;
+    if n >= lm.max_positions() {
+        return Err(NnError::Shape(format!(
+            "teacher forcing {n} tokens needs mel positions up to {n} but the decoder has {}",
+            lm.max_positions()
+        )));
+    }
+    let config = GenerationConfig {
+        max_new_tokens: n,
+        prefill_positions,
+        ..GenerationConfig::default()
+    };
+    let (mut last, mut cache) = prefill(lm, decoder_config, conditioning, 1, &config)?;
+    let mut out = Vec::with_capacity(n);
+    for step in 0..n {
+        out.push(to_vec(lm.logits(last).reshape([b, vocab]))?);
+        if step + 1 == n {
+            break;
+        }
+        let tokens: Vec<u32> = sequences.iter().map(|s| s[step + 1]).collect();
+        last = decode_step(lm, &tokens, step + 2, &mut cache, &device)?;
+    }
+    Ok(out)
+}
+
 /// HF's additive "impossible" score (`-1.0e9`), added in float32 exactly where HF adds it.
 const NEG_LARGE: f32 = -1.0e9;
 

@@ -24,6 +24,6 @@ pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
 pub use error::NnError;
 pub use generate::{
     EarlyStopping, GenerateOutput, GenerationConfig, PrefillPositions, fix_speech_decoder_output,
-    generate, generate_with_progress, pad_to_max_mel_tokens,
+    generate, generate_with_progress, pad_to_max_mel_tokens, teacher_forced_logits,
 };
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};
