@@ -363,9 +363,9 @@ fn beam(name: &str, tol: Tolerance) {
             .unwrap_or_else(|| panic!("fixture tensor {k} missing"))
     };
     let mut rec = Recorder::new(if name == "full" {
-        "clvp-nn-full"
+        "generate-full"
     } else {
-        "clvp-nn"
+        "generate"
     });
     let vocab = cfg.decoder_config.vocab_size;
     let stop = cfg.decoder_config.eos_token_id as u32;

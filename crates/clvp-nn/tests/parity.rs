@@ -99,7 +99,11 @@ fn run(name: &str, tol: Tolerance) {
     let case = Case {
         t: read_safetensors(&cases).unwrap_or_else(|e| panic!("{e}")),
     };
-    let mut rec = Recorder::new("clvp-nn");
+    let mut rec = Recorder::new(if name == "full" {
+        "clvp-nn-full"
+    } else {
+        "clvp-nn"
+    });
     let label = |s: &str| format!("{name}/{s}");
 
     // Encoders.
