@@ -16,7 +16,7 @@ use clvp_nn::{
     GenerationConfig, fix_speech_decoder_output, generate_with_progress, pad_to_max_mel_tokens,
 };
 
-use crate::model::{Clvp, ClvpError, Embeddings};
+use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
 
 /// Tortoise's presets (`api.py`): candidates, temperature 0.8, top_p 0.8, repetition penalty 2.0, top_k 50,
 /// 500 new tokens, sampling. `ultra_fast` 16, `fast` 96, `standard` 256, `high_quality` 256 candidates.
@@ -106,6 +106,17 @@ impl Clvp {
             return Err(ClvpError::Input(
                 "the text has no tokens after normalisation".into(),
             ));
+        }
+        if let Some(length) = config.pad_to_max_mel_tokens {
+            // Checked before generating: the padded rows (less the start token) go through the speech encoder.
+            let heads = cfg.speech_config.num_attention_heads;
+            check_encoder_length(
+                length.saturating_sub(1),
+                heads,
+                "speech code",
+                "speech encoder",
+                "lower pad_to_max_mel_tokens",
+            )?;
         }
         let device = self.device().clone();
         let m = &self.model.model;

@@ -10,6 +10,38 @@ use crate::processor::{ClvpProcessor, ProcessorError};
 /// The default checkpoint (`susnato/clvp_dev`, the HF port of Tortoise's CLVP).
 pub const DEFAULT_MODEL: &str = "susnato/clvp_dev";
 
+/// The most bytes the attention scores of one sequence may take in an encoder (`heads × T² × 4`, f32). The
+/// encoders materialise the whole `[T, T]` score matrix per head; without this bound a 100 000-character text
+/// asked the allocator for 80 GB and aborted the process instead of returning an error.
+pub const MAX_ATTENTION_BYTES_PER_SEQUENCE: u64 = 2 << 30;
+
+/// The longest sequence (tokens or codes) an encoder with `heads` attention heads accepts:
+/// the largest `T` with `heads × T² × 4 ≤` [`MAX_ATTENTION_BYTES_PER_SEQUENCE`] (16 384 for 2 heads, 6 688 for 12).
+pub fn max_encoder_tokens(heads: usize) -> usize {
+    let per_head = MAX_ATTENTION_BYTES_PER_SEQUENCE / (4 * heads.max(1) as u64);
+    usize::try_from(per_head.isqrt()).unwrap_or(usize::MAX)
+}
+
+/// `Err` when a sequence of `len` items (`what`: `text token`, `speech code`) is too long for an encoder with
+/// `heads` attention heads (see [`max_encoder_tokens`]); `hint` tells the user what to change.
+pub(crate) fn check_encoder_length(
+    len: usize,
+    heads: usize,
+    what: &str,
+    encoder: &str,
+    hint: &str,
+) -> Result<(), ClvpError> {
+    let max = max_encoder_tokens(heads);
+    if len <= max {
+        return Ok(());
+    }
+    let gib = heads.max(1) as f64 * (len as f64).powi(2) * 4.0 / f64::from(1u32 << 30);
+    Err(ClvpError::Input(format!(
+        "{len} {what}s in one sequence, more than the {encoder} takes ({max} with {heads} attention heads: \
+         the attention scores alone would need {gib:.1} GiB); {hint}"
+    )))
+}
+
 /// Anything that can go wrong between a model argument and a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ClvpError {
@@ -104,6 +136,7 @@ impl Clvp {
         &self,
         rows: &[Vec<u32>],
         vocab: usize,
+        heads: usize,
         what: &'static str,
     ) -> Result<Tensor<2, Int>, ClvpError> {
         let Some(first) = rows.first() else {
@@ -113,6 +146,12 @@ impl Clvp {
         if t == 0 {
             return Err(ClvpError::Input(format!("an empty sequence of {what}s")));
         }
+        let (encoder, hint) = if what == "text token" {
+            ("text encoder", "split the text")
+        } else {
+            ("speech encoder", "give fewer codes per sequence")
+        };
+        check_encoder_length(t, heads, what, encoder, hint)?;
         let mut flat = Vec::with_capacity(rows.len() * t);
         for row in rows {
             if row.len() != t {
@@ -146,8 +185,8 @@ impl Clvp {
         ids: &[Vec<u32>],
         mask: Option<&[Vec<u32>]>,
     ) -> Result<Embeddings, ClvpError> {
-        let vocab = self.model.config.text_config.vocab_size;
-        let ids = self.ids_tensor(ids, vocab, "text token")?;
+        let c = &self.model.config.text_config;
+        let ids = self.ids_tensor(ids, c.vocab_size, c.num_attention_heads, "text token")?;
         Embeddings::from_tensor(
             self.model
                 .model
@@ -175,8 +214,8 @@ impl Clvp {
     /// `get_speech_features(speech_ids=codes)`: the speech encoder's projected embeddings of code rows (no
     /// mask), **not** normalised, `[rows, projection_dim]`. Codes outside the speech vocabulary are an error.
     pub fn get_speech_features(&self, codes: &[Vec<u32>]) -> Result<Embeddings, ClvpError> {
-        let vocab = self.model.config.speech_config.vocab_size;
-        let ids = self.ids_tensor(codes, vocab, "speech code")?;
+        let c = &self.model.config.speech_config;
+        let ids = self.ids_tensor(codes, c.vocab_size, c.num_attention_heads, "speech code")?;
         Embeddings::from_tensor(
             self.model
                 .model
