@@ -27,6 +27,14 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<TensorEntry>, WeightsError> {
     // SAFETY: the map is read-only; a checkpoint being rewritten while it is mapped is outside this
     // crate's contract (as for safetensors / transformers), and every range is re-checked when read.
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    if let Some(key) = duplicate_key(&map) {
+        // The parser keeps the last entry of a repeated key, then reports the gap it leaves as a bad offset of
+        // some other tensor (or accepts the file): name the real problem.
+        return Err(WeightsError::NotSafetensors {
+            file: path.to_path_buf(),
+            message: format!("the header lists tensor `{key}` more than once"),
+        });
+    }
     let (header, metadata) =
         SafeTensors::read_metadata(&map).map_err(|e| WeightsError::NotSafetensors {
             file: path.to_path_buf(),
@@ -52,6 +60,41 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<TensorEntry>, WeightsError> {
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// The first key that the header's JSON object repeats, when the header is readable JSON at all (anything else
+/// is left to the safetensors parser to report).
+fn duplicate_key(file: &[u8]) -> Option<String> {
+    let len = u64::from_le_bytes(file.get(..8)?.try_into().ok()?);
+    let end = usize::try_from(len).ok()?.checked_add(8)?;
+    let header = file.get(8..end)?;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    serde::Deserializer::deserialize_map(&mut de, FirstDuplicate)
+        .ok()
+        .flatten()
+}
+
+/// A map visitor that returns the first repeated key.
+struct FirstDuplicate;
+
+impl<'de> serde::de::Visitor<'de> for FirstDuplicate {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut first = None;
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            if first.is_none() && !seen.insert(key.clone()) {
+                first = Some(key);
+            }
+        }
+        Ok(first)
+    }
 }
 
 fn describe(e: &safetensors::SafeTensorError, len: u64) -> String {
@@ -156,4 +199,53 @@ pub(crate) fn read_index(
         }
     }
     Ok(tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file with this header JSON (padded to 8 bytes) and `data`.
+    fn file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.as_bytes().to_vec();
+        h.resize(h.len().div_ceil(8) * 8, b' ');
+        [&(h.len() as u64).to_le_bytes()[..], &h, data].concat()
+    }
+
+    fn read(bytes: &[u8]) -> Result<Vec<TensorEntry>, WeightsError> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("dup.safetensors");
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        read_file(&path)
+    }
+
+    #[test]
+    fn a_repeated_key_is_named() {
+        let a = r#""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#;
+        let b = r#""b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}"#;
+        let a_again = r#""a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}"#;
+        let b_again = r#""b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}"#;
+        // Before: the first was reported as an invalid offset of some tensor, the second was accepted.
+        for header in [
+            format!("{{{a},{b},{a_again}}}"),
+            format!("{{{a},{b},{b_again}}}"),
+        ] {
+            let err = read(&file(&header, &[0; 8])).map(|_| ()).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, WeightsError::NotSafetensors { .. }), "{msg}");
+            assert!(
+                msg.contains("dup.safetensors") && msg.contains("more than once"),
+                "{msg}"
+            );
+        }
+        let ok = read(&file(&format!("{{{a},{b}}}"), &[0; 8])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn unreadable_headers_are_left_to_the_parser() {
+        assert_eq!(duplicate_key(b"abc"), None);
+        assert_eq!(duplicate_key(&file("{nope", &[])), None);
+        assert_eq!(duplicate_key(&[0xff; 16]), None);
+    }
 }
