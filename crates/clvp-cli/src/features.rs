@@ -1,12 +1,12 @@
 //! `clvp features`: an audio file → `ClvpFeatureExtractor` log-mel features (safetensors and/or PNG).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clvp::ClvpProcessor;
 use clvp::audio::load_audio;
 
-use crate::output::{TensorOut, write_safetensors};
+use crate::output::{TensorOut, safetensors_bytes, write_all_atomic};
 use crate::plot;
 
 /// Arguments of `clvp features`.
@@ -43,13 +43,15 @@ pub fn run(args: &Args) -> Result<()> {
     tracing::info!(
         file = %args.audio.display(), rate, channels, duration, shape = ?features.shape, "features computed"
     );
+    // Both outputs are rendered, then staged, before either is moved into place: no half of a pair is left.
+    let mut outputs: Vec<(&Path, Vec<u8>)> = Vec::new();
     if let Some(out) = &args.output {
         let t = TensorOut::f32(
             "input_features",
             features.shape.to_vec(),
             &features.input_features,
         );
-        write_safetensors(out, &[t]).with_context(|| format!("writing {}", out.display()))?;
+        outputs.push((out, safetensors_bytes(&[t])?));
     }
     if let Some(png) = &args.png {
         let name = args
@@ -58,13 +60,15 @@ pub fn run(args: &Args) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let title = format!("{name} — {duration:.2} s at {rate} Hz, {channels} ch");
-        plot::mel_png(
-            png,
+        let bytes = plot::mel_png(
             &features.input_features,
             features.shape[1],
             features.shape[2],
             &title,
         )?;
+        outputs.push((png, bytes));
     }
+    let outputs: Vec<(&Path, &[u8])> = outputs.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    write_all_atomic(&outputs)?;
     Ok(())
 }

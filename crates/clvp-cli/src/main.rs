@@ -58,8 +58,36 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes joined by ": ", as `{:#}` prints them, less a cause whose text the message already
+/// holds (many library errors show their source in their own text: `… expected usize: … expected usize`).
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(io).context("cannot write x: disk on fire");
+        assert_eq!(message(&e), "cannot write x: disk on fire");
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("writing x");
+        assert_eq!(message(&e), "writing x: disk on fire");
     }
 }

@@ -1,12 +1,8 @@
 //! Mel-spectrogram PNG (plotters, bitmap backend; the Ubuntu Light font from `epaint_default_fonts`).
 
-use std::path::Path;
-
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-
-use crate::output::write_atomic;
 
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 480;
@@ -17,14 +13,9 @@ fn register_font() -> Result<()> {
         .map_err(|_| anyhow!("the embedded font could not be loaded"))
 }
 
-/// Draw `features` (row-major `[mels, frames]`) as a heat map: time on x, mel bin on y, with a colour bar.
-pub fn mel_png(
-    path: &Path,
-    features: &[f32],
-    mels: usize,
-    frames: usize,
-    title: &str,
-) -> Result<()> {
+/// Draw `features` (row-major `[mels, frames]`) as a heat map: time on x, mel bin on y, with a colour bar;
+/// the PNG file's bytes.
+pub fn mel_png(features: &[f32], mels: usize, frames: usize, title: &str) -> Result<Vec<u8>> {
     register_font()?;
     let (lo, hi) = features
         .iter()
@@ -94,7 +85,7 @@ pub fn mel_png(
     }
     let mut png = Vec::new();
     encode_png(&buf, WIDTH, HEIGHT, &mut png)?;
-    write_atomic(path, &png).with_context(|| format!("writing {}", path.display()))
+    Ok(png)
 }
 
 fn encode_png(rgb: &[u8], width: u32, height: u32, out: &mut Vec<u8>) -> Result<()> {
