@@ -47,6 +47,12 @@ use crate::error::AudioError;
 /// The shortest anti-aliasing sinc, in input frames.
 pub const MIN_SINC_LEN: usize = 2048;
 
+/// The largest FFT block (input or output frames) the resampler may use. Rates far apart with a small gcd need
+/// huge blocks (1 Hz → 22050 Hz: 45 million output frames per block, minutes of work and gigabytes; a rate
+/// near `u32::MAX` → 22050 Hz: 4 billion input frames, an aborted allocation): such pairs are refused. Every
+/// pair of rates from 100 Hz to 192 kHz stays far below it (1000 → 22050 Hz: 45 864 frames).
+pub const MAX_FFT_BLOCK: usize = 1 << 22;
+
 /// The documented accuracy bound (max abs error in the interior, full-scale sine mix up to 0.9 ×
 /// the lower Nyquist frequency) asserted by the resampling test.
 pub const ACCURACY_BOUND: f64 = 1e-6;
@@ -102,6 +108,16 @@ pub fn resample_planar(
     }
 
     let (from_us, to_us) = (from as usize, to as usize);
+    let g = gcd(from_us, to_us);
+    let block_in = sinc_len(from, to);
+    let block_out = (block_in / (from_us / g)).saturating_mul(to_us / g);
+    let block = block_in.max(block_out);
+    if block > MAX_FFT_BLOCK {
+        return Err(fail(format!(
+            "the rates are too far apart for the resampler (FFT blocks of {block} frames, at most {MAX_FFT_BLOCK}); \
+             convert the file to a common rate (8 kHz to 192 kHz) first"
+        )));
+    }
     let nch = channels.len();
     let mut resampler = Fft::<f64>::new_custom(
         from_us,
@@ -159,6 +175,37 @@ mod tests {
         assert_eq!(resampled_len(1, 44100, 8000), 0);
         assert_eq!(resampled_len(93680, 16000, 24000), 140520);
         assert_eq!(resampled_len(93680, 16000, 48000), 281040);
+    }
+
+    #[test]
+    fn rates_too_far_apart_are_an_error_not_a_hang() {
+        // 1 Hz → 22050 Hz took 74 s and 3.5 GB for 100 samples (2000 samples: over 2 minutes); a rate near
+        // u32::MAX asked for a 4-billion-frame FFT block and aborted.
+        for (from, to, frames) in [
+            (1, 22050, 100),
+            (8, 22050, 100),
+            (u32::MAX / 2, 22050, 200_000),
+        ] {
+            let err = resample_planar(&[vec![0.1; frames]], from, to)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("from {from} Hz to {to} Hz"))
+                    && err.contains("too far apart"),
+                "{err}"
+            );
+        }
+        // The widest pairs in use still work.
+        for (from, to) in [
+            (100, 22050),
+            (1000, 22050),
+            (192_000, 22050),
+            (22050, 44101),
+        ] {
+            let out =
+                resample_planar(&[vec![0.1; 300]], from, to).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out[0].len(), resampled_len(300, from, to));
+        }
     }
 
     #[test]
