@@ -5,7 +5,7 @@
 //! (64-bit floats are rounded to `f32`). Lossy codecs (MP3, Vorbis) are decoded gaplessly (encoder delay
 //! and padding trimmed, when the container says how much).
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use symphonia::core::codecs::audio::AudioDecoderOptions;
@@ -39,7 +39,14 @@ pub fn load_audio(path: impl AsRef<Path>) -> Result<Audio, AudioError> {
     if metadata.len() == 0 {
         return Err(AudioError::EmptyFile { file });
     }
-    let handle = std::fs::File::open(path).map_err(|e| io_error(&file, e))?;
+    let mut handle = std::fs::File::open(path).map_err(|e| io_error(&file, e))?;
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    (&mut handle)
+        .take(HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .and_then(|_| handle.seek(SeekFrom::Start(0)))
+        .map_err(|e| io_error(&file, e))?;
+    check_header(&head, &file)?;
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -55,11 +62,71 @@ pub fn decode_bytes(bytes: impl Into<Vec<u8>>, hint: Option<&str>) -> Result<Aud
     if bytes.is_empty() {
         return Err(AudioError::EmptyFile { file });
     }
+    check_header(&bytes[..bytes.len().min(HEAD_LEN)], &file)?;
     let mut probe_hint = Hint::new();
     if let Some(ext) = hint {
         probe_hint.with_extension(ext.trim_start_matches('.'));
     }
     decode_source(Box::new(std::io::Cursor::new(bytes)), &probe_hint, &file)
+}
+
+/// How much of a file [`check_header`] looks at.
+const HEAD_LEN: usize = 4096;
+
+/// Reject a WAV `fmt ` or AIFF `COMM` chunk whose frame (`channels × bytes per sample`) does not fit 16 bits
+/// before symphonia reads it: symphonia 0.6.1 computes that product in `u16`, which panics where overflow
+/// checks are on (debug builds: a header declaring 65535 channels of 16 bits crashed `clvp features`) and wraps
+/// in release. Anything that is not a RIFF/WAVE or FORM/AIFF header within `head` is left to symphonia.
+fn check_header(head: &[u8], file: &str) -> Result<(), AudioError> {
+    let (big_endian, fmt_id) = match (head.get(0..4), head.get(8..12)) {
+        (Some(b"RIFF"), Some(b"WAVE")) => (false, b"fmt "),
+        (Some(b"FORM"), Some(b"AIFF" | b"AIFC")) => (true, b"COMM"),
+        _ => return Ok(()),
+    };
+    let u16_at = |b: &[u8], i: usize| {
+        let v = [b[i], b[i + 1]];
+        if big_endian {
+            u16::from_be_bytes(v)
+        } else {
+            u16::from_le_bytes(v)
+        }
+    };
+    let mut pos = 12usize;
+    while let Some(chunk) = head.get(pos..pos.saturating_add(8)) {
+        let size = [chunk[4], chunk[5], chunk[6], chunk[7]];
+        let size = if big_endian {
+            u32::from_be_bytes(size)
+        } else {
+            u32::from_le_bytes(size)
+        } as usize;
+        if &chunk[0..4] == fmt_id {
+            let Some(fmt) = head.get(pos + 8..pos + 24) else {
+                return Ok(());
+            };
+            // WAV: channels at 2, bits at 14; AIFF: channels at 0, bits at 6.
+            let (channels, bits) = if big_endian {
+                (u16_at(fmt, 0), u16_at(fmt, 6))
+            } else {
+                (u16_at(fmt, 2), u16_at(fmt, 14))
+            };
+            let frame = u32::from(channels) * u32::from(bits).div_ceil(8);
+            if frame > u32::from(u16::MAX) {
+                return Err(AudioError::Malformed {
+                    file: file.to_string(),
+                    reason: format!(
+                        "the header declares {channels} channels of {bits} bits: a frame of {frame} bytes, \
+                         more than the format can hold (65535)"
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        // Chunks are padded to an even size.
+        pos = pos
+            .saturating_add(8)
+            .saturating_add(size.saturating_add(size & 1));
+    }
+    Ok(())
 }
 
 fn io_error(file: &str, source: std::io::Error) -> AudioError {
@@ -75,7 +142,31 @@ fn io_error(file: &str, source: std::io::Error) -> AudioError {
     }
 }
 
+/// [`decode_unguarded`], with a panic inside the decoder reported as malformed data: symphonia's parsers
+/// still have integer overflows on some corrupt headers (caught as panics where overflow checks are on), and a
+/// broken file must not take the caller down. The known cases are caught earlier by [`check_header`].
 fn decode_source(
+    source: Box<dyn MediaSource>,
+    hint: &Hint,
+    file: &str,
+) -> Result<Audio, AudioError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(source, hint, file)
+    }))
+    .unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(AudioError::Malformed {
+            file: file.to_string(),
+            reason: format!("the decoder failed on this data: {what}"),
+        })
+    })
+}
+
+fn decode_unguarded(
     source: Box<dyn MediaSource>,
     hint: &Hint,
     file: &str,
@@ -269,4 +360,103 @@ fn decode_source(
         sample_rate,
         channels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-bit PCM WAV header declaring `channels`, with `data` bytes of samples.
+    fn wav(channels: u16, data: usize) -> Vec<u8> {
+        let mut v = b"RIFF".to_vec();
+        v.extend_from_slice(&(36 + data as u32).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&16u32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes());
+        v.extend_from_slice(&channels.to_le_bytes());
+        v.extend_from_slice(&22050u32.to_le_bytes());
+        v.extend_from_slice(&(22050u32 * 2).to_le_bytes());
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&16u16.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&(data as u32).to_le_bytes());
+        v.resize(v.len() + data, 0);
+        v
+    }
+
+    #[test]
+    fn a_frame_too_large_for_a_wav_block_is_malformed_not_a_panic() {
+        // Before: symphonia panicked with "attempt to multiply with overflow" (debug builds).
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("many.wav");
+        std::fs::write(&path, wav(65535, 6)).unwrap_or_else(|e| panic!("{e}"));
+        for err in [
+            load_audio(&path).map(|_| ()).unwrap_err(),
+            decode_bytes(wav(40000, 6), Some("wav"))
+                .map(|_| ())
+                .unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(matches!(err, AudioError::Malformed { .. }), "{msg}");
+            assert!(msg.contains("channels of 16 bits"), "{msg}");
+        }
+        assert!(msg_of(load_audio(&path)).contains("many.wav"));
+        // An ordinary header passes the check and decodes.
+        let ok = decode_bytes(wav(2, 8), Some("wav")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((ok.num_channels(), ok.num_frames()), (2, 2));
+    }
+
+    #[test]
+    fn an_aiff_frame_too_large_is_malformed_not_a_panic() {
+        // A fuzzed AIFF with 50689 channels of 16 bits panicked in symphonia's `make_packet_info`.
+        let mut v = b"FORM".to_vec();
+        v.extend_from_slice(&46u32.to_be_bytes());
+        v.extend_from_slice(b"AIFFCOMM");
+        v.extend_from_slice(&18u32.to_be_bytes());
+        v.extend_from_slice(&50689u16.to_be_bytes());
+        v.extend_from_slice(&1u32.to_be_bytes());
+        v.extend_from_slice(&16u16.to_be_bytes());
+        v.extend_from_slice(&[0x40, 0x0d, 0xac, 0x44, 0, 0, 0, 0, 0, 0]);
+        v.extend_from_slice(b"SSND");
+        v.extend_from_slice(&12u32.to_be_bytes());
+        v.extend_from_slice(&[0; 12]);
+        let err = decode_bytes(v, Some("aiff")).map(|_| ()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, AudioError::Malformed { .. }), "{msg}");
+        assert!(msg.contains("50689 channels of 16 bits"), "{msg}");
+    }
+
+    #[test]
+    fn a_panic_in_the_decoder_is_an_error() {
+        struct Exploding;
+        impl std::io::Read for Exploding {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                panic!("boom")
+            }
+        }
+        impl std::io::Seek for Exploding {
+            fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+                Ok(0)
+            }
+        }
+        impl MediaSource for Exploding {
+            fn is_seekable(&self) -> bool {
+                false
+            }
+            fn byte_len(&self) -> Option<u64> {
+                None
+            }
+        }
+        let err = decode_source(Box::new(Exploding), &Hint::new(), "x.wav")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.wav: malformed audio data (the decoder failed on this data: boom)"
+        );
+    }
+
+    fn msg_of(r: Result<Audio, AudioError>) -> String {
+        r.map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
 }
