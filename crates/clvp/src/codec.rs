@@ -295,8 +295,10 @@ impl Encodec {
     }
 
     /// Bring `audio` to the model's format: channels (mean to mono, mono duplicated to stereo), then the
-    /// model's sample rate.
+    /// model's sample rate. Audio built by hand is checked first ([`Audio::validate`]): ragged channels
+    /// reached the tensor constructor and panicked there.
     pub fn convert(&self, audio: &Audio) -> Result<Audio, CodecError> {
+        audio.validate()?;
         Ok(audio
             .to_channels(self.channels())?
             .resample(self.sample_rate())?)
