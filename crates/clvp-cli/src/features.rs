@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clvp::ClvpProcessor;
 use clvp::audio::load_audio;
 
@@ -37,7 +37,9 @@ pub fn run(args: &Args) -> Result<()> {
     let audio = load_audio(&args.audio)?;
     let duration = audio.duration_secs();
     let (rate, channels) = (audio.sample_rate, audio.num_channels());
-    let clip = processor.prepare(&audio)?;
+    let clip = processor
+        .prepare(&audio)
+        .with_context(|| format!("preparing {}", args.audio.display()))?;
     let fe = &processor.feature_extractor;
     let features = fe.extract(&[&clip], Some(fe.sampling_rate))?;
     tracing::info!(
