@@ -42,6 +42,19 @@ pub fn preset(name: &str) -> Option<GenerationConfig> {
 /// The preset names.
 pub const PRESETS: [&str; 4] = ["ultra_fast", "fast", "standard", "high_quality"];
 
+/// Sampled candidates decoded together (Tortoise's `autoregressive_batch_size`, 16): more candidates run in
+/// batches of this size, so the KV cache (≈ 150 MB per candidate at full size and 600 positions) stays bounded
+/// whatever the preset. Batch `c` samples with the seed `seed + c · 0x9E3779B97F4A7C15` (batch 0 with `seed`
+/// itself, so up to 16 candidates are exactly one `generate` call); the speech encoder runs in batches of the
+/// same size.
+pub const CANDIDATE_BATCH: usize = 16;
+
+/// The most candidates one call generates (`num_return_sequences`).
+pub const MAX_CANDIDATES: usize = 4096;
+
+/// The most beams one call runs (`num_beams`; beams decode together, so they are not batched).
+pub const MAX_BEAMS: usize = 64;
+
 /// Generated and scored candidates for one text.
 #[derive(Debug, Clone)]
 pub struct Candidates {
@@ -83,6 +96,18 @@ impl Clvp {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
         config.validate()?;
+        if config.num_return_sequences > MAX_CANDIDATES {
+            return Err(ClvpError::Input(format!(
+                "{} candidates requested; at most {MAX_CANDIDATES} per call",
+                config.num_return_sequences
+            )));
+        }
+        if config.num_beams > MAX_BEAMS {
+            return Err(ClvpError::Input(format!(
+                "{} beams requested; at most {MAX_BEAMS}",
+                config.num_beams
+            )));
+        }
         if voices.is_empty() {
             return Err(ClvpError::Input(
                 "no voice clip given: at least one is needed for the conditioning".into(),
@@ -138,22 +163,60 @@ impl Clvp {
                 .text_embeddings(std::slice::from_ref(&ids1), &mask1, &device)?;
         let cond = Tensor::cat(vec![mel, text_emb], 1);
 
-        let out = generate_with_progress(
-            &m.speech_decoder_model,
-            &cfg.decoder_config,
-            cond,
-            config,
-            progress,
-        )?;
         let stop = cfg.decoder_config.eos_token_id as u32;
+        let total = config.num_return_sequences;
+        let (sequences, sequences_scores) = if config.do_sample && total > CANDIDATE_BATCH {
+            let batches = total.div_ceil(CANDIDATE_BATCH);
+            let mut sequences = Vec::with_capacity(total);
+            for c in 0..batches {
+                let gc = GenerationConfig {
+                    num_return_sequences: CANDIDATE_BATCH.min(total - c * CANDIDATE_BATCH),
+                    seed: config
+                        .seed
+                        .wrapping_add((c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    ..config.clone()
+                };
+                let out = generate_with_progress(
+                    &m.speech_decoder_model,
+                    &cfg.decoder_config,
+                    cond.clone(),
+                    &gc,
+                    &mut |step, max| progress(c * max + step, batches * max),
+                )?;
+                sequences.extend(out.sequences);
+            }
+            // Batches that finished early are shorter: pad with the stop id, as a finished row is padded.
+            let width = sequences.iter().map(Vec::len).max().unwrap_or(0);
+            for s in &mut sequences {
+                s.resize(width, stop);
+            }
+            (sequences, None)
+        } else {
+            let out = generate_with_progress(
+                &m.speech_decoder_model,
+                &cfg.decoder_config,
+                cond,
+                config,
+                progress,
+            )?;
+            (out.sequences, out.sequences_scores)
+        };
         let sequences = match config.pad_to_max_mel_tokens {
-            Some(length) => pad_to_max_mel_tokens(&out.sequences, length, stop),
-            None => out.sequences,
+            Some(length) => pad_to_max_mel_tokens(&sequences, length, stop),
+            None => sequences,
         };
         let speech_ids =
             fix_speech_decoder_output(&sequences, stop, &cfg.decoder_config.decoder_fixing_codes);
 
-        let speech = self.get_speech_features(&speech_ids)?;
+        let mut speech = Embeddings {
+            values: Vec::new(),
+            shape: [0, 0],
+        };
+        for rows in speech_ids.chunks(CANDIDATE_BATCH) {
+            let e = self.get_speech_features(rows)?;
+            speech.values.extend(e.values);
+            speech.shape = [speech.shape[0] + e.shape[0], e.shape[1]];
+        }
         let text_e = self.get_text_features(&[ids1], None)?;
         let dim = text_e.shape[1];
         let rank_err = |e: clvp_rank::RankError| ClvpError::Input(e.to_string());
@@ -175,7 +238,7 @@ impl Clvp {
             text_embeds,
             speech_embeds,
             ranking,
-            sequences_scores: out.sequences_scores,
+            sequences_scores,
         })
     }
 }

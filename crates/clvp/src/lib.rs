@@ -15,7 +15,7 @@ pub use codec::{
     AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
 };
 pub use device::{DeviceChoice, DeviceError};
-pub use generate::{Candidates, PRESETS, preset};
+pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 
