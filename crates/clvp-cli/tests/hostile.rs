@@ -1841,12 +1841,9 @@ fn hostile_input_through_the_library() {
     );
 }
 
-/// Known and not fixed here: clvp-nn's config validation (crates/clvp-nn/src/config.rs, being refactored) has no
-/// upper bound on sizes, so these configs abort the process on an impossible allocation when the modules are
-/// built (4 TiB for `hidden_size` 2^40, 1.1 TB for 10^9 layers) instead of naming the field. Run with
-/// `--ignored` once the bounds exist.
+/// Sizes far beyond any CLVP (4 TiB for `hidden_size` 2^40, 1.1 TB for 10^9 layers) used to abort the process on
+/// an impossible allocation when the modules were built; clvp-nn's config validation now names the field.
 #[test]
-#[ignore = "aborts: clvp-nn config.rs has no upper bound on hidden_size / num_hidden_layers (issue 9)"]
 fn clvp_config_sizes_too_large_name_the_field() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let logs = tmp.path().join("logs");

@@ -274,11 +274,23 @@ impl ClvpConfig {
                 source,
             })?;
         fill_defaults(&mut value, &defaults);
-        let config: ClvpConfig =
-            serde_json::from_value(value).map_err(|source| ConfigError::Json {
-                file: file.into(),
-                source,
-            })?;
+        let config: ClvpConfig = match serde_json::from_value(value.clone()) {
+            Ok(c) => c,
+            Err(source) => {
+                // Name the field: the first one that alone, over the defaults, fails to deserialise.
+                return Err(match find_bad_field(&value, &defaults) {
+                    Some((field, found)) => ConfigError::Inconsistent {
+                        file: file.into(),
+                        field,
+                        message: format!("{found} has the wrong type: {source}"),
+                    },
+                    None => ConfigError::Json {
+                        file: file.into(),
+                        source,
+                    },
+                });
+            }
+        };
         config.validate(file)?;
         Ok(config)
     }
@@ -291,6 +303,16 @@ impl ClvpConfig {
                 field: field.into(),
                 message,
             })
+        };
+        // Upper bounds: far above any real CLVP, far below sizes that only abort on allocation.
+        let too_big = |field: String, v: usize, max: usize| -> Result<(), ConfigError> {
+            if v > max {
+                return bad(
+                    &field,
+                    format!("{v} is larger than the supported maximum {max}"),
+                );
+            }
+            Ok(())
         };
         for (name, c) in [
             ("text_config", &self.text_config),
@@ -306,6 +328,15 @@ impl ClvpConfig {
                 if v == 0 {
                     return bad(&format!("{name}.{field}"), "must be positive".into());
                 }
+            }
+            for (field, v, max) in [
+                ("vocab_size", c.vocab_size, MAX_VOCAB),
+                ("hidden_size", c.hidden_size, MAX_WIDTH),
+                ("intermediate_size", c.intermediate_size, MAX_WIDTH),
+                ("projection_dim", c.projection_dim, MAX_WIDTH),
+                ("num_hidden_layers", c.num_hidden_layers, MAX_LAYERS),
+            ] {
+                too_big(format!("{name}.{field}"), v, max)?;
             }
             if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
                 return bad(
@@ -357,6 +388,33 @@ impl ClvpConfig {
                     "must be positive".into(),
                 );
             }
+        }
+        for (field, v, max) in [
+            ("vocab_size", d.vocab_size, MAX_VOCAB),
+            ("hidden_size", d.hidden_size, MAX_WIDTH),
+            ("n_inner", d.n_inner.unwrap_or(0), MAX_WIDTH),
+            ("num_hidden_layers", d.num_hidden_layers, MAX_LAYERS),
+            ("num_mel_attn_blocks", d.num_mel_attn_blocks, MAX_LAYERS),
+            (
+                "max_position_embeddings",
+                d.max_position_embeddings,
+                MAX_POSITIONS,
+            ),
+            ("max_text_tokens", d.max_text_tokens, MAX_POSITIONS),
+            ("feature_size", d.feature_size, MAX_WIDTH),
+        ] {
+            too_big(format!("decoder_config.{field}"), v, max)?;
+        }
+        let params = self.parameter_count();
+        if params > MAX_PARAMETERS {
+            return bad(
+                "<sizes>",
+                format!(
+                    "the sizes describe {params} parameters ({:.1} GiB in float32), more than the supported \
+                     {MAX_PARAMETERS}",
+                    params as f64 * 4.0 / (1u64 << 30) as f64
+                ),
+            );
         }
         if !d.hidden_size.is_multiple_of(d.num_attention_heads) {
             return bad(
@@ -422,6 +480,80 @@ impl ClvpConfig {
     }
 }
 
+/// Largest vocabulary accepted.
+const MAX_VOCAB: usize = 1 << 24;
+/// Largest width (hidden, intermediate, projection, mel channels) accepted.
+const MAX_WIDTH: usize = 1 << 16;
+/// Most layers / attention blocks accepted.
+const MAX_LAYERS: usize = 1024;
+/// Largest position table accepted.
+const MAX_POSITIONS: usize = 1 << 20;
+/// Most parameters a config may describe (16 GiB of float32; the released model has 0.67 G).
+const MAX_PARAMETERS: u128 = 1 << 32;
+
+impl ClvpConfig {
+    /// The number of parameters the sizes describe (weights of the three encoders, the decoder and the
+    /// conditioning encoder; biases and norms included approximately), in `u128` so that no size overflows.
+    pub fn parameter_count(&self) -> u128 {
+        let enc = |c: &ClvpEncoderConfig| {
+            let (v, h, i, p, l) = (
+                c.vocab_size as u128,
+                c.hidden_size as u128,
+                c.intermediate_size as u128,
+                c.projection_dim as u128,
+                c.num_hidden_layers as u128,
+            );
+            v * h + l * (4 * h * h + 3 * h * i + 8 * h) + h * p + 2 * h
+        };
+        let d = &self.decoder_config;
+        let (v, h, l) = (
+            d.vocab_size as u128,
+            d.hidden_size as u128,
+            d.num_hidden_layers as u128,
+        );
+        let inner = d.n_inner.unwrap_or(4 * d.hidden_size) as u128;
+        let dec = 2 * v * h
+            + (d.max_position_embeddings as u128 + d.max_text_tokens as u128) * h
+            + l * (4 * h * h + 2 * h * inner + 10 * h)
+            + d.num_mel_attn_blocks as u128 * (4 * h * h + 6 * h)
+            + d.feature_size as u128 * h
+            + self.text_config.vocab_size as u128 * h;
+        enc(&self.text_config) + enc(&self.speech_config) + dec
+    }
+}
+
+/// The dotted path and value of the first leaf of `value` that makes the defaults fail to deserialise.
+fn find_bad_field(
+    value: &serde_json::Value,
+    defaults: &serde_json::Value,
+) -> Option<(String, serde_json::Value)> {
+    let obj = value.as_object()?;
+    let def = defaults.as_object()?;
+    for (key, d) in def {
+        let Some(v) = obj.get(key) else { continue };
+        let leaves: Vec<(Vec<&str>, &serde_json::Value)> = match (v.as_object(), d.is_object()) {
+            (Some(sub), true) => sub
+                .iter()
+                .filter(|(k, _)| d.get(k.as_str()).is_some())
+                .map(|(k, x)| (vec![key.as_str(), k.as_str()], x))
+                .collect(),
+            _ => vec![(vec![key.as_str()], v)],
+        };
+        for (path, leaf) in leaves {
+            let mut trial = defaults.clone();
+            let mut slot = &mut trial;
+            for p in &path {
+                slot = slot.get_mut(*p)?;
+            }
+            *slot = leaf.clone();
+            if serde_json::from_value::<ClvpConfig>(trial).is_err() {
+                return Some((path.join("."), leaf.clone()));
+            }
+        }
+    }
+    None
+}
+
 /// Insert every key of `defaults` that `value` lacks, recursing into objects present on both sides; a `null`
 /// where the default is an object (a sub-config) is replaced by the default.
 fn fill_defaults(value: &mut serde_json::Value, defaults: &serde_json::Value) {
@@ -475,6 +607,47 @@ mod tests {
             ClvpConfig::from_json(&json, "round-trip").expect("valid"),
             ClvpConfig::clvp_dev()
         );
+    }
+
+    #[test]
+    fn huge_sizes_and_wrong_types_name_the_field() {
+        for (json, field) in [
+            (
+                r#"{"text_config": {"hidden_size": 1099511627776}}"#,
+                "text_config.hidden_size",
+            ),
+            (
+                r#"{"text_config": {"num_hidden_layers": 1000000000}}"#,
+                "text_config.num_hidden_layers",
+            ),
+            (
+                r#"{"decoder_config": {"max_position_embeddings": 4000000000}}"#,
+                "decoder_config.max_position_embeddings",
+            ),
+            (
+                r#"{"decoder_config": {"num_hidden_layers": 1000}}"#,
+                "<sizes>",
+            ),
+            (
+                r#"{"text_config": {"hidden_size": 64.5}}"#,
+                "text_config.hidden_size",
+            ),
+            (
+                r#"{"decoder_config": {"vocab_size": -3}}"#,
+                "decoder_config.vocab_size",
+            ),
+            (
+                r#"{"speech_config": {"use_rotary_embedding": "yes"}}"#,
+                "speech_config.use_rotary_embedding",
+            ),
+            (r#"{"projection_dim": [1]}"#, "projection_dim"),
+        ] {
+            let e = ClvpConfig::from_json(json, "c.json")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("c.json") && e.contains(field), "{json}: {e}");
+        }
+        assert!(ClvpConfig::clvp_dev().parameter_count() < 700_000_000);
     }
 
     #[test]
