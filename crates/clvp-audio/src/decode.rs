@@ -27,7 +27,37 @@ pub const MEMORY_LABEL: &str = "<memory>";
 /// Errors name the file: missing, unreadable, empty, not audio, unsupported codec, malformed,
 /// truncated, zero samples, or non-finite (NaN/Inf) samples.
 pub fn load_audio(path: impl AsRef<Path>) -> Result<Audio, AudioError> {
-    let path = path.as_ref();
+    load_file(path.as_ref(), &|_| None).map(|(audio, _)| audio)
+}
+
+/// A decoded beginning of a file (see [`load_audio_prefix`]).
+#[derive(Debug, Clone)]
+pub struct AudioPrefix {
+    /// The first frames of the file, at its own rate and channel count.
+    pub audio: Audio,
+    /// The length of the whole file in frames: exact when the whole file was decoded, else what the container
+    /// declares (`None` when it declares nothing).
+    pub total_frames: Option<u64>,
+}
+
+/// [`load_audio`], but decoding stops once `limit(sample_rate)` frames are in (packets past them are not read):
+/// a feature extractor that keeps the first 6 s of a voice clip needs seconds of an hour-long file, not the hour.
+/// The same checks as [`load_audio`] apply to the decoded part; a file shorter than the limit is decoded whole.
+pub fn load_audio_prefix(
+    path: impl AsRef<Path>,
+    limit: impl Fn(u32) -> u64,
+) -> Result<AudioPrefix, AudioError> {
+    let (audio, total_frames) = load_file(path.as_ref(), &|rate| Some(limit(rate)))?;
+    Ok(AudioPrefix {
+        audio,
+        total_frames,
+    })
+}
+
+/// The frame limit of a decode, from the stream's sample rate (`None`: decode everything).
+type FrameLimit<'a> = &'a dyn Fn(u32) -> Option<u64>;
+
+fn load_file(path: &Path, limit: FrameLimit) -> Result<(Audio, Option<u64>), AudioError> {
     let file = path.display().to_string();
     let metadata = std::fs::metadata(path).map_err(|e| io_error(&file, e))?;
     if metadata.is_dir() {
@@ -51,7 +81,7 @@ pub fn load_audio(path: impl AsRef<Path>) -> Result<Audio, AudioError> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    decode_source(Box::new(handle), &hint, &file)
+    decode_source(Box::new(handle), &hint, &file, limit)
 }
 
 /// Decode an in-memory audio file. `hint` is an optional file extension (`"wav"`, `"mp3"`, ...)
@@ -67,7 +97,13 @@ pub fn decode_bytes(bytes: impl Into<Vec<u8>>, hint: Option<&str>) -> Result<Aud
     if let Some(ext) = hint {
         probe_hint.with_extension(ext.trim_start_matches('.'));
     }
-    decode_source(Box::new(std::io::Cursor::new(bytes)), &probe_hint, &file)
+    decode_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        &probe_hint,
+        &file,
+        &|_| None,
+    )
+    .map(|(audio, _)| audio)
 }
 
 /// How much of a file [`check_header`] looks at.
@@ -149,9 +185,10 @@ fn decode_source(
     source: Box<dyn MediaSource>,
     hint: &Hint,
     file: &str,
-) -> Result<Audio, AudioError> {
+    limit: FrameLimit,
+) -> Result<(Audio, Option<u64>), AudioError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_unguarded(source, hint, file)
+        decode_unguarded(source, hint, file, limit)
     }))
     .unwrap_or_else(|payload| {
         let what = payload
@@ -170,7 +207,8 @@ fn decode_unguarded(
     source: Box<dyn MediaSource>,
     hint: &Hint,
     file: &str,
-) -> Result<Audio, AudioError> {
+    limit: FrameLimit,
+) -> Result<(Audio, Option<u64>), AudioError> {
     let f = || file.to_string();
     let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut format = symphonia::default::get_probe()
@@ -230,8 +268,16 @@ fn decode_unguarded(
     let mut skipped = 0usize;
     let mut first_skip_reason: Option<String> = None;
     let mut hit_eof = false;
+    let mut stopped_at: Option<u64> = None;
 
     loop {
+        if let (Some(rate), Some(first)) = (sample_rate, channels.first())
+            && let Some(max) = limit(rate)
+            && first.len() as u64 >= max
+        {
+            stopped_at = Some(max);
+            break;
+        }
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
@@ -310,6 +356,11 @@ fn decode_unguarded(
         }
     }
 
+    if let Some(max) = stopped_at {
+        for c in &mut channels {
+            c.truncate(max as usize);
+        }
+    }
     let frames = channels.first().map_or(0, Vec::len) as u64;
     if skipped > 0 {
         tracing::warn!(
@@ -356,10 +407,18 @@ fn decode_unguarded(
             frame,
         });
     }
-    Ok(Audio {
-        sample_rate,
-        channels,
-    })
+    let total = if stopped_at.is_some() {
+        declared_frames
+    } else {
+        Some(frames)
+    };
+    Ok((
+        Audio {
+            sample_rate,
+            channels,
+        },
+        total,
+    ))
 }
 
 #[cfg(test)]
@@ -447,7 +506,7 @@ mod tests {
                 None
             }
         }
-        let err = decode_source(Box::new(Exploding), &Hint::new(), "x.wav")
+        let err = decode_source(Box::new(Exploding), &Hint::new(), "x.wav", &|_| None)
             .map(|_| ())
             .unwrap_err();
         assert_eq!(

@@ -28,7 +28,7 @@ pub mod resample;
 pub(crate) mod stft;
 
 pub use audio::Audio;
-pub use decode::{decode_bytes, load_audio};
+pub use decode::{AudioPrefix, decode_bytes, load_audio, load_audio_prefix};
 pub use error::AudioError;
 pub use feature_extractor::{ClvpFeatureExtractor, Features};
 pub use mel::{MelNorm, MelScale, mel_filter_bank};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::ClvpProcessor;
-use clvp::audio::load_audio;
+use clvp::audio::load_audio_prefix;
 
 use crate::output::{TensorOut, safetensors_bytes, write_all_atomic};
 use crate::plot;
@@ -34,9 +34,15 @@ pub fn run(args: &Args) -> Result<()> {
         Some(dir) => ClvpProcessor::from_dir(dir)?,
         None => ClvpProcessor::tortoise()?,
     };
-    let audio = load_audio(&args.audio)?;
-    let duration = audio.duration_secs();
+    // Only the beginning the extractor keeps (6 s plus the resampler's margin) is decoded: an hour-long file
+    // gives the same features as decoding it whole, in seconds of audio's worth of memory.
+    let prefix = load_audio_prefix(&args.audio, |r| processor.voice_frame_limit(r))?;
+    let audio = prefix.audio;
     let (rate, channels) = (audio.sample_rate, audio.num_channels());
+    let duration = match prefix.total_frames {
+        Some(frames) => format!("{:.2} s", frames as f64 / f64::from(rate)),
+        None => format!("over {:.2} s", audio.duration_secs()),
+    };
     let clip = processor
         .prepare(&audio)
         .with_context(|| format!("preparing {}", args.audio.display()))?;
@@ -61,7 +67,7 @@ pub fn run(args: &Args) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let title = format!("{name} — {duration:.2} s at {rate} Hz, {channels} ch");
+        let title = format!("{name} — {duration} at {rate} Hz, {channels} ch");
         let bytes = plot::mel_png(
             &features.input_features,
             features.shape[1],

@@ -1087,15 +1087,18 @@ fn hostile_input_through_the_cli() {
             &c_vocab_huge,
             "Hi.",
             &[
-                "text_encoder_model.token_embedding.weight",
-                "expects [1000000000000, 64]",
+                "text_config.vocab_size",
+                "1000000000000 is larger than the supported maximum",
             ],
         ),
         embed(
             "config positions huge",
             &c_pos_huge,
             "Hi.",
-            &["position_embeds_layer.weight", "4611686018427387904"],
+            &[
+                "decoder_config.max_position_embeddings",
+                "4611686018427387904 is larger",
+            ],
         ),
         embed(
             "config eos out of range",
@@ -1103,12 +1106,17 @@ fn hostile_input_through_the_cli() {
             "Hi.",
             &["decoder_config.eos_token_id", "0..260"],
         ),
-        // serde does not name the field here (clvp-nn config.rs): the value and the expected type at least.
+        // A field of the wrong type: the file, the field, the value and the expected type.
         embed(
             "config float size",
             &c_float,
             "Hi.",
-            &["c-float/config.json", "64.5", "expected usize"],
+            &[
+                "c-float/config.json",
+                "64.5",
+                "expected usize",
+                "hidden_size",
+            ],
         ),
         roundtrip(
             "encodec config an array",

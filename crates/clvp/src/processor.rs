@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio};
+use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio_prefix};
 use clvp_hub::{Checkpoint, HubError};
 use clvp_text::{ClvpTokenizer, TextError};
 
@@ -97,10 +97,26 @@ impl ClvpProcessor {
         })
     }
 
-    /// Load an audio file as the feature extractor wants it: mono at its sampling rate (resampled if needed).
+    /// Load the part of an audio file the feature extractor keeps, as it wants it: mono at its sampling rate
+    /// (resampled if needed), at most [`ClvpFeatureExtractor::max_length`] samples (6 s) — HF truncates longer
+    /// clips to their beginning. Only that beginning (plus the resampler's margin, see
+    /// [`Self::voice_frame_limit`]) is decoded, so an hour-long file costs seconds of audio in memory; the
+    /// features equal those of the whole file decoded (`load_audio` + [`Self::prepare`]).
     pub fn load_voice(&self, path: impl AsRef<Path>) -> Result<Vec<f32>, ProcessorError> {
-        let audio = load_audio(path)?;
-        Ok(self.prepare(&audio)?)
+        let prefix = load_audio_prefix(path, |rate| self.voice_frame_limit(rate))?;
+        let mut clip = self.prepare(&prefix.audio)?;
+        clip.truncate(self.feature_extractor.max_length());
+        Ok(clip)
+    }
+
+    /// Frames of a `rate` Hz file that [`Self::load_voice`] decodes: the extractor's `max_length` in that rate,
+    /// plus four of the resampler's FFT blocks and one second, so that the kept samples come out of the
+    /// resampler exactly as they would from the whole file.
+    pub fn voice_frame_limit(&self, rate: u32) -> u64 {
+        let fe = &self.feature_extractor;
+        let keep = fe.max_length() as f64 / f64::from(fe.sampling_rate.max(1));
+        let block = clvp_audio::resample::sinc_len(rate, fe.sampling_rate) as u64;
+        (keep * f64::from(rate)).ceil() as u64 + 4 * block + u64::from(rate)
     }
 
     /// Downmix and resample decoded audio to the feature extractor's format.
