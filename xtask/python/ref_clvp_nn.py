@@ -37,7 +37,14 @@ Cases (all float32, CPU):
                   repetition_penalty 1.3, min_new_tokens 2 (the heuristic ends the loop before max_new_tokens)
   e2e_beam        (tiny) the e2e text and clip, 3 beams, 2 return sequences, max_new_tokens GEN_STEPS: speech_ids and
                   logits_per_text, and pad_* the same with pad_to_max_mel_tokens 16
-  The beam cases run last and consume no random numbers, so the keys before them do not depend on them.
+  forward*        (tiny) ClvpModelForConditionalGeneration.forward on the gen inputs (2 padded texts x 2 clips, and
+                  1 text x 2 clips): fixed argmax speech_ids, logits_per_text/_speech, normalised embeds, pooled
+                  outputs
+  speech_features_gen  (tiny) get_speech_features' generate path from its pieces (it fails in 5.23)
+  procs.*         (tiny) HF's logits processors, each alone and as `_get_logits_processor`'s chain for Tortoise's
+                  sampling settings, on seeded logits with ties, a peaked and a flat row (own generator)
+  The beam, forward and processor cases run last and consume no random numbers of the shared generators, so the
+  keys before them do not depend on them.
 The tiny checkpoint's lm_head bias of the stop token is raised (searched deterministically) so that greedy
 decoding stops mid-sequence in one row and not in the other, exercising fix_speech_decoder_output.
 Its generation_config.json carries the decoder's special ids (start, stop = pad) and return_dict_in_generate.
@@ -355,6 +362,89 @@ def e2e_beam_cases(model, tok):
     return t
 
 
+PROC_STEPS_DONE = 6  # the running ids of the processor cases: start token + 6 generated ids
+
+
+def processor_cases(model, seed):
+    """HF's logits processors on the same raw logits as ours (tiny; own generator, run last).
+
+    procs.logits [6, V]: two normal rows, one with many exact ties, one peaked, one flat, one wide; procs.history
+    [6, 1 + PROC_STEPS_DONE] running ids (start token first). Each processor alone (repetition penalty 2.0,
+    temperature 0.8, top-k 50 and 5, top-p 0.8 and 0.3, min_new_tokens 10 -> stop masked), then the chain
+    `_get_logits_processor` builds for Tortoise's sampling settings, with min_new_tokens 10 (active) and 3 (not).
+    """
+    from transformers.generation.logits_process import (MinNewTokensLengthLogitsProcessor,
+                                                        RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+    g = torch.Generator().manual_seed(seed * 1000 + 17)
+    dcfg = model.config.decoder_config
+    v = dcfg.vocab_size
+    rows = [2.0 * torch.randn(v, generator=g), 2.0 * torch.randn(v, generator=g),
+            torch.round(2.0 * torch.randn(v, generator=g)) / 2.0,
+            0.1 * torch.randn(v, generator=g), torch.zeros(v), 5.0 * torch.randn(v, generator=g)]
+    rows[3][int(torch.randint(0, v, (1,), generator=g))] += 10.0
+    logits = torch.stack(rows).float()
+    hist = torch.randint(0, v, (len(rows), 1 + PROC_STEPS_DONE), generator=g)
+    hist[:, 0] = dcfg.bos_token_id
+    hist[0, 3] = dcfg.eos_token_id  # the stop id in the history is penalised like any other
+    eos = dcfg.eos_token_id
+    t = {"procs.logits": logits, "procs.history": hist}
+    single = {
+        "rep": RepetitionPenaltyLogitsProcessor(penalty=2.0),
+        "temp": TemperatureLogitsWarper(temperature=0.8),
+        "topk50": TopKLogitsWarper(top_k=50),
+        "topk5": TopKLogitsWarper(top_k=5),
+        "topp08": TopPLogitsWarper(top_p=0.8),
+        "topp03": TopPLogitsWarper(top_p=0.3),
+        "minnew": MinNewTokensLengthLogitsProcessor(prompt_length_to_skip=1, min_new_tokens=10, eos_token_id=eos),
+    }
+    for k, proc in single.items():
+        t[f"procs.{k}"] = proc(hist, logits.clone())
+    lm = model.speech_decoder_model
+    for k, min_new in [("chain_min10", 10), ("chain_min3", 3)]:
+        gc = GenerationConfig(do_sample=True, temperature=0.8, top_k=50, top_p=0.8, repetition_penalty=2.0,
+                              min_new_tokens=min_new, bos_token_id=dcfg.bos_token_id, eos_token_id=eos,
+                              pad_token_id=eos)
+        lm._prepare_special_tokens(gc, kwargs_has_attention_mask=False, device="cpu")  # as generate() does
+        chain = lm._get_logits_processor(generation_config=gc, input_ids_seq_length=1,
+                                         encoder_input_ids=hist[:, :1], device="cpu", model_kwargs={})
+        print(f"{k}: {[type(p).__name__ for p in chain]}", file=sys.stderr)
+        t[f"procs.{k}"] = chain(hist, logits.clone())
+    return t
+
+
+def forward_cases(model, inputs):
+    """ClvpModelForConditionalGeneration.forward on the gen.* inputs (2 padded texts x 2 clips, and 1 text x 2
+    clips), and get_speech_features's generate path rebuilt from its pieces (5.23 fails on it: it hands the text
+    attention mask to the speech encoder)."""
+    ids, mask, feats = inputs["gen.input_ids"], inputs["gen.attention_mask"], inputs["gen.features"]
+    t = {}
+    for name, (i, m) in {"forward": (ids, mask), "forward_broadcast": (ids[:1], mask[:1])}.items():
+        out = model(input_ids=i, input_features=feats, attention_mask=m)
+        cond = model.conditioning_encoder(input_features=feats, input_ids=i, attention_mask=m)
+        argmax = model.speech_decoder_model(inputs_embeds=cond).logits.argmax(2)
+        t[f"{name}.speech_ids"] = model.fix_speech_decoder_output(argmax)
+        t[f"{name}.logits_per_text"] = out.logits_per_text
+        t[f"{name}.logits_per_speech"] = out.logits_per_speech.clone()
+        t[f"{name}.text_embeds"] = out.text_embeds
+        t[f"{name}.speech_embeds"] = out.speech_embeds
+        t[f"{name}.text_model_output"] = out.text_model_output
+        t[f"{name}.speech_model_output"] = out.speech_model_output
+    try:
+        model.get_speech_features(input_ids=ids, input_features=feats, attention_mask=mask, max_new_tokens=GEN_STEPS)
+        print("note: get_speech_features' generate path did not fail", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the point is that it fails
+        print(f"get_speech_features' generate path fails in transformers 5.23 as expected: {type(e).__name__}: {e}",
+              file=sys.stderr)
+    cond = model.conditioning_encoder(input_features=feats, input_ids=ids, attention_mask=mask)
+    out = model.speech_decoder_model.generate(conditioning_embeds=cond, generation_config=model.generation_config,
+                                              max_new_tokens=GEN_STEPS, do_sample=False)
+    codes = model.fix_speech_decoder_output(out.sequences)
+    t["speech_features_gen.speech_ids"] = codes
+    t["speech_features_gen.embeds"] = model.speech_encoder_model(input_ids=codes).embeds
+    return t
+
+
 def make(name, config, out, seed, n_frames):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -379,6 +469,9 @@ def make(name, config, out, seed, n_frames):
         tensors.update({k: v.detach().contiguous() for k, v in beam_cases(model, tensors).items()})
         if name == "tiny":
             tensors.update({k: v.detach().contiguous() for k, v in e2e_beam_cases(model, tok).items()})
+            # Appended last; own generator: the keys above do not depend on them.
+            tensors.update({k: v.detach().contiguous() for k, v in forward_cases(model, tensors).items()})
+            tensors.update({k: v.detach().contiguous() for k, v in processor_cases(model, seed).items()})
     meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
             "transformers": transformers.__version__}
     save_file(tensors, os.path.join(out, f"{name}.cases.safetensors"), metadata=meta)

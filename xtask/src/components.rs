@@ -33,6 +33,8 @@ pub struct Component {
     pub package: &'static str,
     /// Integration test targets that compare against the script's outputs.
     pub tests: &'static [&'static str],
+    /// Tests of other packages that read the same outputs (`(package, test target)`).
+    pub other_tests: &'static [(&'static str, &'static str)],
     /// The extracted sdists the script needs, each passed as `--<name> DIR`.
     pub sdists: &'static [Sdist],
 }
@@ -61,6 +63,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "text",
         package: "clvp-text",
         tests: &["parity"],
+        other_tests: &[],
         sdists: &[],
     },
     Component {
@@ -69,6 +72,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "audio",
         package: "clvp-audio",
         tests: &["parity"],
+        other_tests: &[],
         sdists: &[Sdist::Tortoise],
     },
     Component {
@@ -77,6 +81,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "hub",
         package: "clvp-hub",
         tests: &["parity"],
+        other_tests: &[],
         sdists: &[],
     },
     Component {
@@ -84,7 +89,8 @@ pub const COMPONENTS: &[Component] = &[
         script: "ref_clvp_nn.py",
         fixture_dir: "clvp",
         package: "clvp-nn",
-        tests: &["parity", "generate"],
+        tests: &["parity", "generate", "logits_processors"],
+        other_tests: &[("clvp", "forward_parity")],
         sdists: &[],
     },
     Component {
@@ -93,6 +99,7 @@ pub const COMPONENTS: &[Component] = &[
         fixture_dir: "encodec",
         package: "encodec-codec",
         tests: &["parity", "ecdc"],
+        other_tests: &[],
         sdists: &[Sdist::Encodec],
     },
 ];

@@ -199,6 +199,17 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         if let Err(e) = run(&mut cmd) {
             test_failures.push(format!("{}: {e:#}", c.name));
         }
+        for (package, test) in c.other_tests {
+            eprintln!("== {}: rust ({package} --test {test})", c.name);
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&root)
+                .args(["test", "-p", package, "--test", test])
+                .env("CLVP_FIXTURES", &ref_root)
+                .env("CLVP_PARITY_REPORT", &report);
+            if let Err(e) = run(&mut cmd) {
+                test_failures.push(format!("{} ({package}): {e:#}", c.name));
+            }
+        }
     }
 
     let rows = table::read_rows(&report)?;

@@ -244,27 +244,192 @@ pub fn apply_top_k(scores: &mut [f32], k: usize) {
 
 /// Top-p filter (HF `TopPLogitsWarper`): sort ascending, drop tokens whose cumulative probability is
 /// ≤ 1 − p, always keeping the most likely one.
+///
+/// The arithmetic follows torch's where it decides ties at the cut: the probabilities are float32, their running
+/// sum is accumulated in float64 and stored as float32 (torch's CPU `cumsum`), and `1 − p` is taken in float64
+/// from `p` as written (`0.8`, not the float32 nearest to it) and compared in float32.
 pub fn apply_top_p(scores: &mut [f32], p: f32) {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Tied scores at the cut: which of them go depends on the sort's order of equal elements, so sort as
+    // torch.sort does on CPU.
+    let order = torch_sort_ascending(scores);
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = order
         .iter()
         .map(|&i| ((scores[i] - max) as f64).exp())
         .collect();
     let total: f64 = exps.iter().sum();
+    // `p` as the user wrote it: the shortest decimal that reads back as this f32 (Python passes a double).
+    let p64: f64 = format!("{p}").parse().unwrap_or(f64::from(p));
+    let threshold = (1.0 - p64) as f32;
     let mut cum = 0.0f64;
     let last = order.len().saturating_sub(1);
     let mut remove = Vec::new();
     for (rank, (&i, e)) in order.iter().zip(&exps).enumerate() {
-        cum += e / total;
-        if cum <= (1.0 - p) as f64 && rank != last {
+        cum += f64::from((e / total) as f32);
+        if (cum as f32) <= threshold && rank != last {
             remove.push(i);
         }
     }
     for i in remove {
         scores[i] = f32::NEG_INFINITY;
     }
+}
+
+/// The indices `torch.sort(values)` (ascending, not stable) returns on CPU: PyTorch sorts with libstdc++'s
+/// `std::sort` (introsort: median-of-three quicksort down to 16 elements, heapsort past a depth of 2·⌊log₂ n⌋,
+/// then insertion sort) under the comparator `(!isnan(a) && isnan(b)) || a < b`, and equal values come out in
+/// the order that algorithm leaves them in. Reproduced step for step, so ties fall as in transformers' `TopPLogitsWarper`.
+fn torch_sort_ascending(values: &[f32]) -> Vec<usize> {
+    const THRESHOLD: usize = 16;
+    let less = |a: usize, b: usize| {
+        let (x, y) = (values[a], values[b]);
+        (!x.is_nan() && y.is_nan()) || x < y
+    };
+    let mut v: Vec<usize> = (0..values.len()).collect();
+    let n = v.len();
+    if n > 1 {
+        let depth = 2 * (usize::BITS - 1 - n.leading_zeros()) as usize;
+        introsort_loop(&mut v, 0, n, depth, &less);
+        if n > THRESHOLD {
+            insertion_sort(&mut v, 0, THRESHOLD, &less);
+            for i in THRESHOLD..n {
+                unguarded_linear_insert(&mut v, i, &less);
+            }
+        } else {
+            insertion_sort(&mut v, 0, n, &less);
+        }
+    }
+    v
+}
+
+type Less<'a> = &'a dyn Fn(usize, usize) -> bool;
+
+fn introsort_loop(v: &mut [usize], first: usize, mut last: usize, mut depth: usize, less: Less) {
+    while last - first > 16 {
+        if depth == 0 {
+            heap_sort(&mut v[first..last], less);
+            return;
+        }
+        depth -= 1;
+        let mid = first + (last - first) / 2;
+        move_median_to_first(v, first, first + 1, mid, last - 1, less);
+        let cut = unguarded_partition(v, first + 1, last, first, less);
+        introsort_loop(v, cut, last, depth, less);
+        last = cut;
+    }
+}
+
+fn move_median_to_first(v: &mut [usize], result: usize, a: usize, b: usize, c: usize, less: Less) {
+    let (x, y, z) = (v[a], v[b], v[c]);
+    let pick = if less(x, y) {
+        if less(y, z) {
+            b
+        } else if less(x, z) {
+            c
+        } else {
+            a
+        }
+    } else if less(x, z) {
+        a
+    } else if less(y, z) {
+        c
+    } else {
+        b
+    };
+    v.swap(result, pick);
+}
+
+fn unguarded_partition(
+    v: &mut [usize],
+    mut first: usize,
+    mut last: usize,
+    pivot: usize,
+    less: Less,
+) -> usize {
+    loop {
+        while less(v[first], v[pivot]) {
+            first += 1;
+        }
+        last -= 1;
+        while less(v[pivot], v[last]) {
+            last -= 1;
+        }
+        if first >= last {
+            return first;
+        }
+        v.swap(first, last);
+        first += 1;
+    }
+}
+
+fn insertion_sort(v: &mut [usize], first: usize, last: usize, less: Less) {
+    for i in first + 1..last {
+        let val = v[i];
+        if less(val, v[first]) {
+            v.copy_within(first..i, first + 1);
+            v[first] = val;
+        } else {
+            unguarded_linear_insert(v, i, less);
+        }
+    }
+}
+
+fn unguarded_linear_insert(v: &mut [usize], mut last: usize, less: Less) {
+    let val = v[last];
+    while less(val, v[last - 1]) {
+        v[last] = v[last - 1];
+        last -= 1;
+    }
+    v[last] = val;
+}
+
+/// libstdc++'s `__partial_sort(first, last, last)`: `__make_heap` then `__sort_heap`.
+fn heap_sort(v: &mut [usize], less: Less) {
+    let len = v.len();
+    if len < 2 {
+        return;
+    }
+    let mut parent = (len - 2) / 2;
+    loop {
+        let value = v[parent];
+        adjust_heap(v, parent, len, value, less);
+        if parent == 0 {
+            break;
+        }
+        parent -= 1;
+    }
+    let mut last = len;
+    while last > 1 {
+        last -= 1;
+        let value = v[last];
+        v[last] = v[0];
+        adjust_heap(v, 0, last, value, less);
+    }
+}
+
+fn adjust_heap(v: &mut [usize], mut hole: usize, len: usize, value: usize, less: Less) {
+    let top = hole;
+    let mut second = hole;
+    while second < (len - 1) / 2 {
+        second = 2 * (second + 1);
+        if less(v[second], v[second - 1]) {
+            second -= 1;
+        }
+        v[hole] = v[second];
+        hole = second;
+    }
+    if len & 1 == 0 && second == (len - 2) / 2 {
+        second = 2 * (second + 1);
+        v[hole] = v[second - 1];
+        hole = second - 1;
+    }
+    let mut parent = hole.wrapping_sub(1) / 2;
+    while hole > top && less(v[parent], value) {
+        v[hole] = v[parent];
+        hole = parent;
+        parent = hole.wrapping_sub(1) / 2;
+    }
+    v[hole] = value;
 }
 
 fn argmax(row: &[f32]) -> u32 {
@@ -422,6 +587,35 @@ fn apply_common_processors(
     }
 }
 
+/// The processors greedy decoding and sampling apply to one row of raw logits, in transformers' order
+/// (`_get_logits_processor`): repetition penalty over `history` (the running ids, start token included), then
+/// `min_new_tokens` (the stop id → −inf while `generated < min_new_tokens`), then, when sampling, temperature,
+/// top-k and top-p. `generated` counts the ids after the start token. What [`generate`] samples from.
+pub fn apply_logits_processors(
+    row: &mut [f32],
+    history: &[u32],
+    generated: usize,
+    config: &GenerationConfig,
+    stop: u32,
+) {
+    apply_common_processors(row, history, generated, config, stop);
+    if config.do_sample {
+        if config.temperature != 1.0 {
+            for s in row.iter_mut() {
+                *s /= config.temperature;
+            }
+        }
+        if let Some(k) = config.top_k
+            && k > 0
+        {
+            apply_top_k(row, k);
+        }
+        if config.top_p < 1.0 {
+            apply_top_p(row, config.top_p);
+        }
+    }
+}
+
 /// Greedy decoding or multinomial sampling (HF `_sample`), every conditioning row repeated
 /// `num_return_sequences` times.
 fn sample(
@@ -451,21 +645,8 @@ fn sample(
         let mut scores = logits.clone();
         let mut next = Vec::with_capacity(n);
         for (row, seq) in scores.chunks_mut(vocab).zip(&sequences) {
-            apply_common_processors(row, seq, step, config, stop);
+            apply_logits_processors(row, seq, step, config, stop);
             if config.do_sample {
-                if config.temperature != 1.0 {
-                    for s in row.iter_mut() {
-                        *s /= config.temperature;
-                    }
-                }
-                if let Some(k) = config.top_k
-                    && k > 0
-                {
-                    apply_top_k(row, k);
-                }
-                if config.top_p < 1.0 {
-                    apply_top_p(row, config.top_p);
-                }
                 next.push(sample_token(row, &mut rng));
             } else {
                 next.push(argmax(row));

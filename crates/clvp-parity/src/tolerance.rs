@@ -67,6 +67,7 @@ impl Tolerance {
 /// | `hub` | 1e-5 abs | issue 4: tiny modules loaded from every checkpoint format (weight-norm folding, LSTM gates) against PyTorch |
 /// | `encodec_latent`, `encodec_full_latent` | 1e-4 · max\|ref\| | issue 7: encoder latents, relative to their largest magnitude |
 /// | `encodec_audio`, `encodec_full_audio` | 1e-5 abs | issue 7: decoding the reference codes, scales, forward (audio is ~1e-1, so abs 1e-4 would be loose) |
+/// | `processors` | 1e-6 abs | issue 6: logits processors against HF's on the same logits (finite entries; −inf masks exact) |
 /// | `batch` | 1e-5 abs | issue 9: a batched call against the same items one by one (ours against ours) |
 pub fn tolerance(component: &str) -> Tolerance {
     match component {
@@ -79,6 +80,7 @@ pub fn tolerance(component: &str) -> Tolerance {
         "encodec_latent" | "encodec_full_latent" => Tolerance::scaled(1e-4),
         "encodec_audio" | "encodec_full_audio" => Tolerance::abs(1e-5),
         "batch" => Tolerance::abs(1e-5),
+        "processors" => Tolerance::abs(1e-6),
         _ => Tolerance::EXACT,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod device;
+pub mod forward;
 pub mod generate;
 pub mod model;
 pub mod processor;
@@ -15,6 +16,7 @@ pub use codec::{
     AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
 };
 pub use device::{DeviceChoice, DeviceError};
+pub use forward::ClvpForwardOutput;
 pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};

@@ -75,7 +75,7 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
-    fn from_tensor(t: Tensor<2>) -> Result<Self, ClvpError> {
+    pub(crate) fn from_tensor(t: Tensor<2>) -> Result<Self, ClvpError> {
         let [rows, dim] = t.dims();
         let values = t
             .into_data()
