@@ -6,7 +6,7 @@
 //! texts. `get_speech_features(input_ids=…, input_features=…)` generates the speech ids first; in transformers 5.23
 //! that path fails (it passes the *text* attention mask to the speech encoder), ours does what it documents.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use clvp_audio::Features;
 use clvp_nn::{GenerationConfig, fix_speech_decoder_output, generate};
 
@@ -52,48 +52,60 @@ fn features_tensor(clvp: &Clvp, f: &Features) -> Result<Tensor<3>, ClvpError> {
     ))
 }
 
-fn check_ids(clvp: &Clvp, ids: &[Vec<u32>], mask: Option<&[Vec<u32>]>) -> Result<(), ClvpError> {
-    let Some(first) = ids.first() else {
-        return Err(ClvpError::Input("no text given".into()));
-    };
-    if first.is_empty() || ids.iter().any(|r| r.len() != first.len()) {
-        return Err(ClvpError::Input(
-            "input_ids rows must be non-empty and of one length (pad them)".into(),
-        ));
-    }
+/// What the conditioning encoder needs besides `Clvp::ids_tensor`'s checks: a mask of the ids' shape and
+/// room in its text position table for BOS, the text and two EOS.
+fn check_text_fits(
+    clvp: &Clvp,
+    ids: &[Vec<u32>],
+    mask: Option<&[Vec<u32>]>,
+) -> Result<(), ClvpError> {
+    let width = ids.first().map_or(0, Vec::len);
     if let Some(m) = mask
-        && (m.len() != ids.len() || m.iter().any(|r| r.len() != first.len()))
+        && (m.len() != ids.len() || m.iter().any(|r| r.len() != width))
     {
         return Err(ClvpError::Input(format!(
-            "attention_mask is {}×{}, input_ids {}×{}",
+            "attention_mask is {}×{}, input_ids {}×{width}",
             m.len(),
             m.first().map_or(0, Vec::len),
             ids.len(),
-            first.len()
         )));
     }
     let dc = &clvp.model.config.decoder_config;
-    if first.len() + 3 > dc.max_text_tokens {
+    if width + 3 > dc.max_text_tokens {
         return Err(ClvpError::Input(format!(
-            "{} text tokens; the conditioning encoder's position table holds {} (max_text_tokens) including BOS \
-             and two EOS",
-            first.len(),
+            "{width} text tokens; the conditioning encoder's position table holds {} (max_text_tokens) including \
+             BOS and two EOS",
             dc.max_text_tokens
         )));
-    }
-    let vocab = clvp.model.config.text_config.vocab_size;
-    if let Some(&id) = ids.iter().flatten().find(|&&id| id as usize >= vocab) {
-        return Err(clvp_nn::NnError::TokenOutOfRange {
-            id: i64::from(id),
-            vocab,
-            what: "text token",
-        }
-        .into());
     }
     Ok(())
 }
 
 impl Clvp {
+    /// The checked text ids as a tensor and the conditioning encoder's output for them and `input_features`.
+    fn text_and_conditioning(
+        &self,
+        input_ids: &[Vec<u32>],
+        attention_mask: Option<&[Vec<u32>]>,
+        input_features: &Features,
+    ) -> Result<(Tensor<2, Int>, Tensor<3>), ClvpError> {
+        let tc = &self.model.config.text_config;
+        let text_ids = self.ids_tensor(
+            input_ids,
+            tc.vocab_size,
+            tc.num_attention_heads,
+            "text token",
+        )?;
+        check_text_fits(self, input_ids, attention_mask)?;
+        let feats = features_tensor(self, input_features)?;
+        let cond =
+            self.model
+                .model
+                .conditioning_encoder
+                .forward(feats, input_ids, attention_mask)?;
+        Ok((text_ids, cond))
+    }
+
     /// `ClvpModelForConditionalGeneration.forward(input_ids, input_features, attention_mask)`: conditioning
     /// encoder → decoder logits over the conditioning → argmax → `fix_speech_decoder_output` → speech encoder;
     /// text encoder on `input_ids`/`attention_mask`; cosine similarity times `logit_scale`. Texts and clips
@@ -104,13 +116,10 @@ impl Clvp {
         attention_mask: Option<&[Vec<u32>]>,
         input_features: &Features,
     ) -> Result<ClvpForwardOutput, ClvpError> {
-        check_ids(self, input_ids, attention_mask)?;
+        let (text_ids, cond) =
+            self.text_and_conditioning(input_ids, attention_mask, input_features)?;
         let m = &self.model.model;
         let cfg = &self.model.config;
-        let feats = features_tensor(self, input_features)?;
-        let cond = m
-            .conditioning_encoder
-            .forward(feats, input_ids, attention_mask)?;
         let [b, l, _] = cond.dims();
         if l > m.speech_decoder_model.max_positions() {
             return Err(ClvpError::Input(format!(
@@ -135,21 +144,13 @@ impl Clvp {
             fix_speech_decoder_output(&rows, stop, &cfg.decoder_config.decoder_fixing_codes);
 
         let c = &cfg.speech_config;
-        let codes = crate::generate::codes_tensor(&speech_ids, self.device());
-        if let Some(&id) = speech_ids
-            .iter()
-            .flatten()
-            .find(|&&id| id as usize >= c.vocab_size)
-        {
-            return Err(clvp_nn::NnError::TokenOutOfRange {
-                id: i64::from(id),
-                vocab: c.vocab_size,
-                what: "speech code",
-            }
-            .into());
-        }
+        let codes = self.ids_tensor(
+            &speech_ids,
+            c.vocab_size,
+            c.num_attention_heads,
+            "speech code",
+        )?;
         let speech = m.speech_encoder_model.forward(codes, None);
-        let text_ids = crate::generate::codes_tensor(input_ids, self.device());
         let text = m.text_encoder_model.forward(text_ids, attention_mask);
 
         let speech_e = Embeddings::from_tensor(speech.embeds)?;
@@ -199,13 +200,9 @@ impl Clvp {
         input_features: &Features,
         config: &GenerationConfig,
     ) -> Result<(Embeddings, Vec<Vec<u32>>), ClvpError> {
-        check_ids(self, input_ids, attention_mask)?;
+        let (_, cond) = self.text_and_conditioning(input_ids, attention_mask, input_features)?;
         let m = &self.model.model;
         let cfg = &self.model.config;
-        let feats = features_tensor(self, input_features)?;
-        let cond = m
-            .conditioning_encoder
-            .forward(feats, input_ids, attention_mask)?;
         let out = generate(&m.speech_decoder_model, &cfg.decoder_config, cond, config)?;
         let stop = cfg.decoder_config.eos_token_id as u32;
         let codes = fix_speech_decoder_output(

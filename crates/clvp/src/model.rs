@@ -132,7 +132,7 @@ impl Clvp {
         &self.device
     }
 
-    fn ids_tensor(
+    pub(crate) fn ids_tensor(
         &self,
         rows: &[Vec<u32>],
         vocab: usize,

@@ -98,3 +98,91 @@ fn forward_and_generated_speech_features_match_transformers() {
     );
     rec.finish();
 }
+
+#[test]
+fn forward_rejects_bad_input_naming_the_problem() {
+    let dir = fixture_path("clvp/tiny");
+    let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
+    let clvp =
+        Clvp::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = &clvp.model.config;
+    let mels = cfg.decoder_config.feature_size;
+    let feats = |mels: usize, values: usize| Features {
+        input_features: vec![0.5; values],
+        shape: [1, mels, 20],
+        attention_mask: Vec::new(),
+        mask_shape: [0, 0],
+    };
+    let good = feats(mels, mels * 20);
+    let ids = vec![vec![5u32, 6, 7]];
+    let long = vec![vec![5u32; cfg.decoder_config.max_text_tokens]];
+    let vocab = cfg.text_config.vocab_size as u32;
+    /// name, input_ids, attention_mask, input_features, expected part of the message
+    type Case = (
+        &'static str,
+        Vec<Vec<u32>>,
+        Option<Vec<Vec<u32>>>,
+        Features,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no text",
+            vec![],
+            None,
+            good.clone(),
+            "no text tokens given",
+        ),
+        (
+            "ragged ids",
+            vec![vec![5, 6], vec![5]],
+            None,
+            good.clone(),
+            "different lengths",
+        ),
+        (
+            "mask shape",
+            ids.clone(),
+            Some(vec![vec![1, 1]]),
+            good.clone(),
+            "attention_mask is 1×2, input_ids 1×3",
+        ),
+        ("text too long", long, None, good.clone(), "max_text_tokens"),
+        (
+            "token out of range",
+            vec![vec![5, vocab]],
+            None,
+            good.clone(),
+            "text token",
+        ),
+        (
+            "mel channels",
+            ids.clone(),
+            None,
+            feats(mels + 1, (mels + 1) * 20),
+            "mel channels",
+        ),
+        (
+            "feature count",
+            ids.clone(),
+            None,
+            feats(mels, 7),
+            "input_features hold 7 values",
+        ),
+    ];
+    for (name, ids, mask, f, want) in cases {
+        let err = clvp
+            .forward(&ids, mask.as_deref(), &f)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: accepted"));
+        assert!(err.to_string().contains(want), "{name}: {err}");
+        let err = clvp
+            .get_speech_features_generated(&ids, mask.as_deref(), &f, &GenerationConfig::default())
+            .err()
+            .unwrap_or_else(|| panic!("{name}: accepted by the generate path"));
+        assert!(
+            err.to_string().contains(want),
+            "{name} (generate path): {err}"
+        );
+    }
+}
