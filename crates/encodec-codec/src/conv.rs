@@ -164,6 +164,23 @@ impl EncodecConv1d {
         }
     }
 
+    /// The input samples `[lo, hi)` (indices may fall outside the input) that outputs `[a, b)` depend on,
+    /// widened by the padding on each side so that a reflection at a true edge of the sequence reads samples
+    /// inside the range too (what [`crate::stream`] needs to evaluate a tile exactly).
+    pub fn span(&self, a: i64, b: i64) -> (i64, i64) {
+        let k_eff = ((self.kernel - 1) * self.dilation + 1) as i64;
+        let s = self.stride as i64;
+        let padding_total = k_eff - s.min(k_eff);
+        let left = if self.causal {
+            padding_total
+        } else {
+            padding_total - padding_total / 2
+        };
+        // The most right padding any length gets: the split of padding_total plus up to stride - 1 extra.
+        let right = padding_total - left + s - 1;
+        (a * s - left - right, (b - 1) * s - left + k_eff + left)
+    }
+
     /// `[B, cin, L]` → `[B, cout, ceil(L / stride)]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (left, right) = self.padding(x.dims()[2]);
@@ -221,6 +238,32 @@ impl EncodecConvTranspose1d {
         }
     }
 
+    /// Samples trimmed from the left of the transposed conv's output.
+    fn trim_left(&self) -> usize {
+        let padding_total = self.kernel.saturating_sub(self.stride);
+        let right = if self.causal {
+            (padding_total as f64 * self.trim_right_ratio).ceil() as usize
+        } else {
+            padding_total / 2
+        };
+        padding_total - right.min(padding_total)
+    }
+
+    /// The input frames `[lo, hi)` that (trimmed) outputs `[a, b)` depend on: output `m` is the untrimmed
+    /// `n = m + trim_left`, the sum over inputs `i` with `i * stride <= n < i * stride + kernel`.
+    pub fn span(&self, a: i64, b: i64) -> (i64, i64) {
+        let (s, k, t) = (
+            self.stride as i64,
+            self.kernel as i64,
+            self.trim_left() as i64,
+        );
+        // ceil((a + t - k + 1) / s), floor((b - 1 + t) / s) + 1
+        (
+            -(-(a + t - k + 1)).div_euclid(s),
+            (b - 1 + t).div_euclid(s) + 1,
+        )
+    }
+
     /// `[B, cin, L]` → `[B, cout, L * stride]` (for `k = 2 * stride`).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let y = conv_transpose1d(
@@ -234,13 +277,8 @@ impl EncodecConvTranspose1d {
             None => y,
         };
         let padding_total = self.kernel.saturating_sub(self.stride);
-        let right = if self.causal {
-            (padding_total as f64 * self.trim_right_ratio).ceil() as usize
-        } else {
-            padding_total / 2
-        };
-        let right = right.min(padding_total);
-        let left = padding_total - right;
+        let left = self.trim_left();
+        let right = padding_total - left;
         let [b, c, n] = y.dims();
         y.slice([0..b, 0..c, left..n - right])
     }

@@ -28,6 +28,7 @@ pub mod lstm;
 pub mod model;
 pub mod quantizer;
 pub mod seanet;
+pub mod stream;
 
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::EncodecError;

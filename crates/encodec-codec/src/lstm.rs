@@ -26,13 +26,35 @@ impl EncodecLstm {
 
     /// `[B, C, T]` → `[B, C, T]`: `lstm(x) + x` along time.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_with_state(x, None).0
+    }
+
+    /// [`Self::forward`] from a carried state (`None`: zeros, as PyTorch), returning the state after the last
+    /// step: running a sequence in pieces, each from the previous piece's state, gives the whole sequence's
+    /// output.
+    pub fn forward_with_state(
+        &self,
+        x: Tensor<3>,
+        state: Option<LstmState>,
+    ) -> (Tensor<3>, LstmState) {
         let seq = x.permute([2, 0, 1]); // [T, B, C]
         let mut h = seq.clone();
+        let mut carried = state.map(|s| s.layers.into_iter());
+        let mut layers = Vec::with_capacity(self.lstm.len());
         for layer in &self.lstm {
-            h = run_layer(layer, h);
+            let init = carried.as_mut().and_then(Iterator::next);
+            let (out, last) = run_layer(layer, h, init);
+            h = out;
+            layers.push(last);
         }
-        (h + seq).permute([1, 2, 0])
+        ((h + seq).permute([1, 2, 0]), LstmState { layers })
     }
+}
+
+/// The hidden and cell state `([B, H], [B, H])` of every layer after a step.
+#[derive(Debug, Clone)]
+pub struct LstmState {
+    layers: Vec<(Tensor<2>, Tensor<2>)>,
 }
 
 /// The four gates' `(input weight [in, H], hidden weight [H, H], input bias, hidden bias)` in i, f, g, o order.
@@ -74,8 +96,13 @@ fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     (w_ih, w_hh, b)
 }
 
-/// One layer over a `[T, B, in]` sequence → `[T, B, H]`.
-fn run_layer(layer: &Lstm, seq: Tensor<3>) -> Tensor<3> {
+/// One layer over a `[T, B, in]` sequence from state `init` (zeros if `None`) → `[T, B, H]` and the last
+/// `(h, c)`.
+fn run_layer(
+    layer: &Lstm,
+    seq: Tensor<3>,
+    init: Option<(Tensor<2>, Tensor<2>)>,
+) -> (Tensor<3>, (Tensor<2>, Tensor<2>)) {
     let [t, b, input] = seq.dims();
     let h_dim = layer.d_hidden;
     let (w_ih, w_hh, bias) = fused(layer);
@@ -85,8 +112,12 @@ fn run_layer(layer: &Lstm, seq: Tensor<3>) -> Tensor<3> {
         b,
         4 * h_dim,
     ]);
-    let mut h = Tensor::<2>::zeros([b, h_dim], &device);
-    let mut c = Tensor::<2>::zeros([b, h_dim], &device);
+    let (mut h, mut c) = init.unwrap_or_else(|| {
+        (
+            Tensor::<2>::zeros([b, h_dim], &device),
+            Tensor::<2>::zeros([b, h_dim], &device),
+        )
+    });
     let mut out = Vec::with_capacity(t);
     for step in 0..t {
         let gates = projected
@@ -104,5 +135,5 @@ fn run_layer(layer: &Lstm, seq: Tensor<3>) -> Tensor<3> {
         h = sigmoid(o) * c.clone().tanh();
         out.push(h.clone());
     }
-    Tensor::stack(out, 0)
+    (Tensor::stack(out, 0), (h, c))
 }

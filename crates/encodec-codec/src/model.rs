@@ -10,6 +10,7 @@ use crate::config::EncodecConfig;
 use crate::error::EncodecError;
 use crate::quantizer::EncodecResidualVectorQuantizer;
 use crate::seanet::{EncodecDecoder, EncodecEncoder, LayerSlot, layer_table};
+use crate::stream;
 
 /// The networks of `EncodecModel`.
 #[derive(Module, Debug)]
@@ -29,6 +30,8 @@ pub struct EncodecModel {
     pub nets: EncodecNetworks,
     /// The checkpoint's configuration.
     pub config: EncodecConfig,
+    /// Code frames per streamed block; inputs longer than one block stream ([`crate::stream`]).
+    stream_frames: usize,
 }
 
 /// The output of [`EncodecModel::encode`] (HF's `EncodecEncoderOutput`).
@@ -137,7 +140,25 @@ impl EncodecModel {
                 device,
             ),
         };
-        Ok(EncodecModel { nets, config })
+        let stream_frames = (stream::TILE_SAMPLES / config.hop_length().max(1)).max(1);
+        Ok(EncodecModel {
+            nets,
+            config,
+            stream_frames,
+        })
+    }
+
+    /// Stream inputs of more than `frames` code frames in blocks of that many (default: about
+    /// [`stream::TILE_SAMPLES`] samples); smaller blocks use less memory and more time, the result is the
+    /// same. Models with GroupNorm always run whole.
+    pub fn with_stream_frames(mut self, frames: usize) -> Self {
+        self.stream_frames = frames.max(1);
+        self
+    }
+
+    /// Whether a frame of `frames` code frames streams.
+    fn streams(&self, frames: usize) -> bool {
+        frames > self.stream_frames && self.nets.encoder.is_local() && self.nets.decoder.is_local()
     }
 
     /// Read `config.json` and the weights of `checkpoint` onto `device`, strictly.
@@ -159,6 +180,7 @@ impl EncodecModel {
         Ok(EncodecModel {
             nets,
             config: model.config,
+            stream_frames: model.stream_frames,
         })
     }
 
@@ -277,21 +299,121 @@ impl EncodecModel {
     /// (`scale = sqrt(mean(mono²)) + 1e-8` over the whole chunk), then the encoder → latent `[B, D, T]`,
     /// scale `[B]`.
     pub fn frame_latent(&self, frame: Tensor<3>) -> (Tensor<3>, Option<Tensor<1>>) {
+        let (frame, scale) = self.normalise(frame);
+        (self.nets.encoder.forward(frame), scale)
+    }
+
+    /// The normalisation of [`Self::frame_latent`]: the frame divided by its scale, and the scale.
+    fn normalise(&self, frame: Tensor<3>) -> (Tensor<3>, Option<Tensor<1>>) {
         let [b, c, _] = frame.dims();
-        let (frame, scale) = if self.config.normalize {
+        if self.config.normalize {
             let mono = frame.clone().sum_dim(1) / c as f64; // [B, 1, L]
             let scale = mono.square().mean_dim(2).sqrt() + 1e-8; // [B, 1, 1]
             (frame / scale.clone(), Some(scale.reshape([b])))
         } else {
             (frame, None)
-        };
-        (self.nets.encoder.forward(frame), scale)
+        }
     }
 
-    /// `_encode_frame`: [`Self::frame_latent`], then RVQ → codes `[B, n_q, T]`, scale `[B]`.
+    /// `_encode_frame`: [`Self::frame_latent`], then RVQ → codes `[B, n_q, T]`, scale `[B]`. Long frames
+    /// stream: encoder and quantizer run block by block.
     fn encode_frame(&self, frame: Tensor<3>, n_q: usize) -> (Tensor<3, Int>, Option<Tensor<1>>) {
-        let (latent, scale) = self.frame_latent(frame);
-        (self.nets.quantizer.encode(latent, n_q), scale)
+        let (frame, scale) = self.normalise(frame);
+        let [b, c, len] = frame.dims();
+        let encoder = &self.nets.encoder;
+        let frames = len.div_ceil(encoder.hop().max(1));
+        if !self.streams(frames) {
+            let latent = encoder.forward(frame);
+            return (self.nets.quantizer.encode(latent, n_q), scale);
+        }
+        let head = stream::Stack {
+            span: &|a, z| encoder.head_span(a, z),
+            down: encoder.hop(),
+            up: 1,
+            forward: &|x| encoder.head(x),
+        };
+        let tail = stream::Stack {
+            span: &|a, z| encoder.conv_out.span(a, z),
+            down: 1,
+            up: 1,
+            forward: &|x| encoder.tail(x),
+        };
+        let mut codes = Vec::new();
+        let streamed = stream::run::<std::convert::Infallible>(
+            &head,
+            &encoder.lstm,
+            &tail,
+            &mut |lo, hi| frame.clone().slice([0..b, 0..c, lo..hi]),
+            stream::Lengths {
+                input: len,
+                mid: frames,
+                output: frames,
+            },
+            self.stream_frames,
+            &mut |latent| {
+                codes.push(self.nets.quantizer.encode(latent, n_q));
+                Ok(())
+            },
+        );
+        let Ok(()) = streamed;
+        (Tensor::cat(codes, 2), scale)
+    }
+
+    /// The decoder on codes `[B, n_q, T]` (checked) → audio `[B, C, T * hop]`; long inputs stream into one
+    /// output buffer.
+    fn decode_codes(&self, codes: Tensor<3, Int>) -> Result<Tensor<3>, EncodecError> {
+        let [b, n_q, t] = codes.dims();
+        let decoder = &self.nets.decoder;
+        let quantizer = &self.nets.quantizer;
+        if !self.streams(t) {
+            return Ok(decoder.forward(quantizer.decode(codes)));
+        }
+        let hop = decoder.hop();
+        let c = self.config.audio_channels;
+        let total = t * hop;
+        let head = stream::Stack {
+            span: &|a, z| decoder.conv_in.span(a, z),
+            down: 1,
+            up: 1,
+            forward: &|x| decoder.conv_in.forward(x),
+        };
+        let tail = stream::Stack {
+            span: &|a, z| decoder.tail_span(a, z),
+            down: 1,
+            up: hop,
+            forward: &|x| decoder.tail(x),
+        };
+        let mut out = vec![0.0f32; b * c * total];
+        let mut at = 0;
+        stream::run::<EncodecError>(
+            &head,
+            &decoder.lstm,
+            &tail,
+            &mut |lo, hi| quantizer.decode(codes.clone().slice([0..b, 0..n_q, lo..hi])),
+            stream::Lengths {
+                input: t,
+                mid: t,
+                output: total,
+            },
+            self.stream_frames,
+            &mut |piece| {
+                let [_, _, n] = piece.dims();
+                let values = piece
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
+                for (row, src) in values.chunks_exact(n).enumerate() {
+                    out[row * total + at..row * total + at + n].copy_from_slice(src);
+                }
+                at += n;
+                Ok(())
+            },
+        )?;
+        Ok(Tensor::from_data(
+            TensorData::new(out, [b, c, total]),
+            &codes.device(),
+        ))
     }
 
     /// Check that every code of chunk `chunk` (`[B, n_q, T]`) is inside the codebook and that there are not
@@ -373,32 +495,53 @@ impl EncodecModel {
     }
 
     /// Decode chunks (codes `[B, n_q, T_i]`, scale `[B]`) and overlap-add them; `output_length` truncates.
+    ///
+    /// Each chunk is decoded, scaled and added into the output as it comes (HF's `_linear_overlap_add`, the
+    /// same float32 operations in the same order), so memory holds the output and one chunk.
     pub fn decode_segments(
         &self,
         segments: Vec<EncodedSegment>,
         output_length: Option<usize>,
     ) -> Result<Tensor<3>, EncodecError> {
         let chunked = self.config.chunk_length().is_some() && self.config.chunk_stride().is_some();
-        if segments.is_empty() {
+        let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
             return Err(EncodecError::Input("no chunks of codes to decode".into()));
-        }
+        };
         if !chunked && segments.len() != 1 {
             return Err(EncodecError::Input(format!(
                 "this model does not chunk: expected one chunk of codes, got {}",
                 segments.len()
             )));
         }
-        let mut frames = Vec::with_capacity(segments.len());
+        let hop = self.nets.decoder.hop();
+        let b = first.codes.dims()[0];
+        let c = self.config.audio_channels;
+        let frame_len = first.codes.dims()[2] * hop;
+        let stride = if chunked {
+            self.config.chunk_stride().unwrap_or(1)
+        } else {
+            frame_len
+        };
+        let total = stride * (segments.len() - 1) + last.codes.dims()[2] * hop;
+        let weight = overlap_weights(frame_len);
+        let mut sum_weight = vec![0.0f32; total];
+        let mut out = vec![0.0f32; b * c * total];
+        let device = first.codes.device();
+        let mut offset = 0;
         for (i, seg) in segments.into_iter().enumerate() {
             self.check_codes(i, &seg.codes)?;
-            let [b, _, t] = seg.codes.dims();
+            let [bi, _, t] = seg.codes.dims();
             if t == 0 {
                 return Err(EncodecError::Input(format!("chunk {i} has no code frames")));
             }
-            let latent = self.nets.quantizer.decode(seg.codes);
-            let mut out = self.nets.decoder.forward(latent);
+            if bi != b {
+                return Err(EncodecError::Input(format!(
+                    "chunk {i} has a batch of {bi}, chunk 0 has {b}"
+                )));
+            }
+            let mut frame = self.decode_codes(seg.codes)?;
             match (seg.scale, self.config.normalize) {
-                (Some(s), _) => out = out * s.reshape([b, 1, 1]),
+                (Some(s), _) => frame = frame * s.reshape([b, 1, 1]),
                 (None, true) => {
                     return Err(EncodecError::Input(format!(
                         "chunk {i} has no scale, and this model normalises its chunks"
@@ -406,58 +549,52 @@ impl EncodecModel {
                 }
                 (None, false) => {}
             }
-            frames.push(out);
-        }
-        let audio = if chunked {
-            self.overlap_add(frames, self.config.chunk_stride().unwrap_or(1))?
-        } else {
-            frames
-                .pop()
-                .ok_or_else(|| EncodecError::Input("no chunks of codes to decode".into()))?
-        };
-        let [b, c, n] = audio.dims();
-        Ok(match output_length {
-            Some(l) if l < n => audio.slice([0..b, 0..c, 0..l]),
-            _ => audio,
-        })
-    }
-
-    /// HF's `_linear_overlap_add`.
-    fn overlap_add(
-        &self,
-        frames: Vec<Tensor<3>>,
-        stride: usize,
-    ) -> Result<Tensor<3>, EncodecError> {
-        let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
-            return Err(EncodecError::Input("no chunks of codes to decode".into()));
-        };
-        let [b, c, frame_len] = first.dims();
-        let device = first.device();
-        let total = stride * (frames.len() - 1) + last.dims()[2];
-        let weight = overlap_weights(frame_len);
-        let mut sum_weight = vec![0.0f32; total];
-        let mut out = Tensor::<3>::zeros([b, c, total], &device);
-        let mut offset = 0;
-        for frame in frames {
-            let n = frame.dims()[2];
-            let w = Tensor::<1>::from_data(TensorData::new(weight[..n].to_vec(), [n]), &device)
-                .reshape([1, 1, n]);
-            let range = [0..b, 0..c, offset..offset + n];
-            let acc = out.clone().slice(range.clone()) + w * frame;
-            out = out.slice_assign(range, acc);
-            for (s, w) in sum_weight[offset..offset + n].iter_mut().zip(&weight[..n]) {
+            let n = t * hop;
+            if n > weight.len() || offset + n > total {
+                return Err(EncodecError::Input(format!(
+                    "chunk {i} has {t} code frames, more than chunk 0's {}",
+                    frame_len / hop.max(1)
+                )));
+            }
+            let values = frame
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
+            for (row, src) in values.chunks_exact(n).enumerate() {
+                let dst = &mut out[row * total + offset..row * total + offset + n];
+                if chunked {
+                    for ((o, v), w) in dst.iter_mut().zip(src).zip(&weight) {
+                        *o += w * v;
+                    }
+                } else {
+                    dst.copy_from_slice(src);
+                }
+            }
+            for (s, w) in sum_weight[offset..offset + n].iter_mut().zip(&weight) {
                 *s += *w;
             }
             offset += stride;
         }
-        if sum_weight.contains(&0.0) {
+        if chunked && sum_weight.contains(&0.0) {
             return Err(EncodecError::Input(
                 "overlap-add left samples with zero total weight (chunk stride larger than the chunks)".into(),
             ));
         }
-        let sw = Tensor::<1>::from_data(TensorData::new(sum_weight, [total]), &device)
-            .reshape([1, 1, total]);
-        Ok(out / sw)
+        let keep = output_length.map_or(total, |l| l.min(total));
+        let mut audio = Vec::with_capacity(b * c * keep);
+        for row in out.chunks_exact(total) {
+            if chunked {
+                audio.extend(row[..keep].iter().zip(&sum_weight).map(|(v, w)| v / w));
+            } else {
+                audio.extend_from_slice(&row[..keep]);
+            }
+        }
+        drop(out);
+        Ok(Tensor::from_data(
+            TensorData::new(audio, [b, c, keep]),
+            &device,
+        ))
     }
 
     /// `forward(input_values, padding_mask, bandwidth)`: encode then decode; the output has the input's length.

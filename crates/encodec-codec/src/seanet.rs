@@ -46,6 +46,19 @@ impl EncodecResnetBlock {
         }
     }
 
+    /// The inputs `[lo, hi)` that outputs `[a, b)` depend on (see [`EncodecConv1d::span`]).
+    pub fn span(&self, a: i64, b: i64) -> (i64, i64) {
+        let (mut lo, mut hi) = (a, b);
+        for conv in self.block.iter().rev() {
+            (lo, hi) = conv.span(lo, hi);
+        }
+        if let Some(conv) = &self.shortcut {
+            let (l, h) = conv.span(a, b);
+            (lo, hi) = (lo.min(l), hi.max(h));
+        }
+        (lo.min(a), hi.max(b))
+    }
+
     /// `[B, dim, T]` → `[B, dim, T]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let mut y = x.clone();
@@ -128,6 +141,11 @@ impl EncodecEncoder {
 
     /// `[B, C, L]` → `[B, hidden_size, ceil(L / hop)]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.tail(self.lstm.forward(self.head(x)))
+    }
+
+    /// The convolutions before the LSTM: `[B, C, L]` → `[B, D, ceil(L / hop)]`.
+    pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let mut x = self.conv_in.forward(x);
         for stage in &self.stages {
             for block in &stage.res {
@@ -135,8 +153,46 @@ impl EncodecEncoder {
             }
             x = stage.conv.forward(elu1(x));
         }
-        let x = self.lstm.forward(x);
+        x
+    }
+
+    /// The input samples `[lo, hi)` that head frames `[a, b)` depend on.
+    pub fn head_span(&self, a: i64, b: i64) -> (i64, i64) {
+        let (mut lo, mut hi) = (a, b);
+        for stage in self.stages.iter().rev() {
+            (lo, hi) = stage.conv.span(lo, hi);
+            for block in stage.res.iter().rev() {
+                (lo, hi) = block.span(lo, hi);
+            }
+        }
+        self.conv_in.span(lo, hi)
+    }
+
+    /// Input samples per head frame (the product of the strides).
+    pub fn hop(&self) -> usize {
+        self.stages.iter().map(|s| s.conv.stride).product()
+    }
+
+    /// ELU and the last conv after the LSTM.
+    pub fn tail(&self, x: Tensor<3>) -> Tensor<3> {
         self.conv_out.forward(elu1(x))
+    }
+
+    /// Whether every conv is free of GroupNorm (whose statistics span the whole input).
+    pub fn is_local(&self) -> bool {
+        self.conv_in.norm.is_none()
+            && self.conv_out.norm.is_none()
+            && self
+                .stages
+                .iter()
+                .all(|s| s.conv.norm.is_none() && s.res.iter().all(EncodecResnetBlock::is_local))
+    }
+}
+
+impl EncodecResnetBlock {
+    fn is_local(&self) -> bool {
+        self.block.iter().all(|c| c.norm.is_none())
+            && self.shortcut.as_ref().is_none_or(|c| c.norm.is_none())
     }
 }
 
@@ -206,8 +262,11 @@ impl EncodecDecoder {
 
     /// `[B, hidden_size, T]` → `[B, C, T * hop]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.conv_in.forward(x);
-        let mut x = self.lstm.forward(x);
+        self.tail(self.lstm.forward(self.conv_in.forward(x)))
+    }
+
+    /// The convolutions after the LSTM: `[B, D, T]` → `[B, C, T * hop]`.
+    pub fn tail(&self, mut x: Tensor<3>) -> Tensor<3> {
         for stage in &self.stages {
             x = stage.conv.forward(elu1(x));
             for block in &stage.res {
@@ -215,6 +274,33 @@ impl EncodecDecoder {
             }
         }
         self.conv_out.forward(elu1(x))
+    }
+
+    /// The LSTM frames `[lo, hi)` that tail samples `[a, b)` depend on.
+    pub fn tail_span(&self, a: i64, b: i64) -> (i64, i64) {
+        let (mut lo, mut hi) = self.conv_out.span(a, b);
+        for stage in self.stages.iter().rev() {
+            for block in stage.res.iter().rev() {
+                (lo, hi) = block.span(lo, hi);
+            }
+            (lo, hi) = stage.conv.span(lo, hi);
+        }
+        (lo, hi)
+    }
+
+    /// Output samples per frame (the product of the strides).
+    pub fn hop(&self) -> usize {
+        self.stages.iter().map(|s| s.conv.stride).product()
+    }
+
+    /// Whether every conv is free of GroupNorm (whose statistics span the whole input).
+    pub fn is_local(&self) -> bool {
+        self.conv_in.norm.is_none()
+            && self.conv_out.norm.is_none()
+            && self
+                .stages
+                .iter()
+                .all(|s| s.conv.norm.is_none() && s.res.iter().all(EncodecResnetBlock::is_local))
     }
 }
 
