@@ -26,16 +26,16 @@ pub struct Sample {
 }
 
 /// A workload row.
-struct Row {
-    name: &'static str,
-    ours: Vec<Sample>,
-    reference: Vec<Sample>,
+pub struct Row {
+    pub name: &'static str,
+    pub ours: Vec<Sample>,
+    pub reference: Vec<Sample>,
 }
 
-const ROUNDS: usize = 3;
-const THREADS: &str = "2";
+pub const ROUNDS: usize = 3;
+pub const THREADS: &str = "2";
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {
@@ -96,7 +96,7 @@ fn parse_sample(out: &[u8], who: &str) -> Result<Sample> {
     serde_json::from_str(line).with_context(|| format!("{who}: bad result line {line}"))
 }
 
-fn run_json(cmd: &mut Command, who: &str) -> Result<Sample> {
+pub fn run_json(cmd: &mut Command, who: &str) -> Result<Sample> {
     let out = cmd
         .env("OMP_NUM_THREADS", THREADS)
         .env("MKL_NUM_THREADS", THREADS)
@@ -215,7 +215,7 @@ fn bench_encodec(python: &Path, name: &'static str, model: &Path, wav: &Path) ->
     Ok(row)
 }
 
-fn fmt_s(s: f64) -> String {
+pub fn fmt_s(s: f64) -> String {
     if s < 1e-2 {
         format!("{:.2} ms", s * 1e3)
     } else {
@@ -227,18 +227,73 @@ fn fmt_mib(b: u64) -> String {
     format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
+/// A workload selector: `--only` takes one name or a comma list (`P1,P3`); none means all.
+pub struct Selection(pub Option<Vec<String>>);
+
+impl Selection {
+    pub fn new(only: Option<&str>) -> Self {
+        Selection(only.map(|o| {
+            o.split(',')
+                .map(|w| w.trim().to_ascii_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect()
+        }))
+    }
+
+    pub fn wants(&self, w: &str) -> bool {
+        self.0.as_ref().is_none_or(|ws| ws.iter().any(|x| x == w))
+    }
+}
+
+/// The medians, ratio and peaks of a row, in the table's format.
+fn row_line(r: &Row) -> String {
+    let ours = median(r.ours.iter().map(|s| s.median_s).collect());
+    let theirs = median(r.reference.iter().map(|s| s.median_s).collect());
+    let peak = |v: &[Sample]| v.iter().map(|s| s.peak_rss_bytes).max().unwrap_or(0);
+    format!(
+        "| {} | {} | {} | {:.2}× | {} | {} |",
+        r.name,
+        fmt_s(ours),
+        fmt_s(theirs),
+        theirs / ours,
+        fmt_mib(peak(&r.ours)),
+        fmt_mib(peak(&r.reference))
+    )
+}
+
+/// The workload key of a table line (`P4` of `| P4 features… |`).
+fn row_key(line: &str) -> Option<&str> {
+    line.strip_prefix("| ")?.split_whitespace().next()
+}
+
+/// Merge `fresh` table lines into the rows already in `doc` (same key replaced), sorted by key.
+fn merge_rows(doc: &str, fresh: &[String]) -> Vec<String> {
+    let mut rows: Vec<String> = doc
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| row_key(l).is_some_and(|k| k.starts_with('P')))
+        .filter(|l| !fresh.iter().any(|f| row_key(f) == row_key(l)))
+        .map(str::to_string)
+        .collect();
+    rows.extend(fresh.iter().cloned());
+    rows.sort_by_key(|l| row_key(l).map(str::to_string));
+    rows
+}
+
 /// Run the benches and print/write the table.
-pub fn run(only: Option<&str>) -> Result<()> {
+pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
     let python = pyenv::ensure()?;
+    let sel = Selection::new(only);
     let mut rows = Vec::new();
-    if only.is_none_or(|o| o.eq_ignore_ascii_case("p4")) {
+    let mut notes = Vec::new();
+    crate::bench_clvp::run(&python, &sel, &mut rows, &mut notes)?;
+    if sel.wants("p4") {
         rows.push(bench_p4(&python)?);
     }
-    let wants = |w: &str| only.is_none_or(|o| o.eq_ignore_ascii_case(w));
-    if wants("p5") || wants("p6") {
+    if sel.wants("p5") || sel.wants("p6") {
         let (m24, m48) = encodec_models(&python)?;
         let sdist = pyenv::encodec_sdist(&python)?;
-        if wants("p5") {
+        if sel.wants("p5") {
             rows.push(bench_encodec(
                 &python,
                 "P5 EnCodec 24 kHz encode+decode, 10 s, 6 kbps",
@@ -246,7 +301,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
                 &sdist.join("test_24k.wav"),
             )?);
         }
-        if wants("p6") {
+        if sel.wants("p6") {
             rows.push(bench_encodec(
                 &python,
                 "P6 EnCodec 48 kHz stereo encode+decode, 10 s, 6 kbps",
@@ -255,44 +310,61 @@ pub fn run(only: Option<&str>) -> Result<()> {
             )?);
         }
     }
-    if rows.is_empty() {
-        bail!("no workload matches {only:?}; known: P4, P5, P6");
+    let backend_table = if backends {
+        Some(crate::bench_clvp::backends(&sel)?)
+    } else {
+        None
+    };
+    if rows.is_empty() && backend_table.is_none() {
+        bail!("no workload matches {only:?}; known: P1, P2, P3, P4, P5, P6, P7");
     }
-    let mut table = String::from(
-        "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n",
-    );
-    for r in &rows {
-        let ours = median(r.ours.iter().map(|s| s.median_s).collect());
-        let theirs = median(r.reference.iter().map(|s| s.median_s).collect());
-        let rss_ours = r.ours.iter().map(|s| s.peak_rss_bytes).max().unwrap_or(0);
-        let rss_theirs = r
-            .reference
-            .iter()
-            .map(|s| s.peak_rss_bytes)
-            .max()
-            .unwrap_or(0);
-        table.push_str(&format!(
-            "| {} | {} | {} | {:.2}× | {} | {} |\n",
-            r.name,
-            fmt_s(ours),
-            fmt_s(theirs),
-            theirs / ours,
-            fmt_mib(rss_ours),
-            fmt_mib(rss_theirs)
-        ));
+    let fresh: Vec<String> = rows.iter().map(row_line).collect();
+    let head = "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n";
+    println!("{head}{}", fresh.join("\n"));
+    for n in &notes {
+        println!("{n}");
     }
-    println!("{table}");
     let doc = repo_root().join("docs/performance.md");
+    let old = std::fs::read_to_string(&doc).unwrap_or_default();
+    let section = |title: &str| -> Option<String> {
+        let start = old.find(title)?;
+        let rest = &old[start..];
+        let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 4);
+        Some(rest[..end].trim_end().to_string())
+    };
+    let mut table = String::from(head);
+    for l in merge_rows(&old, &fresh) {
+        table.push_str(&l);
+        table.push('\n');
+    }
     let header = "# Performance\n\nWritten by `cargo xtask bench` (release build vs PyTorch 2.15 + transformers 5.23 from \
                   the pinned environment, same input, 2 threads, each side in its own process, rounds alternating, \
-                  warm-up then counted runs, medians; peak RSS per process).\n\n";
+                  warm-up then counted runs, medians; peak RSS per process). Rows are merged by workload: a run of \
+                  `--only P4` replaces the P4 row and keeps the others.\n\n";
     let machine = format!(
-        "Machine: {} logical CPUs; measured {}.\n\n",
+        "Machine: {} logical CPUs; last run {}.\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         chrono_free_date()
     );
-    std::fs::write(&doc, format!("{header}{machine}{table}"))
-        .with_context(|| format!("writing {}", doc.display()))?;
+    let mut out = format!("{header}{machine}{table}");
+    let throughput = if notes.is_empty() {
+        section("## Throughput")
+    } else {
+        Some(format!("## Throughput\n\n{}", notes.join("\n")))
+    };
+    let backends = match backend_table {
+        Some(t) => {
+            println!("{t}");
+            Some(t)
+        }
+        None => section("## CPU backends"),
+    };
+    for s in [throughput, backends].into_iter().flatten() {
+        out.push('\n');
+        out.push_str(&s);
+        out.push('\n');
+    }
+    std::fs::write(&doc, out).with_context(|| format!("writing {}", doc.display()))?;
     eprintln!("wrote {}", doc.display());
     Ok(())
 }

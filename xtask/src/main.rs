@@ -3,10 +3,11 @@
 //! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S]` — proves the Rust side
 //!   equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32).
 //! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
-//! * `cargo xtask bench [--only P4|P5|P6]` — our release build against PyTorch side by side (docs/performance.md).
+//! * `cargo xtask bench [--only P1,…,P7] [--backends]` — our release build against PyTorch side by side (docs/performance.md).
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
 
 mod bench;
+mod bench_clvp;
 mod components;
 mod pyenv;
 mod table;
@@ -37,9 +38,12 @@ enum Cmd {
     Pyenv,
     /// Time our release build against PyTorch/transformers on the same inputs; writes docs/performance.md.
     Bench {
-        /// One workload only (e.g. P4).
+        /// Some workloads only: one name or a comma list (e.g. `P4`, `P1,P3`).
         #[arg(long)]
         only: Option<String>,
+        /// Also time our CPU backends against each other (flex vs ndarray) on the selected CLVP workloads.
+        #[arg(long)]
+        backends: bool,
     },
     /// (internal) One side of a bench workload, run in its own process; prints one JSON line.
     #[command(hide = true)]
@@ -94,7 +98,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ParityCheck(args) => parity_check(&args),
-        Cmd::Bench { only } => bench::run(only.as_deref()),
+        Cmd::Bench { only, backends } => bench::run(only.as_deref(), backends),
         Cmd::BenchWorker {
             workload,
             file,

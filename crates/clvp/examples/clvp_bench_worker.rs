@@ -1,0 +1,140 @@
+//! The Rust side of `cargo xtask bench` P1, P2, P3 and P7 on a full-size CLVP checkpoint (release build).
+//!
+//! `clvp_bench_worker WORKLOAD MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]` prints one JSON line
+//! `{"median_s": ..., "runs": N, "peak_rss_bytes": ...}`. Workloads (the Python side is
+//! `xtask/python/bench_clvp.py`, which builds the same inputs):
+//! - `p1` generate, batch 1, the 24-token bench text, 100 new tokens, greedy, fixed length (min = max = 100);
+//! - `p2` generate 16 candidates × 100 tokens, Tortoise's `ultra_fast` sampling, fixed length;
+//! - `p3` rank 16 candidates × 500 codes against the text: text + speech encoders and the similarity;
+//! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding).
+
+use std::time::Instant;
+
+use clvp::{Clvp, GenerationConfig, device::device, preset};
+
+/// The bench text; both sides check that it is 24 tokens long.
+const TEXT: &str = "The quick brown fox jumps over the dog.";
+const TEXT_TOKENS: usize = 24;
+const NEW_TOKENS: usize = 100;
+const CANDIDATES: usize = 16;
+const RANK_CODES: usize = 500;
+
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// P3's candidates: the same deterministic codes as `bench_clvp.py` (`(7919 i + 104729 j) mod 8192`).
+fn rank_codes() -> Vec<Vec<u32>> {
+    (0..CANDIDATES)
+        .map(|i| {
+            (0..RANK_CODES)
+                .map(|j| ((7919 * i + 104_729 * j) % 8192) as u32)
+                .collect()
+        })
+        .collect()
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (workload, model, voice, runs, warmup, dev) = match args.as_slice() {
+        [_, w, m, v, r, u] => (w, m, v, r, u, "cpu"),
+        [_, w, m, v, r, u, d] => (w, m, v, r, u, d.as_str()),
+        _ => {
+            return Err(
+                "usage: clvp_bench_worker p1|p2|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
+                    .into(),
+            );
+        }
+    };
+    let (runs, warmup): (usize, usize) = (runs.parse()?, warmup.parse()?);
+    let device = device(dev)?;
+    let mut times = Vec::with_capacity(runs);
+    if workload == "p7" {
+        for i in 0..warmup + runs {
+            let t0 = Instant::now();
+            let clvp = Clvp::from_pretrained(model, &device)?;
+            std::hint::black_box(clvp.embed_text(TEXT)?);
+            let dt = t0.elapsed().as_secs_f64();
+            drop(clvp);
+            if i >= warmup {
+                times.push(dt);
+            }
+        }
+    } else {
+        let clvp = Clvp::from_pretrained(model, &device)?;
+        let n = clvp.processor.tokenizer.encode(TEXT)?.len();
+        if n != TEXT_TOKENS {
+            return Err(format!("the bench text has {n} tokens, not {TEXT_TOKENS}").into());
+        }
+        let voices = [clvp.processor.load_voice(voice)?];
+        let fixed = |c: GenerationConfig| GenerationConfig {
+            max_new_tokens: NEW_TOKENS,
+            min_new_tokens: NEW_TOKENS,
+            ..c
+        };
+        let once: Box<dyn Fn() -> Res<()>> = match workload.as_str() {
+            "p1" => {
+                let cfg = fixed(GenerationConfig::default());
+                Box::new(move || {
+                    let out = clvp.generate(TEXT, &voices, &cfg)?;
+                    std::hint::black_box(out);
+                    Ok(())
+                })
+            }
+            "p2" => {
+                let cfg = fixed(preset("ultra_fast").ok_or("no ultra_fast preset")?);
+                Box::new(move || {
+                    let out = clvp.generate(TEXT, &voices, &cfg)?;
+                    std::hint::black_box(out);
+                    Ok(())
+                })
+            }
+            "p3" => {
+                let codes = rank_codes();
+                Box::new(move || {
+                    let text = clvp.embed_text(TEXT)?;
+                    let speech = clvp.get_speech_features(&codes)?;
+                    let logits = clvp_rank::logits_per_text(
+                        &text.values,
+                        &speech.values,
+                        text.shape[1],
+                        clvp.model.logit_scale,
+                    )?;
+                    std::hint::black_box(logits);
+                    Ok(())
+                })
+            }
+            other => return Err(format!("unknown workload {other:?}; known: p1 p2 p3 p7").into()),
+        };
+        for _ in 0..warmup {
+            once()?;
+        }
+        for _ in 0..runs {
+            let t0 = Instant::now();
+            once()?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = match times.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => times[n / 2],
+        n => (times[n / 2 - 1] + times[n / 2]) / 2.0,
+    };
+    println!(
+        "{{\"median_s\": {median}, \"runs\": {runs}, \"peak_rss_bytes\": {}}}",
+        peak_rss()
+    );
+    Ok(())
+}

@@ -1,0 +1,123 @@
+"""P1, P2, P3 and P7 of `cargo xtask bench`: transformers 5.23 CLVP on a full-size random-init checkpoint, timed in
+this process (torch 2.15 CPU, float32, `torch.set_num_threads(THREADS)`).
+
+Usage:
+  python bench_clvp.py --make DIR [--seed S]      write the full-size random-init checkpoint (the hub's layout)
+  python bench_clvp.py --workload p1|p2|p3|p7 --model DIR --voice WAV [--runs N --warmup W --threads T]
+
+Workloads (the Rust side is `crates/clvp/examples/clvp_bench_worker.rs`, with the same inputs):
+  p1  generate, batch 1, the 24-token bench text, 100 new tokens, greedy, fixed length (min = max = 100)
+  p2  generate 16 candidates x 100 tokens, Tortoise's ultra_fast sampling (temperature 0.8, top_k 50, top_p 0.8,
+      repetition penalty 2.0), fixed length
+  p3  rank 16 candidates x 500 codes ((7919 i + 104729 j) mod 8192) against the text: get_text_features,
+      get_speech_features, the normalised similarity times exp(logit_scale)
+  p7  cold load (`from_pretrained`) to first use (get_text_features of the text)
+Prints one JSON line: {"median_s": ..., "runs": N, "peak_rss_bytes": ...}.
+"""
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+TEXT = "The quick brown fox jumps over the dog."
+TEXT_TOKENS = 24
+NEW_TOKENS = 100
+CANDIDATES = 16
+RANK_CODES = 500
+
+
+def make(out, seed):
+    from transformers import ClvpModelForConditionalGeneration, GenerationConfig
+
+    import ref_clvp_nn as ref
+
+    torch.manual_seed(seed)
+    model = ClvpModelForConditionalGeneration(ref.full_config()).eval()
+    ref.perturb(model, torch.Generator().manual_seed(seed))
+    d = model.config.decoder_config
+    model.generation_config = GenerationConfig(bos_token_id=d.bos_token_id, eos_token_id=d.eos_token_id,
+                                               pad_token_id=d.eos_token_id, return_dict_in_generate=True)
+    ref.save_checkpoint(model, out)
+    print(f"full-size CLVP: {sum(p.numel() for p in model.parameters())} parameters -> {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--make")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workload", choices=["p1", "p2", "p3", "p7"])
+    ap.add_argument("--model")
+    ap.add_argument("--voice")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.make:
+        make(args.make, args.seed)
+        return
+    import soundfile as sf
+    from transformers import ClvpFeatureExtractor, ClvpModelForConditionalGeneration, ClvpTokenizer
+
+    tok = ClvpTokenizer.from_pretrained(args.model)
+    ids = torch.tensor([tok(TEXT)["input_ids"]])
+    assert ids.shape[1] == TEXT_TOKENS, f"the bench text has {ids.shape[1]} tokens, not {TEXT_TOKENS}"
+
+    def load():
+        return ClvpModelForConditionalGeneration.from_pretrained(args.model).eval()
+
+    times = []
+    if args.workload == "p7":
+        for i in range(args.warmup + args.runs):
+            t0 = time.perf_counter()
+            model = load()
+            with torch.no_grad():
+                model.get_text_features(input_ids=ids)
+            dt = time.perf_counter() - t0
+            del model
+            gc.collect()
+            if i >= args.warmup:
+                times.append(dt)
+    else:
+        model = load()
+        fe = ClvpFeatureExtractor.from_pretrained(args.model)
+        clip, sr = sf.read(args.voice, dtype="float32")
+        feats = torch.from_numpy(fe(clip, sampling_rate=sr, return_tensors="np")["input_features"])
+        fixed = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, return_dict_in_generate=True)
+        codes = torch.tensor([[(7919 * i + 104729 * j) % 8192 for j in range(RANK_CODES)] for i in range(CANDIDATES)])
+
+        def once():
+            with torch.no_grad():
+                if args.workload == "p1":
+                    return model.generate(input_ids=ids, input_features=feats, do_sample=False, **fixed)
+                if args.workload == "p2":
+                    return model.generate(input_ids=ids, input_features=feats, do_sample=True, temperature=0.8,
+                                          top_k=50, top_p=0.8, repetition_penalty=2.0,
+                                          num_return_sequences=CANDIDATES, **fixed)
+                t = model.get_text_features(input_ids=ids).embeds
+                s = model.get_speech_features(speech_ids=codes)
+                t, s = t / t.norm(dim=-1, keepdim=True), s / s.norm(dim=-1, keepdim=True)
+                return t @ s.t() * model.logit_scale.exp()
+
+        for _ in range(args.warmup):
+            once()
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"median_s": statistics.median(times), "runs": args.runs, "peak_rss_bytes": peak}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+//! P1, P2, P3 and P7 of `cargo xtask bench`: CLVP on a full-size random-init checkpoint (written once under
+//! `target/bench/clvp/full` by `xtask/python/bench_clvp.py --make`), our `clvp_bench_worker` example against
+//! the same script's timing of transformers 5.23; plus the achieved bandwidth / FLOP rates and the CPU-backend
+//! comparison (flex vs ndarray).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::bench::{ROUNDS, Row, Sample, Selection, THREADS, fmt_s, median, run_json};
+use crate::repo_root;
+
+/// Generated tokens of P1/P2, candidates of P2/P3, codes per candidate of P3 (as the worker and script use).
+const NEW_TOKENS: f64 = 100.0;
+const CANDIDATES: f64 = 16.0;
+const RANK_CODES: f64 = 500.0;
+
+/// `(workload, row name, counted runs per round, warm-up runs per round)`.
+const WORKLOADS: [(&str, &str, usize, usize); 4] = [
+    (
+        "p1",
+        "P1 CLVP generate, batch 1, 24 text tokens, 100 new tokens (greedy)",
+        2,
+        1,
+    ),
+    (
+        "p2",
+        "P2 CLVP generate 16 candidates × 100 tokens (ultra_fast sampling)",
+        2,
+        1,
+    ),
+    (
+        "p3",
+        "P3 CLVP rank 16 candidates × 500 codes against a text",
+        2,
+        1,
+    ),
+    (
+        "p7",
+        "P7 CLVP cold load of the full-size checkpoint to first use",
+        2,
+        1,
+    ),
+];
+
+fn voice() -> PathBuf {
+    repo_root().join("fixtures/audio/speech_mid.wav")
+}
+
+/// The full-size random-init checkpoint, generated once.
+fn model(python: &Path) -> Result<PathBuf> {
+    let dir = repo_root().join("target/bench/clvp/full");
+    if !dir.join("model.safetensors").exists() {
+        eprintln!(
+            "== generating the full-size random-init CLVP checkpoint in {}",
+            dir.display()
+        );
+        crate::run(
+            Command::new(python)
+                .arg(repo_root().join("xtask/python/bench_clvp.py"))
+                .arg("--make")
+                .arg(&dir)
+                .args(["--seed", "0"]),
+        )
+        .context("generating the CLVP checkpoint")?;
+    }
+    Ok(dir)
+}
+
+/// Build the Rust worker (flex, with ndarray compiled in for the backend comparison).
+fn worker() -> Result<PathBuf> {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run(Command::new(cargo).current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "clvp",
+        "--features",
+        "ndarray",
+        "--example",
+        "clvp_bench_worker",
+    ]))
+    .context("building the CLVP bench worker")?;
+    Ok(root.join("target/release/examples/clvp_bench_worker"))
+}
+
+fn ours(
+    worker: &Path,
+    workload: &str,
+    model: &Path,
+    runs: usize,
+    warmup: usize,
+    device: &str,
+) -> Result<Sample> {
+    run_json(
+        Command::new(worker)
+            .arg(workload)
+            .arg(model)
+            .arg(voice())
+            .arg(runs.to_string())
+            .arg(warmup.to_string())
+            .arg(device)
+            .env("RAYON_NUM_THREADS", THREADS),
+        &format!("ours ({workload}, {device})"),
+    )
+}
+
+/// The selected CLVP rows, and the throughput notes for P1–P3.
+pub fn run(
+    python: &Path,
+    sel: &Selection,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let chosen: Vec<_> = WORKLOADS.iter().filter(|w| sel.wants(w.0)).collect();
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let model = model(python)?;
+    let worker = worker()?;
+    let script = repo_root().join("xtask/python/bench_clvp.py");
+    let sizes = Sizes::read(&model)?;
+    for &&(workload, name, runs, warmup) in &chosen {
+        let mut row = Row {
+            name,
+            ours: Vec::new(),
+            reference: Vec::new(),
+        };
+        for round in 0..ROUNDS {
+            eprintln!("== {workload} round {}/{ROUNDS}", round + 1);
+            row.ours
+                .push(ours(&worker, workload, &model, runs, warmup, "cpu")?);
+            row.reference.push(run_json(
+                Command::new(python)
+                    .arg(&script)
+                    .args(["--workload", workload, "--model"])
+                    .arg(&model)
+                    .arg("--voice")
+                    .arg(voice())
+                    .args(["--runs", &runs.to_string(), "--warmup", &warmup.to_string()])
+                    .args(["--threads", THREADS]),
+                &format!("PyTorch/HF ({workload})"),
+            )?);
+        }
+        let med = |v: &[Sample]| median(v.iter().map(|s| s.median_s).collect());
+        let (a, b) = (med(&row.ours), med(&row.reference));
+        match workload {
+            "p1" => {
+                let gb = sizes.decoder_matmul_bytes / 1e9;
+                notes.push(format!(
+                    "- P1: the decoder's matmul weights are {gb:.2} GB, read once per generated token: ours \
+                     {:.1} GB/s, PyTorch {:.1} GB/s (the whole `generate` counted, so lower bounds; this machine \
+                     streams ≈ 24 GB/s).",
+                    gb * NEW_TOKENS / a,
+                    gb * NEW_TOKENS / b
+                ));
+            }
+            "p2" => {
+                let gflop = 2.0 * sizes.decoder_matmul_params * CANDIDATES * NEW_TOKENS / 1e9;
+                notes.push(format!(
+                    "- P2: ≈ {gflop:.0} GFLOP in the decoder's matmuls (2 · weights · 16 · 100, attention not \
+                     counted): ours {:.1} GFLOP/s, PyTorch {:.1} GFLOP/s.",
+                    gflop / a,
+                    gflop / b
+                ));
+            }
+            "p3" => {
+                let gflop = sizes.speech_encoder_flops(CANDIDATES, RANK_CODES) / 1e9;
+                notes.push(format!(
+                    "- P3: ≈ {gflop:.0} GFLOP in the speech encoder (matmuls + attention of 16 × 500 codes): \
+                     ours {:.1} GFLOP/s, PyTorch {:.1} GFLOP/s.",
+                    gflop / a,
+                    gflop / b
+                ));
+            }
+            _ => {}
+        }
+        rows.push(row);
+    }
+    Ok(())
+}
+
+/// Rounds, counted runs and warm-up runs per backend in the backend comparison (a side table: fewer runs).
+const BACKEND_ROUNDS: usize = 2;
+
+/// The CPU-backend table: our flex and ndarray builds on the selected CLVP workloads (P1/P2 only when named:
+/// ndarray's batch-1 decoding takes minutes).
+pub fn backends(sel: &Selection) -> Result<String> {
+    let python = crate::pyenv::ensure()?;
+    let model = model(&python)?;
+    let worker = worker()?;
+    let mut table = format!(
+        "## CPU backends\n\nOur release build on burn-flex (the default) and burn-ndarray, same worker and inputs, \
+         {BACKEND_ROUNDS} alternating rounds of one warm-up and one counted run each.\n\n\
+         | workload | flex median s | ndarray median s | flex speedup |\n|---|---|---|---|\n"
+    );
+    let mut any = false;
+    for &(workload, name, _, _) in &WORKLOADS {
+        let named = sel.0.is_some() && sel.wants(workload);
+        if !sel.wants(workload) || (matches!(workload, "p1" | "p2") && !named) {
+            continue;
+        }
+        any = true;
+        let (mut flex, mut nd) = (Vec::new(), Vec::new());
+        for round in 0..BACKEND_ROUNDS {
+            eprintln!(
+                "== backends {workload} round {}/{BACKEND_ROUNDS}",
+                round + 1
+            );
+            flex.push(ours(&worker, workload, &model, 1, 1, "flex")?.median_s);
+            nd.push(ours(&worker, workload, &model, 1, 1, "ndarray")?.median_s);
+        }
+        let (f, n) = (median(flex), median(nd));
+        table.push_str(&format!(
+            "| {name} | {} | {} | {:.2}× |\n",
+            fmt_s(f),
+            fmt_s(n),
+            n / f
+        ));
+    }
+    if !any {
+        bail!("--backends: no CLVP workload selected (P1, P2, P3, P7)");
+    }
+    Ok(table)
+}
+
+#[derive(Deserialize)]
+struct TensorInfo {
+    dtype: String,
+    shape: Vec<usize>,
+}
+
+#[derive(Deserialize)]
+struct EncoderConfig {
+    hidden_size: f64,
+    num_hidden_layers: f64,
+}
+
+#[derive(Deserialize)]
+struct ClvpConfig {
+    speech_config: EncoderConfig,
+}
+
+/// Sizes read off the checkpoint: the safetensors header and config.json.
+struct Sizes {
+    decoder_matmul_params: f64,
+    decoder_matmul_bytes: f64,
+    speech_matmul_params: f64,
+    speech: EncoderConfig,
+}
+
+impl Sizes {
+    fn read(dir: &Path) -> Result<Self> {
+        let file = dir.join("model.safetensors");
+        let mut f =
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        let mut len = [0u8; 8];
+        std::io::Read::read_exact(&mut f, &mut len)?;
+        let mut header = vec![0u8; u64::from_le_bytes(len) as usize];
+        std::io::Read::read_exact(&mut f, &mut header)?;
+        let mut infos: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
+            .with_context(|| format!("the header of {}", file.display()))?;
+        infos.remove("__metadata__");
+        // Matmul weights: the 2-D tensors that are not embedding tables (those are gathered, not multiplied).
+        let (mut dp, mut db, mut sp) = (0f64, 0f64, 0f64);
+        for (name, v) in infos {
+            let info: TensorInfo = serde_json::from_value(v)?;
+            if info.shape.len() != 2 || name.contains("embed") {
+                continue;
+            }
+            let n = info.shape.iter().product::<usize>() as f64;
+            let width = if info.dtype == "F32" { 4.0 } else { 2.0 };
+            if name.starts_with("speech_decoder_model.") {
+                dp += n;
+                db += n * width;
+            } else if name.starts_with("speech_encoder_model.") {
+                sp += n;
+            }
+        }
+        let cfg: ClvpConfig = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("config.json")).context("reading config.json")?,
+        )?;
+        if dp == 0.0 || sp == 0.0 {
+            bail!(
+                "{}: no decoder or speech-encoder matmul weights found",
+                file.display()
+            );
+        }
+        Ok(Sizes {
+            decoder_matmul_params: dp,
+            decoder_matmul_bytes: db,
+            speech_matmul_params: sp,
+            speech: cfg.speech_config,
+        })
+    }
+
+    /// Matmul FLOPs plus the attention's `QKᵀ` and `AV` (4 · T² · d per layer and row).
+    fn speech_encoder_flops(&self, rows: f64, t: f64) -> f64 {
+        let c = &self.speech;
+        rows * (2.0 * self.speech_matmul_params * t
+            + 4.0 * t * t * c.hidden_size * c.num_hidden_layers)
+    }
+}
