@@ -96,6 +96,24 @@ fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     (w_ih, w_hh, b)
 }
 
+/// `h · w_hh` of one step. With a batch of one or two this is a matrix–vector product, which burn-flex runs on
+/// the calling thread; the two column halves go to two threads of the pool instead (each output element is the
+/// same dot product; clvp-nn's `linear` does the same for the CLVP decoder, with a test of equality).
+fn recurrent(h: Tensor<2>, w_hh: &Tensor<2>) -> Tensor<2> {
+    let [b, k] = h.dims();
+    let [_, n] = w_hh.dims();
+    if b > 2 || n < 2 || rayon::current_num_threads() < 2 {
+        return h.matmul(w_hh.clone());
+    }
+    let half = n / 2;
+    let (left, right) = (
+        w_hh.clone().slice([0..k, 0..half]),
+        w_hh.clone().slice([0..k, half..n]),
+    );
+    let (a, c) = rayon::join(|| h.clone().matmul(left), || h.clone().matmul(right));
+    Tensor::cat(vec![a, c], 1)
+}
+
 /// One layer over a `[T, B, in]` sequence from state `init` (zeros if `None`) → `[T, B, H]` and the last
 /// `(h, c)`.
 fn run_layer(
@@ -124,7 +142,7 @@ fn run_layer(
             .clone()
             .slice([step..step + 1, 0..b, 0..4 * h_dim])
             .reshape([b, 4 * h_dim])
-            + h.matmul(w_hh.clone());
+            + recurrent(h, &w_hh);
         let mut parts = gates.chunk(4, 1).into_iter();
         let (Some(i), Some(f), Some(g), Some(o)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
