@@ -310,7 +310,12 @@ impl Encodec {
         let audio = self.convert(audio)?;
         let frames = audio.num_frames();
         let channels = audio.num_channels();
-        let planar: Vec<f32> = audio.channels.concat();
+        // Mono moves its one channel into the tensor: no third copy of an hour-long clip.
+        let planar: Vec<f32> = if channels == 1 {
+            audio.channels.into_iter().next().unwrap_or_default()
+        } else {
+            audio.channels.concat()
+        };
         let input =
             Tensor::<3>::from_data(TensorData::new(planar, [1, channels, frames]), &self.device);
         let segments = self.model.encode_segments(input, None, bandwidth)?;
@@ -378,9 +383,14 @@ impl Encodec {
             .convert::<f32>()
             .try_into_vec::<f32>()
             .map_err(|e| CodecError::Codes(format!("reading audio: {e:?}")))?;
-        let planar = (0..channels)
-            .map(|c| v[c * frames..(c + 1) * frames].to_vec())
-            .collect();
+        // Mono hands its buffer over as is: no second copy of an hour of audio.
+        let planar = if channels == 1 {
+            vec![v]
+        } else {
+            (0..channels)
+                .map(|c| v[c * frames..(c + 1) * frames].to_vec())
+                .collect()
+        };
         Ok(Audio::new(self.sample_rate(), planar)?)
     }
 }
