@@ -347,11 +347,23 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
         chrono_free_date()
     );
     let mut out = format!("{header}{machine}{table}");
-    let throughput = if notes.is_empty() {
-        section("## Throughput")
-    } else {
-        Some(format!("## Throughput\n\n{}", notes.join("\n")))
+    // Notes merge like rows: a fresh `- P1: …` replaces the old P1 note and keeps the others.
+    let note_key = |l: &str| {
+        l.strip_prefix("- ")
+            .and_then(|r| r.split(':').next())
+            .map(str::to_string)
     };
+    let mut merged: Vec<String> = section("## Throughput")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .filter(|l| !notes.iter().any(|n| note_key(n) == note_key(l)))
+        .map(str::to_string)
+        .collect();
+    merged.extend(notes.iter().cloned());
+    merged.sort_by_key(|l| note_key(l));
+    let throughput =
+        (!merged.is_empty()).then(|| format!("## Throughput\n\n{}", merged.join("\n")));
     let backends = match backend_table {
         Some(t) => {
             println!("{t}");
@@ -359,7 +371,9 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
         }
         None => section("## CPU backends"),
     };
-    for s in [throughput, backends].into_iter().flatten() {
+    // `## Analysis` is written by hand (profiles, levers) and kept as it is.
+    let analysis = section("## Analysis");
+    for s in [throughput, backends, analysis].into_iter().flatten() {
         out.push('\n');
         out.push_str(&s);
         out.push('\n');
