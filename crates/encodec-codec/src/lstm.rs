@@ -98,7 +98,7 @@ fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
 
 /// `h · w_hh` of one step. With a batch of one or two this is a matrix–vector product, which burn-flex runs on
 /// the calling thread; the two column halves go to two threads of the pool instead (each output element is the
-/// same dot product; clvp-nn's `linear` does the same for the CLVP decoder, with a test of equality).
+/// same dot product; `tests::recurrent_split_equals_matmul`).
 fn recurrent(h: Tensor<2>, w_hh: &Tensor<2>) -> Tensor<2> {
     let [b, k] = h.dims();
     let [_, n] = w_hh.dims();
@@ -154,4 +154,29 @@ fn run_layer(
         out.push(h.clone());
     }
     (Tensor::stack(out, 0), (h, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::recurrent;
+
+    #[test]
+    fn recurrent_split_equals_matmul() {
+        let device = Device::flex();
+        for (b, k, n) in [(1, 512, 2048), (2, 64, 257), (3, 32, 128)] {
+            let h = Tensor::<2>::random([b, k], Distribution::Normal(0.0, 1.0), &device);
+            let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.1), &device);
+            let want = h.clone().matmul(w.clone());
+            let got = recurrent(h, &w);
+            assert_eq!(got.dims(), want.dims());
+            let err: f32 = (got - want.clone()).abs().max().into_scalar();
+            let scale: f32 = want.abs().max().into_scalar();
+            assert!(
+                err <= 1e-5 * scale,
+                "b {b} k {k} n {n}: max err {err} (scale {scale})"
+            );
+        }
+    }
 }
