@@ -86,6 +86,21 @@ pub fn worker_p4(file: &Path, runs: usize, warmup: usize) -> Result<Sample> {
     })
 }
 
+/// `cargo build --release -p PACKAGE [--features F] --example EXAMPLE`; the example's path.
+pub fn build_example(package: &str, features: &[&str], example: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "-p", package]);
+    for f in features {
+        cmd.args(["--features", f]);
+    }
+    crate::run(cmd.args(["--example", example]))
+        .with_context(|| format!("building the bench worker {package}/{example}"))?;
+    Ok(root.join("target/release/examples").join(example))
+}
+
 fn parse_sample(out: &[u8], who: &str) -> Result<Sample> {
     let text = String::from_utf8_lossy(out);
     let line = text
@@ -164,17 +179,7 @@ fn encodec_models(python: &Path) -> Result<(PathBuf, PathBuf)> {
 /// P5/P6: encode + decode of 10 s at 6 kbps; the Rust side is `encodec-codec`'s `bench_worker` example.
 fn bench_encodec(python: &Path, name: &'static str, model: &Path, wav: &Path) -> Result<Row> {
     let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Command::new(cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "encodec-codec",
-        "--example",
-        "bench_worker",
-    ]))
-    .context("building the EnCodec bench worker")?;
-    let worker = root.join("target/release/examples/bench_worker");
+    let worker = build_example("encodec-codec", &[], "bench_worker")?;
     let script = root.join("xtask/python/bench_encodec.py");
     let mut row = Row {
         name,

@@ -72,20 +72,7 @@ fn model(python: &Path) -> Result<PathBuf> {
 
 /// Build the Rust worker (flex, with ndarray compiled in for the backend comparison).
 fn worker() -> Result<PathBuf> {
-    let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Command::new(cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "clvp",
-        "--features",
-        "ndarray",
-        "--example",
-        "clvp_bench_worker",
-    ]))
-    .context("building the CLVP bench worker")?;
-    Ok(root.join("target/release/examples/clvp_bench_worker"))
+    crate::bench::build_example("clvp", &["ndarray"], "clvp_bench_worker")
 }
 
 fn ours(
