@@ -38,6 +38,12 @@
 //! So this crate reads the files itself (safetensors via memmap2, PyTorch via burn-store's
 //! `pytorch_reader`), maps names with its own table, validates everything up front, and hands burn
 //! `ModuleSnapshot::apply` deferred f32 tensors with no adapter.
+//!
+//! An f32 safetensors tensor that needs no rearranging is not copied: the parameter is a view of the
+//! memory map (burn's shared bytes, copy-on-write), so loading reads nothing from disk and pages come
+//! in as a computation first touches them. The map stays open while any such parameter lives, so a
+//! checkpoint file must not be rewritten in place while a model loaded from it is in use (the hub
+//! cache never does; its blobs are immutable).
 
 pub mod cache;
 pub mod checkpoint;

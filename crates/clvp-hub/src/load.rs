@@ -5,6 +5,7 @@
 //! found before anything is applied and reported together. Tensors are then handed to
 //! burn-store's `ModuleSnapshot::apply` as deferred tensors, so each one is read from the
 //! memory map and converted (to f32, then to the parameter's float dtype) only when burn takes it.
+//! An f32 tensor stored as the parameter wants it is not copied: the parameter is a view of the map.
 //! No burn-store adapter is involved: transposes happen exactly where the name table says.
 
 use std::collections::BTreeMap;
@@ -466,6 +467,14 @@ fn deferred(target: String, dtype: DType, p: Planned) -> burn::store::burn_pack:
     let Planned { canon, out, .. } = p;
     let shape = out.shape.clone();
     bridge::deferred(target, dtype, Shape::from(shape.clone()), None, move || {
+        // The common case (an f32 safetensors tensor that needs no rearranging) is not copied at all:
+        // the parameter reads the mapped file.
+        if let (Layout::AsIs, DType::F32, Src::One(entry)) = (out.layout, dtype, &canon.src)
+            && let Some(bytes) = entry.mapped_f32()
+        {
+            return TensorData::try_from_bytes(bytes, shape.clone(), DType::F32)
+                .map_err(|e| PackError::ValidationError(format!("`{}`: {e}", canon.key)));
+        }
         let values = canon.read().map_err(PackError::ValidationError)?;
         let values = match out.layout {
             Layout::AsIs => values,

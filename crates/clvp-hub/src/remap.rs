@@ -10,7 +10,7 @@
 //! | layout | stored | burn | for |
 //! |---|---|---|---|
 //! | [`Layout::AsIs`] | as is | as is | embeddings, biases, norms, convs (burn `Conv1d` / `ConvTranspose1d` use PyTorch's layout), GPT-2 `Conv1D` (`[in, out]`, already burn's `Linear` layout) |
-//! | [`Layout::Transpose`] | `[out, in]` | `[in, out]` | PyTorch `nn.Linear` weights |
+//! | [`Layout::Transpose`] | `[out, in]` | `[in, out]` | PyTorch `nn.Linear` weights into a burn `Linear` of the default (row) layout; a copy. A `Linear` built with `LinearLayout::Col` takes `[out, in]` as is instead (CLVP's tables do that, so the weight needs no copy) |
 //! | [`Layout::LstmGates`] | `[4H, in]`, `[4H]` | 4 × `{target}.{gate}.{input,hidden}_transform.{weight,bias}` | PyTorch `nn.LSTM` (target = the burn `Lstm` of that layer) |
 //! | [`Layout::Ignore`] | — | — | buffers inference does not use (EnCodec `cluster_size`, `embed_avg`, `inited`) |
 //!

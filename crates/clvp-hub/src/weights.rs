@@ -147,11 +147,53 @@ impl TensorEntry {
         Ok(decode(&bytes, &self.dtype, little))
     }
 
+    /// The tensor's bytes as a zero-copy view of the memory-mapped file, when burn can use them as
+    /// they are: an `F32` safetensors tensor on a little-endian machine, inside the file, 4-byte
+    /// aligned. `None` otherwise (the caller then decodes a copy with [`Self::to_f32`]).
+    ///
+    /// The view keeps the map alive; pages are read from disk only when a computation touches them,
+    /// and a write to the tensor copies it first (burn's copy-on-write for shared bytes).
+    pub fn mapped_f32(&self) -> Option<burn::tensor::Bytes> {
+        let Data::Mapped { map, start, end } = &self.data else {
+            return None;
+        };
+        let slice = map.get(*start..*end)?;
+        let usable = self.dtype == SourceDtype::F32
+            && cfg!(target_endian = "little")
+            && slice.len() == self.numel() * 4
+            && slice.as_ptr().align_offset(std::mem::align_of::<f32>()) == 0;
+        usable.then(|| {
+            let owner = MappedSlice {
+                map: Arc::clone(map),
+                start: *start,
+                end: *end,
+            };
+            burn::tensor::Bytes::from_shared(
+                bytes::Bytes::from_owner(owner),
+                burn::tensor::AllocationProperty::File,
+            )
+        })
+    }
+
     fn corrupt(&self, message: &str) -> WeightsError {
         WeightsError::NotSafetensors {
             file: self.file.to_path_buf(),
             message: format!("tensor `{}`: {message}", self.key),
         }
+    }
+}
+
+/// A range of a memory map, owned (the map stays mapped while any view of it lives).
+struct MappedSlice {
+    map: Arc<Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MappedSlice {
+    fn as_ref(&self) -> &[u8] {
+        // The range was checked against the map when the slice was made.
+        &self.map[self.start..self.end]
     }
 }
 
@@ -318,6 +360,68 @@ pub(crate) fn insert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A safetensors file whose single tensor `w` (f32 `[2, 2]` or f16 `[2]`) starts `pad` bytes past
+    /// an 8-byte boundary of the file (the header is padded with spaces to put it there).
+    fn one_tensor_file(dir: &Path, name: &str, dtype: &str, pad: usize) -> PathBuf {
+        let data: Vec<u8> = match dtype {
+            "F32" => [1.0f32, -2.0, 3.5, 0.25]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            _ => [1.5f32, -2.0]
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        };
+        let shape = if dtype == "F32" { "[2,2]" } else { "[2]" };
+        let mut header = format!(
+            r#"{{"w":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[0,{}]}}}}"#,
+            data.len()
+        );
+        while (8 + header.len()) % 8 != pad {
+            header.push(' ');
+        }
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&data);
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// An aligned f32 tensor is handed out as a view of the map with the file's exact values; a
+    /// misaligned one or another dtype is not (the loader then decodes a copy), and both still read.
+    #[test]
+    fn mapped_f32_only_when_usable_as_is() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let expected = [1.0f32, -2.0, 3.5, 0.25];
+        for (name, dtype, pad, mapped) in [
+            ("aligned.safetensors", "F32", 0, true),
+            ("misaligned.safetensors", "F32", 2, false),
+            ("half.safetensors", "F16", 0, false),
+        ] {
+            let w = Weights::open(one_tensor_file(dir.path(), name, dtype, pad))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let e = w.get("w").unwrap_or_else(|| panic!("{name}: no w"));
+            let view = e.mapped_f32();
+            assert_eq!(view.is_some(), mapped, "{name}");
+            if let Some(bytes) = view {
+                let values: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                assert_eq!(values, expected, "{name}");
+            }
+            let read = e.to_f32().unwrap_or_else(|err| panic!("{name}: {err}"));
+            let want: &[f32] = if dtype == "F32" {
+                &expected
+            } else {
+                &[1.5, -2.0]
+            };
+            assert_eq!(read, want, "{name}");
+        }
+    }
 
     #[test]
     fn decodes_half_types() {

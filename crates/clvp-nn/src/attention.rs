@@ -2,11 +2,12 @@
 //! the decoder (causal, KV cache) and the conditioning encoder (bidirectional, unmasked).
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, TensorData};
 
+use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::RotaryEmbedding;
 
 /// PyTorch's `torch.finfo(torch.float32).min`, the value HF's eager masks add for masked positions.
@@ -30,11 +31,7 @@ pub struct ClvpSelfAttention {
 impl ClvpSelfAttention {
     /// New attention of `hidden` width, `heads` heads, q/k/v bias as configured.
     pub fn new(hidden: usize, heads: usize, qkv_bias: bool, device: &Device) -> Self {
-        let lin = |bias| {
-            LinearConfig::new(hidden, hidden)
-                .with_bias(bias)
-                .init(device)
-        };
+        let lin = |bias| torch_linear(hidden, hidden, bias, device);
         ClvpSelfAttention {
             q_proj: lin(qkv_bias),
             k_proj: lin(qkv_bias),
@@ -47,7 +44,7 @@ impl ClvpSelfAttention {
     /// Project and split heads: `[B, T, H]` → `[B, heads, T, hd]`.
     fn heads(&self, x: Tensor<3>, proj: &Linear) -> Tensor<4> {
         let [b, t, h] = x.dims();
-        proj.forward(x)
+        linear::forward(proj, x, Stored::OutIn)
             .reshape([b, t, self.num_heads, h / self.num_heads])
             .swap_dims(1, 2)
     }
@@ -86,7 +83,7 @@ impl ClvpSelfAttention {
         }
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([b, tq, heads * hd]);
-        self.out_proj.forward(out)
+        linear::forward(&self.out_proj, out, Stored::OutIn)
     }
 
     /// Full self-attention over `x` `[B, T, H]`.

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::attention::{ClvpSelfAttention, causal_mask};
 use crate::config::ClvpDecoderConfig;
 use crate::error::NnError;
+use crate::linear::{self, Stored, torch_linear};
 
 /// `ClvpDecoderMLP`: GPT-2 `Conv1D` layers (weights stored `[in, out]`, as burn's `Linear`).
 #[derive(Module, Debug)]
@@ -164,7 +165,7 @@ impl ClvpForCausalLM {
                 },
             },
             final_norm: LayerNormConfig::new(h).with_epsilon(1e-5).init(device),
-            lm_head: LinearConfig::new(h, config.vocab_size).init(device),
+            lm_head: torch_linear(h, config.vocab_size, true, device),
         }
     }
 
@@ -230,7 +231,11 @@ impl ClvpForCausalLM {
 
     /// Logits `[B, T, vocab]` of hidden states.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.lm_head.forward(self.final_norm.forward(hidden))
+        linear::forward(
+            &self.lm_head,
+            self.final_norm.forward(hidden),
+            Stored::OutIn,
+        )
     }
 
     /// `forward(input_ids)` with positions `past..past+T` (past = cached length): logits `[B, T, vocab]`.
@@ -268,8 +273,7 @@ impl ClvpForCausalLM {
 impl ClvpDecoderLayer {
     fn mlp_forward(&self, h: Tensor<3>) -> Tensor<3> {
         let z = self.post_attention_layernorm.forward(h);
-        self.mlp
-            .c_proj
-            .forward(gelu_approximate(self.mlp.c_fc.forward(z)))
+        let a = gelu_approximate(linear::forward(&self.mlp.c_fc, z, Stored::InOut));
+        linear::forward(&self.mlp.c_proj, a, Stored::InOut)
     }
 }

@@ -2,12 +2,13 @@
 //! RMSNorm pre-norm layers with a gated-GELU MLP, final LayerNorm, unmasked mean pooling, bias-free projection.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{ClvpSelfAttention, key_padding_mask};
 use crate::config::ClvpEncoderConfig;
+use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::ClvpRotaryPositionalEmbedding;
 
 /// `ClvpRMSNorm`: `weight · x / sqrt(mean(x²) + eps)`.
@@ -54,11 +55,11 @@ pub struct ClvpEncoderMLP {
 
 impl ClvpEncoderMLP {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.proj.forward(x);
+        let h = linear::forward(&self.fc1.proj, x, Stored::OutIn);
         let i = h.dims()[2] / 2;
         let a = h.clone().narrow(2, 0, i);
         let g = h.narrow(2, i, i);
-        self.fc2.forward(a * gelu(g))
+        linear::forward(&self.fc2, a * gelu(g), Stored::OutIn)
     }
 }
 
@@ -114,9 +115,9 @@ impl ClvpEncoder {
             ),
             mlp: ClvpEncoderMLP {
                 fc1: ClvpGatedLinearUnit {
-                    proj: LinearConfig::new(h, 2 * config.intermediate_size).init(device),
+                    proj: torch_linear(h, 2 * config.intermediate_size, true, device),
                 },
-                fc2: LinearConfig::new(config.intermediate_size, h).init(device),
+                fc2: torch_linear(config.intermediate_size, h, true, device),
             },
             input_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
             post_attention_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
@@ -130,9 +131,7 @@ impl ClvpEncoder {
             final_layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
-            projection: LinearConfig::new(h, config.projection_dim)
-                .with_bias(false)
-                .init(device),
+            projection: torch_linear(h, config.projection_dim, false, device),
         }
     }
 
@@ -159,7 +158,7 @@ impl ClvpEncoder {
         let last_hidden_state = self.final_layer_norm.forward(x);
         let [b, _, hidden] = last_hidden_state.dims();
         let pooler_output = last_hidden_state.clone().mean_dim(1).reshape([b, hidden]);
-        let embeds = self.projection.forward(pooler_output.clone());
+        let embeds = linear::forward(&self.projection, pooler_output.clone(), Stored::OutIn);
         ClvpEncoderOutput {
             embeds,
             last_hidden_state,

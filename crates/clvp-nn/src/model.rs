@@ -43,26 +43,13 @@ pub struct ClvpModelForConditionalGeneration {
 ///
 /// | HF key | burn path | layout |
 /// |---|---|---|
-/// | `*.{q,k,v,out}_proj.weight`, `*.fc1.proj.weight`, `*.fc2.weight`, `*.projection.weight`, `*.lm_head.weight` | same | `nn.Linear`: transposed |
+/// | `*.{q,k,v,out}_proj.weight`, `*.fc1.proj.weight`, `*.fc2.weight`, `*.projection.weight`, `*.lm_head.weight` | same | `nn.Linear` `[out, in]`: as is (burn `Linear` with `LinearLayout::Col` keeps PyTorch's layout and reads it through a transposed view, so the weight is used straight from the mapped file) |
 /// | `*.mlp.c_fc.*`, `*.mlp.c_proj.*` | same | GPT-2 `Conv1D` `[in, out]`: as is |
 /// | `*{layernorm,layer_norm,final_norm,group_norms.N}.weight` / `.bias` | `….gamma` / `….beta` | as is |
 /// | `logit_scale` | (read separately: a scalar) | — |
 /// | everything else (embeddings, biases, RMSNorm weights, `mel_conv`, `rotary_pos_emb.inv_freq`) | same | as is |
 pub fn clvp_name_map() -> NameMap {
     NameMap::new("clvp")
-        .rule(
-            r"(.*\.(?:q|k|v|out)_proj)\.weight",
-            "$1.weight",
-            Layout::Transpose,
-        )
-        .rule(
-            r"(.*\.mlp\.fc1\.proj)\.weight",
-            "$1.weight",
-            Layout::Transpose,
-        )
-        .rule(r"(.*\.mlp\.fc2)\.weight", "$1.weight", Layout::Transpose)
-        .rule(r"(.*\.projection)\.weight", "$1.weight", Layout::Transpose)
-        .rule(r"(.*\.lm_head)\.weight", "$1.weight", Layout::Transpose)
         .rule(
             r"(.*\.mlp\.(?:c_fc|c_proj)\.(?:weight|bias))",
             "$1",
