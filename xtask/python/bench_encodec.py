@@ -6,15 +6,13 @@ as the Rust side reads them.
 """
 
 import argparse
-import json
-import resource
-import statistics
-import time
 
 import numpy as np
 import soundfile as sf
 import torch
 from transformers import EncodecModel
+
+from bench_common import report, time_runs
 
 
 def main():
@@ -39,15 +37,7 @@ def main():
             out = model.decode(enc.audio_codes, enc.audio_scales, last_frame_pad_length=enc.last_frame_pad_length)
             return out.audio_values.numpy()
 
-    for _ in range(args.warmup):
-        once()
-    times = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"median_s": statistics.median(times), "runs": args.runs, "peak_rss_bytes": peak}))
+    report(time_runs(once, args.runs, args.warmup))
 
 
 if __name__ == "__main__":

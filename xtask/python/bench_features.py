@@ -7,13 +7,12 @@ the Rust side (the file is read with soundfile as float32, as the parity fixture
 import argparse
 import json
 import os
-import resource
-import statistics
-import time
 
 import numpy as np
 import soundfile as sf
 from transformers import ClvpFeatureExtractor
+
+from bench_common import report, time_runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,15 +27,7 @@ def main():
         fe = ClvpFeatureExtractor(mel_norms=json.load(f)["mel_norms"])
     clip, sr = sf.read(args.audio, dtype="float32")
     clip = np.ascontiguousarray(clip)
-    for _ in range(args.warmup):
-        fe(clip, sampling_rate=sr, return_tensors="np")
-    times = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        fe(clip, sampling_rate=sr, return_tensors="np")
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"median_s": statistics.median(times), "runs": args.runs, "peak_rss_bytes": peak}))
+    report(time_runs(lambda: fe(clip, sampling_rate=sr, return_tensors="np"), args.runs, args.warmup))
 
 
 if __name__ == "__main__":

@@ -47,20 +47,6 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn peak_rss_self() -> u64 {
-    // ru_maxrss is in KiB on Linux.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 fn p4_clip() -> PathBuf {
     repo_root().join("fixtures/audio/noise_exact_6s.wav")
 }
@@ -82,7 +68,7 @@ pub fn worker_p4(file: &Path, runs: usize, warmup: usize) -> Result<Sample> {
     Ok(Sample {
         median_s: median(times),
         runs,
-        peak_rss_bytes: peak_rss_self(),
+        peak_rss_bytes: clvp_parity::bench::peak_rss_bytes(),
     })
 }
 

@@ -68,4 +68,4 @@ pub use error::{
 pub use load::{LoadReport, load_module, load_module_with_report};
 pub use remap::{ENCODEC_IGNORED, Layout, NameMap, Rule};
 pub use source::{DEFAULT_REVISION, HubId, Source};
-pub use weights::{SourceDtype, TensorEntry, WeightFormat, Weights};
+pub use weights::{MappedPages, SourceDtype, TensorEntry, WeightFormat, Weights};

@@ -175,10 +175,67 @@ impl TensorEntry {
         })
     }
 
+    /// The range of the memory-mapped file holding this tensor (`None` for a PyTorch checkpoint),
+    /// for handing its pages back once a copy of the tensor has replaced it (see [`MappedPages`]).
+    pub fn mapped_pages(&self) -> Option<MappedPages> {
+        match &self.data {
+            Data::Mapped { map, start, end } if *start <= *end && *end <= map.len() => {
+                Some(MappedPages {
+                    map: Arc::clone(map),
+                    start: *start,
+                    end: *end,
+                })
+            }
+            _ => None,
+        }
+    }
+
     fn corrupt(&self, message: &str) -> WeightsError {
         WeightsError::NotSafetensors {
             file: self.file.to_path_buf(),
             message: format!("tensor `{}`: {message}", self.key),
+        }
+    }
+}
+
+/// The pages of one tensor in a read-only memory-mapped checkpoint.
+///
+/// A tensor used straight from the map keeps the file's pages it touched resident in the process. A
+/// model that replaces such a tensor by a re-laid-out copy calls [`MappedPages::release`] after making
+/// the copy, so the process does not hold both.
+#[derive(Clone)]
+pub struct MappedPages {
+    map: Arc<Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl fmt::Debug for MappedPages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MappedPages({}..{})", self.start, self.end)
+    }
+}
+
+impl MappedPages {
+    /// Drop this range's pages from the process (`madvise(MADV_DONTNEED)`). The data is unchanged: a
+    /// later read of the range (by a neighbouring tensor sharing a boundary page, say) faults the
+    /// pages back in from the page cache. A no-op where the advice is not available.
+    pub fn release(&self) {
+        #[cfg(unix)]
+        {
+            // SAFETY: the map is a read-only shared file mapping (`Mmap::map`). For such a mapping
+            // MADV_DONTNEED only discards page-table entries; the contents seen through the mapping
+            // do not change, so references into it (other tensors' views) stay valid.
+            let done = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.start,
+                    self.end - self.start,
+                )
+            };
+            if let Err(e) = done {
+                tracing::debug!("madvise(DONTNEED) on {}..{}: {e}", self.start, self.end);
+            }
         }
     }
 }

@@ -42,7 +42,18 @@ pub fn torch_linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> L
 /// `x·W + b` over the last dimension of `x` (`[..., d_in]` → `[..., d_out]`), `W` being the layer's
 /// `[in, out]` view and `stored` how its buffer is laid out.
 pub fn forward<const D: usize>(linear: &Linear, x: Tensor<D>, stored: Stored) -> Tensor<D> {
-    let w = linear.weight.val();
+    let bias = linear.bias.as_ref().map(|b| b.val());
+    apply(x, linear.weight.val(), bias, stored)
+}
+
+/// [`forward`] with the weight given directly: `w` is `[in, out]` (a view of an `[out, in]` buffer
+/// when `stored` is [`Stored::OutIn`]), `bias` `[out]`.
+pub fn apply<const D: usize>(
+    x: Tensor<D>,
+    w: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    stored: Stored,
+) -> Tensor<D> {
     let [d_in, d_out] = w.dims();
     let mut dims = x.dims();
     let rows: usize = dims[..D - 1].iter().product();
@@ -62,12 +73,19 @@ pub fn forward<const D: usize>(linear: &Linear, x: Tensor<D>, stored: Stored) ->
     } else {
         matmul(x, w, stored)
     };
-    let y = match &linear.bias {
-        Some(b) => y + b.val().unsqueeze::<2>(),
+    let y = match bias {
+        Some(b) => y + b.unsqueeze::<2>(),
         None => y,
     };
     dims[D - 1] = d_out;
     y.reshape(dims)
+}
+
+/// An `[out, in]` contiguous copy of an `[in, out]` weight, returned as its `[in, out]` view (use it
+/// with [`Stored::OutIn`]).
+pub fn out_in_copy(w: Tensor<2>) -> Tensor<2> {
+    let device = w.device();
+    Tensor::<2>::from_data(w.transpose().into_data(), &device).transpose()
 }
 
 /// `x [rows, in] · w [in, out]` in the faster orientation for the weight's layout.
@@ -99,6 +117,12 @@ mod tests {
                 ours.assert_approx_eq::<f32>(&theirs, Tolerance::absolute(1e-4));
             }
         }
+        let copy = out_in_copy(row.weight.val());
+        let x = Tensor::<2>::random([4, 24], Distribution::Default, &device);
+        let bias = row.bias.as_ref().map(|b| b.val());
+        apply(x.clone(), copy, bias, Stored::OutIn)
+            .into_data()
+            .assert_approx_eq::<f32>(&row.forward(x).into_data(), Tolerance::absolute(1e-4));
         let no_bias = torch_linear(24, 40, false, &device);
         let x = Tensor::<2>::random([2, 24], Distribution::Default, &device);
         let w = no_bias.weight.val();

@@ -112,7 +112,24 @@ impl LoadedClvp {
         device: &Device,
     ) -> Result<Self, LoadModelError> {
         let model = ClvpModelForConditionalGeneration::new(&config, device)?;
-        let model = load_module(model, weights, &clvp_name_map()).map_err(HubError::from)?;
+        let mut model = load_module(model, weights, &clvp_name_map()).map_err(HubError::from)?;
+        for (i, layer) in model
+            .speech_decoder_model
+            .model
+            .decoder
+            .layers
+            .iter_mut()
+            .enumerate()
+        {
+            layer.mlp.mapped = ["c_fc", "c_proj"]
+                .iter()
+                .filter_map(|name| {
+                    let key =
+                        format!("speech_decoder_model.model.decoder.layers.{i}.mlp.{name}.weight");
+                    weights.get(&key).and_then(|e| e.mapped_pages())
+                })
+                .collect();
+        }
         let logit_scale = match weights.get("logit_scale") {
             Some(entry) => match entry.to_f32().map_err(HubError::from)?.as_slice() {
                 [v] => *v,

@@ -4,10 +4,12 @@
 //! * [`compare`]: element-wise comparison with a report of the worst elements.
 //! * [`fixtures`]: where the committed fixtures live and how to read them.
 //! * [`report`]: table-driven recording that lists every failing case and feeds the parity table.
+//! * [`bench`]: what the benchmark workers share (peak RSS).
 //!
 //! Every expected value comes from a committed reference script under `xtask/python/`, run against the
 //! pinned Python reference (transformers 5.23.0, PyTorch 2.15.0, CPU, float32).
 
+pub mod bench;
 pub mod compare;
 pub mod fixtures;
 pub mod report;

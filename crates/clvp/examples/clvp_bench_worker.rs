@@ -19,19 +19,6 @@ const NEW_TOKENS: usize = 100;
 const CANDIDATES: usize = 16;
 const RANK_CODES: usize = 500;
 
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// P3's candidates: the same deterministic codes as `bench_clvp.py` (`(7919 i + 104729 j) mod 8192`).
 fn rank_codes() -> Vec<Vec<u32>> {
     (0..CANDIDATES)
@@ -134,7 +121,7 @@ fn main() -> Res<()> {
     };
     println!(
         "{{\"median_s\": {median}, \"runs\": {runs}, \"peak_rss_bytes\": {}}}",
-        peak_rss()
+        clvp_parity::bench::peak_rss_bytes()
     );
     Ok(())
 }

@@ -10,19 +10,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use encodec_codec::EncodecModel;
 
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, model, wav, seconds, bandwidth, runs, warmup] = args.as_slice() else {
@@ -79,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
     println!(
         "{{\"median_s\": {median}, \"runs\": {runs}, \"peak_rss_bytes\": {}}}",
-        peak_rss()
+        clvp_parity::bench::peak_rss_bytes()
     );
     Ok(())
 }
