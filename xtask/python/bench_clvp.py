@@ -17,14 +17,13 @@ Prints one JSON line: {"median_s": ..., "runs": N, "peak_rss_bytes": ...}.
 
 import argparse
 import gc
-import json
 import os
-import resource
-import statistics
 import sys
 import time
 
 import torch
+
+from bench_common import report, time_runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -109,14 +108,8 @@ def main():
                 t, s = t / t.norm(dim=-1, keepdim=True), s / s.norm(dim=-1, keepdim=True)
                 return t @ s.t() * model.logit_scale.exp()
 
-        for _ in range(args.warmup):
-            once()
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"median_s": statistics.median(times), "runs": args.runs, "peak_rss_bytes": peak}))
+        times = time_runs(once, args.runs, args.warmup)
+    report(times)
 
 
 if __name__ == "__main__":
