@@ -154,22 +154,15 @@ impl TensorEntry {
     /// The view keeps the map alive; pages are read from disk only when a computation touches them,
     /// and a write to the tensor copies it first (burn's copy-on-write for shared bytes).
     pub fn mapped_f32(&self) -> Option<burn::tensor::Bytes> {
-        let Data::Mapped { map, start, end } = &self.data else {
-            return None;
-        };
-        let slice = map.get(*start..*end)?;
+        let pages = self.mapped_pages()?;
+        let slice = pages.as_ref();
         let usable = self.dtype == SourceDtype::F32
             && cfg!(target_endian = "little")
             && slice.len() == self.numel() * 4
             && slice.as_ptr().align_offset(std::mem::align_of::<f32>()) == 0;
         usable.then(|| {
-            let owner = MappedSlice {
-                map: Arc::clone(map),
-                start: *start,
-                end: *end,
-            };
             burn::tensor::Bytes::from_shared(
-                bytes::Bytes::from_owner(owner),
+                bytes::Bytes::from_owner(pages),
                 burn::tensor::AllocationProperty::File,
             )
         })
@@ -240,16 +233,10 @@ impl MappedPages {
     }
 }
 
-/// A range of a memory map, owned (the map stays mapped while any view of it lives).
-struct MappedSlice {
-    map: Arc<Mmap>,
-    start: usize,
-    end: usize,
-}
-
-impl AsRef<[u8]> for MappedSlice {
+/// The range's bytes; the map stays mapped while any holder (e.g. a zero-copy tensor) lives.
+impl AsRef<[u8]> for MappedPages {
     fn as_ref(&self) -> &[u8] {
-        // The range was checked against the map when the slice was made.
+        // `TensorEntry::mapped_pages` checked the range against the map.
         &self.map[self.start..self.end]
     }
 }
