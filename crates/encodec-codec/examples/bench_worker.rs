@@ -10,6 +10,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use encodec_codec::EncodecModel;
 
+/// The allocator the `clvp` binary uses (see the workspace Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, model, wav, seconds, bandwidth, runs, warmup] = args.as_slice() else {
