@@ -4,7 +4,8 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, TensorData};
 
 use crate::linear::{self, Stored, torch_linear};
@@ -69,6 +70,11 @@ impl ClvpSelfAttention {
 
     /// `softmax(q·kᵀ + mask)·v`, heads merged, through `out_proj`. `mask` is additive, broadcastable to
     /// `[B, heads, Tq, Tk]`.
+    ///
+    /// One fused `burn::tensor::module::attention` call (scale 1: `q` comes scaled, as in HF): burn-flex
+    /// keeps each head's scores in cache, or tiles them with an online softmax, instead of writing the
+    /// `[B, heads, Tq, Tk]` score tensor and reading it back for every softmax pass; other backends run
+    /// burn's reference composition of the same ops.
     pub fn attend(
         &self,
         q: Tensor<4>,
@@ -77,16 +83,28 @@ impl ClvpSelfAttention {
         mask: Option<Tensor<4>>,
     ) -> Tensor<3> {
         let [b, heads, tq, hd] = q.dims();
-        let mut scores = q.matmul(k.swap_dims(2, 3));
-        if let Some(m) = mask {
-            scores = scores + m;
-        }
-        let probs = softmax(scores, 3);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, tq, heads * hd]);
+        let tk = k.dims()[2];
+        // A key-padding mask `[B, 1, 1, Tk]` is spelled out over the queries (B·Tq·Tk values, not
+        // B·heads·Tq·Tk): burn-flex shares a mask across heads for free but copies one broadcast over Tq.
+        let bias = mask.map(|m| {
+            let [mb, mh, mq, _] = m.dims();
+            if mq == 1 && tq > 1 {
+                m.expand([mb, mh, tq, tk])
+            } else {
+                m
+            }
+        });
+        let options = AttentionModuleOptions {
+            scale: Some(1.0),
+            softcap: None,
+            is_causal: false,
+        };
+        let out = attention(q, k, v, None, bias, options)
+            .swap_dims(1, 2)
+            .reshape([b, tq, heads * hd]);
         linear::forward(&self.out_proj, out, Stored::OutIn)
     }
 
-    /// Full self-attention over `x` `[B, T, H]`.
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -123,4 +141,44 @@ pub fn causal_mask(past: usize, t: usize, device: &Device) -> Tensor<4> {
         .flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { MASK_MIN }))
         .collect();
     Tensor::from_data(TensorData::new(values, [1, 1, t, total]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The fused call against the unfused `softmax(q·kᵀ + mask)·v` HF writes, on lengths that take
+    /// burn-flex's whole-score path (40) and its tiled online-softmax path (600 > 512), with no mask, a
+    /// key-padding mask and a causal mask over a cache.
+    #[test]
+    fn fused_attention_matches_the_composition() {
+        let device = Device::default();
+        let attn = ClvpSelfAttention::new(64, 2, true, &device);
+        for t in [40, 600] {
+            let qkv = |s| Tensor::<4>::random([2, 2, t, 32], Distribution::Normal(0.0, s), &device);
+            let (q, k, v) = (qkv(0.5), qkv(0.5), qkv(1.0));
+            let padded = vec![vec![1; t], (0..t).map(|j| u32::from(j < t - 7)).collect()];
+            let masks = [
+                None,
+                key_padding_mask(&padded, &device),
+                Some(causal_mask(0, t, &device)),
+            ];
+            for mask in masks {
+                let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+                if let Some(m) = mask.clone() {
+                    scores = scores + m;
+                }
+                let want = softmax(scores, 3)
+                    .matmul(v.clone())
+                    .swap_dims(1, 2)
+                    .reshape([2, t, 64]);
+                let want = linear::forward(&attn.out_proj, want, Stored::OutIn);
+                let got = attn.attend(q.clone(), k.clone(), v.clone(), mask);
+                got.into_data()
+                    .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-4));
+            }
+        }
+    }
 }
