@@ -1,12 +1,13 @@
 //! `EncodecLSTM` (transformers 5.23): a stacked, sequence-first `nn.LSTM(dim, dim, num_layers)` with zero
 //! initial state whose output is added to its input. The parameters live in burn `Lstm` gate controllers
 //! (loaded by clvp-hub's `LstmGates` layout); the forward is one input matmul for all steps, then a tight
-//! step loop over the fused `[H, 4H]` recurrent matrix, gates in PyTorch's order i, f, g, o.
+//! host step loop over the fused `[4H, H]` recurrent matrix, gates in PyTorch's order i, f, g, o.
 
 use burn::module::Module;
 use burn::nn::{Lstm, LstmConfig};
-use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+
+mod steps;
 
 /// `EncodecLSTM`.
 #[derive(Module, Debug)]
@@ -96,87 +97,46 @@ fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     (w_ih, w_hh, b)
 }
 
-/// `h · w_hh` of one step. With a batch of one or two this is a matrix–vector product, which burn-flex runs on
-/// the calling thread; the two column halves go to two threads of the pool instead (each output element is the
-/// same dot product; `tests::recurrent_split_equals_matmul`).
-fn recurrent(h: Tensor<2>, w_hh: &Tensor<2>) -> Tensor<2> {
-    let [b, k] = h.dims();
-    let [_, n] = w_hh.dims();
-    if b > 2 || n < 2 || rayon::current_num_threads() < 2 {
-        return h.matmul(w_hh.clone());
+/// A tensor's values on the host, as `f32`.
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    let data = t.into_data().convert::<f32>();
+    match data.as_slice::<f32>() {
+        Ok(values) => values.to_vec(),
+        Err(_) => data.iter::<f32>().collect(),
     }
-    let half = n / 2;
-    let (left, right) = (
-        w_hh.clone().slice([0..k, 0..half]),
-        w_hh.clone().slice([0..k, half..n]),
-    );
-    let (a, c) = rayon::join(|| h.clone().matmul(left), || h.clone().matmul(right));
-    Tensor::cat(vec![a, c], 1)
 }
 
 /// One layer over a `[T, B, in]` sequence from state `init` (zeros if `None`) → `[T, B, H]` and the last
-/// `(h, c)`.
+/// `(h, c)`: the input projection of all steps as one matmul on the device, then the recurrence as one host
+/// loop ([`steps`]) on the threads of the pool.
 fn run_layer(
     layer: &Lstm,
     seq: Tensor<3>,
     init: Option<(Tensor<2>, Tensor<2>)>,
 ) -> (Tensor<3>, (Tensor<2>, Tensor<2>)) {
     let [t, b, input] = seq.dims();
-    let h_dim = layer.d_hidden;
+    let hidden = layer.d_hidden;
     let (w_ih, w_hh, bias) = fused(layer);
     let device = seq.device();
-    let projected = (seq.reshape([t * b, input]).matmul(w_ih) + bias.unsqueeze::<2>()).reshape([
-        t,
-        b,
-        4 * h_dim,
-    ]);
-    let (mut h, mut c) = init.unwrap_or_else(|| {
+    let projected = seq.reshape([t * b, input]).matmul(w_ih) + bias.unsqueeze::<2>();
+    let (h, c) = match init {
+        Some((h, c)) => (host(h), host(c)),
+        None => (vec![0.0; b * hidden], vec![0.0; b * hidden]),
+    };
+    let run = steps::Recurrence {
+        projected: &host(projected),
+        w_hh: &host(w_hh.transpose()),
+        steps: t,
+        batch: b,
+        hidden,
+    }
+    .run(h, c, rayon::current_num_threads());
+    let tensor = |values: Vec<f32>, shape: Vec<usize>| TensorData::new(values, shape);
+    (
+        Tensor::from_data(tensor(run.out, vec![t, b, hidden]), &device),
         (
-            Tensor::<2>::zeros([b, h_dim], &device),
-            Tensor::<2>::zeros([b, h_dim], &device),
-        )
-    });
-    let mut out = Vec::with_capacity(t);
-    for step in 0..t {
-        let gates = projected
-            .clone()
-            .slice([step..step + 1, 0..b, 0..4 * h_dim])
-            .reshape([b, 4 * h_dim])
-            + recurrent(h, &w_hh);
-        let mut parts = gates.chunk(4, 1).into_iter();
-        let (Some(i), Some(f), Some(g), Some(o)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            unreachable!("chunk(4) of a 4H-wide tensor gives four parts")
-        };
-        c = sigmoid(f) * c + sigmoid(i) * g.tanh();
-        h = sigmoid(o) * c.clone().tanh();
-        out.push(h.clone());
-    }
-    (Tensor::stack(out, 0), (h, c))
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
-
-    use super::recurrent;
-
-    #[test]
-    fn recurrent_split_equals_matmul() {
-        let device = Device::flex();
-        for (b, k, n) in [(1, 512, 2048), (2, 64, 257), (3, 32, 128)] {
-            let h = Tensor::<2>::random([b, k], Distribution::Normal(0.0, 1.0), &device);
-            let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.1), &device);
-            let want = h.clone().matmul(w.clone());
-            let got = recurrent(h, &w);
-            assert_eq!(got.dims(), want.dims());
-            let err: f32 = (got - want.clone()).abs().max().into_scalar();
-            let scale: f32 = want.abs().max().into_scalar();
-            assert!(
-                err <= 1e-5 * scale,
-                "b {b} k {k} n {n}: max err {err} (scale {scale})"
-            );
-        }
-    }
+            Tensor::from_data(tensor(run.h, vec![b, hidden]), &device),
+            Tensor::from_data(tensor(run.c, vec![b, hidden]), &device),
+        ),
+    )
 }
