@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu_approximate;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::MappedPages;
 
@@ -69,9 +68,18 @@ impl ClvpDecoderMLP {
                 Stored::InOut,
             )
         });
-        let a = gelu_approximate(linear::apply(z, fc, bias(&self.c_fc), stored));
+        let a = gelu_new(linear::apply(z, fc, bias(&self.c_fc), stored));
         linear::apply(a, proj, bias(&self.c_proj), stored)
     }
+}
+
+/// `NewGELUActivation` (`gelu_new`): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` with `x³` as `(x·x)·x`,
+/// which is what `torch.pow(x, 3.0)` computes. burn's `gelu_approximate` calls `powf` per element and
+/// allocates at every step; here one buffer is allocated and every later op runs in place.
+fn gelu_new(x: Tensor<3>) -> Tensor<3> {
+    const SQRT_2_OVER_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+    let inner = ((x.clone() * x.clone() * x.clone()) * 0.044715 + x.clone()) * SQRT_2_OVER_PI;
+    (inner.tanh() + 1.0) * x * 0.5
 }
 
 /// `ClvpDecoderLayer`: pre-LayerNorm causal attention and MLP with residuals.
@@ -176,15 +184,19 @@ impl KvCache {
     fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let [b, h, t, hd] = k.dims();
         let (start, end) = (self.len, self.len + t);
-        let keys = self.keys[layer]
-            .clone()
-            .slice_assign([0..b, 0..h, start..end, 0..hd], k);
-        let values = self.values[layer]
-            .clone()
-            .slice_assign([0..b, 0..h, start..end, 0..hd], v);
-        self.keys[layer] = keys.clone();
-        self.values[layer] = values.clone();
-        (keys.narrow(2, 0, end), values.narrow(2, 0, end))
+        let ranges = [0..b, 0..h, start..end, 0..hd];
+        // The cached tensor is moved out so the cache is its only owner and `slice_assign` writes in
+        // place: assigning into a shared tensor copies all of it, every layer of every step.
+        let write = |slot: &mut Tensor<4>, new: Tensor<4>| {
+            let device = new.device();
+            let cache = std::mem::replace(slot, Tensor::empty([0, 0, 0, 0], &device));
+            *slot = cache.slice_assign(ranges.clone(), new);
+            slot.clone().narrow(2, 0, end)
+        };
+        (
+            write(&mut self.keys[layer], k),
+            write(&mut self.values[layer], v),
+        )
     }
 }
 
