@@ -3,6 +3,14 @@
 //! The facade that downstream TTS projects depend on: it composes the tokenizer ([`text`]), the audio front
 //! end ([`audio`]), checkpoint loading ([`hub`]), the networks ([`nn`]), ranking ([`rank`]) and EnCodec
 //! ([`encodec`]), and picks a burn backend at run time ([`device`]).
+//!
+//! # Speed on the CPU
+//!
+//! The `flex` feature (default) runs burn-flex with gemm's AVX-512 kernels, chosen at run time. burn-flex
+//! allocates a buffer per op; under glibc's malloc each large one is mapped fresh and page-faulted in, which
+//! cost 20 % of a batched speech-encoder run. A library cannot pick the allocator, so a binary should:
+//! the `clvp` command line uses mimalloc (`#[global_allocator] static A: mimalloc::MiMalloc = mimalloc::MiMalloc;`).
+//! Measured figures: `docs/performance.md`.
 
 pub mod codec;
 pub mod device;

@@ -1,12 +1,15 @@
 //! Criterion benches of EnCodec's hot paths on the committed tiny 24 kHz checkpoint (so they run anywhere in
-//! seconds): encode (SEANet encoder + LSTM + residual VQ) and decode of 1 s. `cargo bench -p encodec-codec`.
+//! seconds): encode (SEANet encoder + LSTM + residual VQ) and decode of 1 s; and the full-size LSTM on its own
+//! (2 layers of 512, random weights, the 750 steps of 10 s at 24 kHz). `cargo bench -p encodec-codec`.
 
 use std::hint::black_box;
 
+use burn::tensor::Distribution;
 use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use criterion::{Criterion, criterion_group, criterion_main};
 use encodec_codec::EncodecModel;
+use encodec_codec::lstm::EncodecLstm;
 
 fn codec(c: &mut Criterion) {
     let dir = concat!(
@@ -39,6 +42,11 @@ fn codec(c: &mut Criterion) {
                 Some(n),
             )
         })
+    });
+    let lstm = EncodecLstm::new(512, 2, &device);
+    let x = Tensor::<3>::random([1, 512, 750], Distribution::Normal(0.0, 1.0), &device);
+    c.bench_function("encodec LSTM 2 × 512, 750 steps (24 kHz, 10 s)", |b| {
+        b.iter(|| lstm.forward(black_box(x.clone())))
     });
 }
 
