@@ -197,6 +197,7 @@ fn tanh(x: f32) -> f32 {
 /// `e^x` for `x` clamped to `[−87.3, 88.3]` (where `2^n` stays a normal f32), Cephes' `expf`: `x = n·ln 2 + r`
 /// with ln 2 split in two parts, a degree-6 polynomial in `r`, and `2^n` built from its exponent bits. About
 /// 1 ulp; branch-free, so that the loops calling it vectorise (libm's `expf` is a call per value).
+/// (Cephes' last coefficient, 5.0000001201e-1, is 0.5 in f32.)
 #[inline(always)]
 fn exp_poly(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
@@ -205,7 +206,7 @@ fn exp_poly(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
