@@ -73,8 +73,8 @@ impl ClvpSelfAttention {
     ///
     /// One fused `burn::tensor::module::attention` call (scale 1: `q` comes scaled, as in HF): burn-flex
     /// keeps each head's scores in cache, or tiles them with an online softmax, instead of writing the
-    /// `[B, heads, Tq, Tk]` score tensor and reading it back for every softmax pass; other backends run
-    /// burn's reference composition of the same ops.
+    /// `[B, heads, Tq, Tk]` score tensor and reading it back for every softmax pass; burn-ndarray runs
+    /// burn's unfused composition of the same ops, and the cubecl backends (wgpu, CUDA) their own kernels.
     pub fn attend(
         &self,
         q: Tensor<4>,
@@ -105,6 +105,7 @@ impl ClvpSelfAttention {
         linear::forward(&self.out_proj, out, Stored::OutIn)
     }
 
+    /// Full self-attention over `x` `[B, T, H]`.
     pub fn forward(
         &self,
         x: Tensor<3>,

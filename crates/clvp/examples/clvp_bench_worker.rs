@@ -10,11 +10,11 @@
 
 use std::time::Instant;
 
+use clvp::{Clvp, GenerationConfig, device::device, preset};
+
 /// The allocator the `clvp` binary uses (see the workspace Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clvp::{Clvp, GenerationConfig, device::device, preset};
 
 /// The bench text; both sides check that it is 24 tokens long.
 const TEXT: &str = "The quick brown fox jumps over the dog.";
