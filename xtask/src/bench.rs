@@ -307,7 +307,7 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
         None
     };
     if rows.is_empty() && backend_table.is_none() {
-        bail!("no workload matches {only:?}; known: P1, P2, P3, P4, P5, P6, P7");
+        bail!("no workload matches {only:?}; known: P1, P1-bf16, P2, P3, P4, P5, P6, P7");
     }
     let fresh: Vec<String> = rows.iter().map(row_line).collect();
     let head = "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n";

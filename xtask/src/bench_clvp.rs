@@ -19,10 +19,16 @@ const CANDIDATES: f64 = 16.0;
 const RANK_CODES: f64 = 500.0;
 
 /// `(workload, row name, counted runs per round, warm-up runs per round)`.
-const WORKLOADS: [(&str, &str, usize, usize); 4] = [
+const WORKLOADS: [(&str, &str, usize, usize); 5] = [
     (
         "p1",
         "P1 CLVP generate, batch 1, 24 text tokens, 100 new tokens (greedy)",
+        2,
+        1,
+    ),
+    (
+        "p1-bf16",
+        "P1-bf16 P1 with our decoder weights in bf16 (PyTorch: P1 in f32)",
         2,
         1,
     ),
@@ -124,7 +130,7 @@ pub fn run(
             row.reference.push(run_json(
                 Command::new(python)
                     .arg(&script)
-                    .args(["--workload", workload, "--model"])
+                    .args(["--workload", python_workload(workload), "--model"])
                     .arg(&model)
                     .arg("--voice")
                     .arg(voice())
@@ -144,6 +150,13 @@ pub fn run(
                      streams ≈ 24 GB/s).",
                     gb * NEW_TOKENS / a,
                     gb * NEW_TOKENS / b
+                ));
+            }
+            "p1-bf16" => {
+                let gb = sizes.decoder_matmul_bytes / 2e9;
+                notes.push(format!(
+                    "- P1-bf16: the decoder's matmul weights are {gb:.2} GB in bf16: ours {:.1} GB/s.",
+                    gb * NEW_TOKENS / a,
                 ));
             }
             "p2" => {
@@ -171,6 +184,14 @@ pub fn run(
     Ok(())
 }
 
+/// The script's workload a row compares against: P1-bf16 against PyTorch's f32 P1.
+fn python_workload(workload: &str) -> &str {
+    match workload {
+        "p1-bf16" => "p1",
+        w => w,
+    }
+}
+
 /// Rounds, counted runs and warm-up runs per backend in the backend comparison (a side table: fewer runs).
 const BACKEND_ROUNDS: usize = 2;
 
@@ -188,7 +209,7 @@ pub fn backends(sel: &Selection) -> Result<String> {
     let mut any = false;
     for &(workload, name, _, _) in &WORKLOADS {
         let named = sel.0.is_some() && sel.wants(workload);
-        if !sel.wants(workload) || (matches!(workload, "p1" | "p2") && !named) {
+        if !sel.wants(workload) || (matches!(workload, "p1" | "p1-bf16" | "p2") && !named) {
             continue;
         }
         any = true;

@@ -44,10 +44,19 @@ impl ClvpSelfAttention {
 
     /// Project and split heads: `[B, T, H]` → `[B, heads, T, hd]`.
     fn heads(&self, x: Tensor<3>, proj: &Linear) -> Tensor<4> {
-        let [b, t, h] = x.dims();
-        linear::forward(proj, x, Stored::OutIn)
-            .reshape([b, t, self.num_heads, h / self.num_heads])
+        self.split_heads(linear::forward(proj, x, Stored::OutIn))
+    }
+
+    /// `[B, T, H]` → `[B, heads, T, hd]`.
+    fn split_heads(&self, y: Tensor<3>) -> Tensor<4> {
+        let [b, t, h] = y.dims();
+        y.reshape([b, t, self.num_heads, h / self.num_heads])
             .swap_dims(1, 2)
+    }
+
+    /// The factor `q` is scaled by: `head_dim^-½`.
+    fn query_scale(&self, hidden: usize) -> f64 {
+        ((hidden / self.num_heads) as f64).powf(-0.5)
     }
 
     /// q (scaled by hd^-½), k, v of `x`, with the rotary embedding applied to all three when given.
@@ -57,8 +66,7 @@ impl ClvpSelfAttention {
         rotary: Option<&RotaryEmbedding>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [_, _, h] = x.dims();
-        let hd = h / self.num_heads;
-        let scale = (hd as f64).powf(-0.5);
+        let scale = self.query_scale(h);
         let q = self.heads(x.clone(), &self.q_proj) * scale;
         let k = self.heads(x.clone(), &self.k_proj);
         let v = self.heads(x, &self.v_proj);
@@ -68,14 +76,39 @@ impl ClvpSelfAttention {
         }
     }
 
+    /// [`Self::qkv`] (without rotary) from the three projections computed together: `projected` is
+    /// `[B, T, 3·H]`, q then k then v.
+    pub fn split_qkv(&self, projected: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let h = projected.dims()[2] / 3;
+        let scale = self.query_scale(h);
+        let part = |k: usize| self.split_heads(projected.clone().narrow(2, k * h, h));
+        (part(0) * scale, part(1), part(2))
+    }
+
     /// `softmax(q·kᵀ + mask)·v`, heads merged, through `out_proj`. `mask` is additive, broadcastable to
     /// `[B, heads, Tq, Tk]`.
+    pub fn attend(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        self.project_out(self.attend_heads(q, k, v, mask))
+    }
+
+    /// `out_proj` of merged heads `[B, T, H]`.
+    pub fn project_out(&self, merged: Tensor<3>) -> Tensor<3> {
+        linear::forward(&self.out_proj, merged, Stored::OutIn)
+    }
+
+    /// [`Self::attend`] before `out_proj`: the heads merged, `[B, Tq, H]`.
     ///
     /// One fused `burn::tensor::module::attention` call (scale 1: `q` comes scaled, as in HF): burn-flex
     /// keeps each head's scores in cache, or tiles them with an online softmax, instead of writing the
     /// `[B, heads, Tq, Tk]` score tensor and reading it back for every softmax pass; burn-ndarray runs
     /// burn's unfused composition of the same ops, and the cubecl backends (wgpu, CUDA) their own kernels.
-    pub fn attend(
+    pub fn attend_heads(
         &self,
         q: Tensor<4>,
         k: Tensor<4>,
@@ -99,10 +132,9 @@ impl ClvpSelfAttention {
             softcap: None,
             is_causal: false,
         };
-        let out = attention(q, k, v, None, bias, options)
+        attention(q, k, v, None, bias, options)
             .swap_dims(1, 2)
-            .reshape([b, tq, heads * hd]);
-        linear::forward(&self.out_proj, out, Stored::OutIn)
+            .reshape([b, tq, heads * hd])
     }
 
     /// Full self-attention over `x` `[B, T, H]`.

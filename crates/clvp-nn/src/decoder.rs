@@ -11,6 +11,8 @@ use clvp_hub::MappedPages;
 use crate::attention::{ClvpSelfAttention, causal_mask};
 use crate::config::ClvpDecoderConfig;
 use crate::error::NnError;
+use crate::host::decoder::{HostDecoder, HostLayer, apply};
+use crate::host::{Precision, is_cpu};
 use crate::linear::{self, Stored, torch_linear};
 
 /// `ClvpDecoderMLP`: GPT-2 `Conv1D` layers (weights stored `[in, out]`, as burn's `Linear`).
@@ -93,6 +95,10 @@ pub struct ClvpDecoderLayer {
     pub post_attention_layernorm: LayerNorm,
     /// The MLP.
     pub mlp: ClvpDecoderMLP,
+    /// Where the attention projections' weights lie in a memory-mapped checkpoint: handed back once
+    /// the host copies exist.
+    #[module(skip)]
+    pub(crate) mapped: Vec<MappedPages>,
 }
 
 /// `ClvpDecoder`: embeddings, layers, `layer_norm` (GPT-2 `ln_f`).
@@ -124,6 +130,16 @@ pub struct ClvpForCausalLM {
     pub final_norm: LayerNorm,
     /// `Linear(hidden → vocab, bias=True)`.
     pub lm_head: Linear,
+    /// How the projections run: `None` through burn's matmul on the loaded tensors, `Some` on the host
+    /// kernels ([`crate::host`]) with weights packed in that precision on first use.
+    #[module(skip)]
+    host_precision: Option<Precision>,
+    /// The packed weights, made on first use (or the error packing them met).
+    #[module(skip)]
+    host: Arc<OnceLock<Result<Arc<HostDecoder>, String>>>,
+    /// Where `lm_head`'s weight lies in a memory-mapped checkpoint.
+    #[module(skip)]
+    pub(crate) mapped: Vec<MappedPages>,
 }
 
 /// Per-layer keys and values, preallocated to a capacity and filled left to right.
@@ -219,6 +235,7 @@ impl ClvpForCausalLM {
                 LinearConfig::new(h, config.inner_dim()).init(device),
                 LinearConfig::new(config.inner_dim(), h).init(device),
             ),
+            mapped: Vec::new(),
         };
         ClvpForCausalLM {
             model: ClvpModel {
@@ -232,6 +249,55 @@ impl ClvpForCausalLM {
             },
             final_norm: LayerNormConfig::new(h).with_epsilon(1e-5).init(device),
             lm_head: torch_linear(h, config.vocab_size, true, device),
+            host_precision: None,
+            host: Arc::default(),
+            mapped: Vec::new(),
+        }
+    }
+
+    /// Run the projections (q/k/v, `out_proj`, the MLP, `lm_head`) on the host kernels of
+    /// [`crate::host`] with weights packed in `precision`, or with `None` through burn's matmul. The
+    /// weights are packed on the next forward, and from then on the loaded tensors are not read.
+    ///
+    /// Host kernels need a CPU backend: with `Some` on any other device this returns
+    /// [`NnError::Config`]. [`Precision::F32`] gives the loaded model's results up to summation
+    /// order; [`Precision::Bf16`] halves the weights' memory and the bytes each decoding step streams,
+    /// at the cost of rounding every weight to 8 significant bits.
+    pub fn set_host_projections(&mut self, precision: Option<Precision>) -> Result<(), NnError> {
+        if precision.is_some() {
+            let device = self.lm_head.weight.val().device();
+            if !is_cpu(&device) {
+                return Err(NnError::Config(format!(
+                    "host projections ({precision:?} weights) need a CPU backend (flex or ndarray), \
+                     the decoder is on {device:?}"
+                )));
+            }
+        }
+        self.host_precision = precision;
+        self.host = Arc::default();
+        Ok(())
+    }
+
+    /// The precision of the host projections, `None` when burn's matmul runs them.
+    pub fn host_projections(&self) -> Option<Precision> {
+        self.host_precision
+    }
+
+    /// The packed projections, packing them first if needed; `None` without host projections.
+    fn host(&self) -> Result<Option<Arc<HostDecoder>>, NnError> {
+        let Some(precision) = self.host_precision else {
+            return Ok(None);
+        };
+        let packed = self.host.get_or_init(|| {
+            HostDecoder::pack(self, precision)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        match packed {
+            Ok(h) => Ok(Some(Arc::clone(h))),
+            Err(e) => Err(NnError::Shape(format!(
+                "packing the decoder's weights: {e}"
+            ))),
         }
     }
 
@@ -255,53 +321,59 @@ impl ClvpForCausalLM {
     /// Decoder hidden states (after `layer_norm`) of `inputs_embeds` `[B, T, H]` to which position
     /// embeddings `positions` (`[1 or B, T, H]`, broadcast as HF does) were already added by the caller;
     /// with a cache, attends to everything cached before and appends the new keys/values.
-    pub fn hidden(&self, x: Tensor<3>, cache: Option<&mut KvCache>) -> Result<Tensor<3>, NnError> {
+    pub fn hidden(
+        &self,
+        x: Tensor<3>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, NnError> {
         let device = x.device();
         let [_, t, _] = x.dims();
         let dec = &self.model.decoder;
+        let past = match cache.as_deref() {
+            Some(cache) if cache.len + t > cache.capacity => {
+                return Err(NnError::Shape(format!(
+                    "KV cache full: {} cached + {t} new positions > capacity {}",
+                    cache.len, cache.capacity
+                )));
+            }
+            Some(cache) => cache.len,
+            None => 0,
+        };
+        let host = self.host()?;
+        let mask = causal_mask(past, t, &device);
         let mut x = x;
-        match cache {
-            Some(cache) => {
-                if cache.len + t > cache.capacity {
-                    return Err(NnError::Shape(format!(
-                        "KV cache full: {} cached + {t} new positions > capacity {}",
-                        cache.len, cache.capacity
-                    )));
-                }
-                let mask = causal_mask(cache.len, t, &device);
-                for (i, layer) in dec.layers.iter().enumerate() {
-                    let (q, k, v) = layer
-                        .attn
-                        .qkv(layer.input_layernorm.forward(x.clone()), None);
-                    let (k, v) = cache.append(i, k, v);
-                    let h = x + layer.attn.attend(q, k, v, Some(mask.clone()));
-                    x = h.clone() + layer.mlp_forward(h);
-                }
-                cache.len += t;
-            }
-            None => {
-                let mask = causal_mask(0, t, &device);
-                for layer in &dec.layers {
-                    let a = layer.attn.forward(
-                        layer.input_layernorm.forward(x.clone()),
-                        None,
-                        Some(mask.clone()),
-                    );
-                    let h = x + a;
-                    x = h.clone() + layer.mlp_forward(h);
-                }
-            }
+        for (i, layer) in dec.layers.iter().enumerate() {
+            let hl = host.as_ref().and_then(|h| h.layers.get(i));
+            let normed = layer.input_layernorm.forward(x.clone());
+            let (q, k, v) = match hl {
+                Some(hl) => layer.attn.split_qkv(apply(&hl.qkv, normed)?),
+                None => layer.attn.qkv(normed, None),
+            };
+            let (k, v) = match cache.as_deref_mut() {
+                Some(cache) => cache.append(i, k, v),
+                None => (k, v),
+            };
+            let merged = layer.attn.attend_heads(q, k, v, Some(mask.clone()));
+            let a = match hl {
+                Some(hl) => apply(&hl.out_proj, merged)?,
+                None => layer.attn.project_out(merged),
+            };
+            let h = x + a;
+            x = h.clone() + layer.mlp_forward(h, hl)?;
+        }
+        if let Some(cache) = cache {
+            cache.len += t;
         }
         Ok(dec.layer_norm.forward(x))
     }
 
     /// Logits `[B, T, vocab]` of hidden states.
-    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        linear::forward(
-            &self.lm_head,
-            self.final_norm.forward(hidden),
-            Stored::OutIn,
-        )
+    pub fn logits(&self, hidden: Tensor<3>) -> Result<Tensor<3>, NnError> {
+        let normed = self.final_norm.forward(hidden);
+        match self.host()? {
+            Some(host) => apply(&host.lm_head, normed),
+            None => Ok(linear::forward(&self.lm_head, normed, Stored::OutIn)),
+        }
     }
 
     /// `forward(input_ids)` with positions `past..past+T` (past = cached length): logits `[B, T, vocab]`.
@@ -332,13 +404,17 @@ impl ClvpForCausalLM {
         }
         let positions: Vec<usize> = (past..past + t).collect();
         let x = x + self.position_embeddings(&positions, &device);
-        Ok(self.logits(self.hidden(x, cache)?))
+        self.logits(self.hidden(x, cache)?)
     }
 }
 
 impl ClvpDecoderLayer {
-    fn mlp_forward(&self, h: Tensor<3>) -> Tensor<3> {
-        self.mlp.forward(self.post_attention_layernorm.forward(h))
+    fn mlp_forward(&self, h: Tensor<3>, host: Option<&HostLayer>) -> Result<Tensor<3>, NnError> {
+        let z = self.post_attention_layernorm.forward(h);
+        match host {
+            Some(hl) => apply(&hl.c_proj, gelu_new(apply(&hl.c_fc, z)?)),
+            None => Ok(self.mlp.forward(z)),
+        }
     }
 }
 

@@ -641,7 +641,7 @@ fn sample(
     let mut logits_out = Vec::new();
 
     for step in 0..config.max_new_tokens {
-        let logits = to_vec(lm.logits(last).reshape([n, vocab]))?;
+        let logits = to_vec(lm.logits(last)?.reshape([n, vocab]))?;
         let mut scores = logits.clone();
         let mut next = Vec::with_capacity(n);
         for (row, seq) in scores.chunks_mut(vocab).zip(&sequences) {
@@ -728,7 +728,7 @@ pub fn teacher_forced_logits(
     let (mut last, mut cache) = prefill(lm, decoder_config, conditioning, 1, &config)?;
     let mut out = Vec::with_capacity(n);
     for step in 0..n {
-        out.push(to_vec(lm.logits(last).reshape([b, vocab]))?);
+        out.push(to_vec(lm.logits(last)?.reshape([b, vocab]))?);
         if step + 1 == n {
             break;
         }
@@ -854,7 +854,7 @@ fn beam_search(
 
     loop {
         let step = cur_len - prompt_len;
-        let logits = to_vec(lm.logits(last).reshape([n, vocab]))?;
+        let logits = to_vec(lm.logits(last)?.reshape([n, vocab]))?;
         let mut log_probs = logits.clone();
         for (row, seq) in log_probs.chunks_mut(vocab).zip(&running) {
             log_softmax(row);

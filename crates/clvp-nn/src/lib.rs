@@ -14,6 +14,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod generate;
+pub mod host;
 pub mod linear;
 pub mod model;
 pub mod rotary;

@@ -11,6 +11,7 @@ use crate::config::{ClvpConfig, ConfigError};
 use crate::decoder::ClvpForCausalLM;
 use crate::encoder::ClvpEncoder;
 use crate::error::NnError;
+use crate::host::{Precision, is_cpu};
 
 /// Loading a model failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,22 +114,24 @@ impl LoadedClvp {
     ) -> Result<Self, LoadModelError> {
         let model = ClvpModelForConditionalGeneration::new(&config, device)?;
         let mut model = load_module(model, weights, &clvp_name_map()).map_err(HubError::from)?;
-        for (i, layer) in model
-            .speech_decoder_model
-            .model
-            .decoder
-            .layers
-            .iter_mut()
-            .enumerate()
-        {
+        let mapped = |key: String| weights.get(&key).and_then(|e| e.mapped_pages());
+        let lm = &mut model.speech_decoder_model;
+        for (i, layer) in lm.model.decoder.layers.iter_mut().enumerate() {
+            let prefix = format!("speech_decoder_model.model.decoder.layers.{i}");
             layer.mlp.mapped = ["c_fc", "c_proj"]
                 .iter()
-                .filter_map(|name| {
-                    let key =
-                        format!("speech_decoder_model.model.decoder.layers.{i}.mlp.{name}.weight");
-                    weights.get(&key).and_then(|e| e.mapped_pages())
-                })
+                .filter_map(|name| mapped(format!("{prefix}.mlp.{name}.weight")))
                 .collect();
+            layer.mapped = ["q_proj", "k_proj", "v_proj", "out_proj"]
+                .iter()
+                .filter_map(|name| mapped(format!("{prefix}.attn.{name}.weight")))
+                .collect();
+        }
+        lm.mapped = mapped("speech_decoder_model.lm_head.weight".to_owned())
+            .into_iter()
+            .collect();
+        if is_cpu(device) {
+            lm.set_host_projections(Some(Precision::F32))?;
         }
         let logit_scale = match weights.get("logit_scale") {
             Some(entry) => match entry.to_f32().map_err(HubError::from)?.as_slice() {

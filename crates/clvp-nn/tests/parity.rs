@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
-use clvp_nn::{KvCache, LoadedClvp};
+use clvp_nn::host::Precision;
+use clvp_nn::{ClvpForCausalLM, KvCache, LoadedClvp};
 use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, fixture_path, read_safetensors, tolerance,
 };
@@ -89,7 +90,29 @@ fn check<const D: usize>(
     rec.record(name, &compare(&v, &want.f64, tol));
 }
 
-fn run(name: &str, tol: Tolerance) {
+/// [`check`] recorded as `name` + `suffix`.
+fn check_as<const D: usize>(
+    rec: &mut Recorder,
+    case: &Case,
+    name: &str,
+    suffix: &str,
+    ours: Tensor<D>,
+    tol: Tolerance,
+) {
+    let want = case.get(name);
+    let (shape, v) = values(ours);
+    let label = format!("{name}{suffix}");
+    if shape != want.shape {
+        rec.record_error(
+            &label,
+            &format!("shape ours {shape:?} vs reference {:?}", want.shape),
+        );
+        return;
+    }
+    rec.record(&label, &compare(&v, &want.f64, tol));
+}
+
+fn run(name: &str, tol: Tolerance, bf16_tol: Tolerance) {
     let dir = fixture_path(&format!("clvp/{name}"));
     let cases = fixture_path(&format!("clvp/{name}.cases.safetensors"));
     let ckpt = Checkpoint::local(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -196,52 +219,81 @@ fn run(name: &str, tol: Tolerance) {
         rec.record_error(&label("cond_clips_mean"), &format!("shape {shape:?}"));
     }
 
-    // Decoder: full sequence, then the same with a KV cache (prefill 5, then one token per step).
-    let lm = &m.speech_decoder_model;
-    let ids = case.ids_tensor("inputs.decoder_ids");
-    let [b, t] = ids.dims();
-    match lm.forward_ids(ids.clone(), None) {
-        Ok(l) => check(&mut rec, &case, "decoder_ids.logits", l, tol),
-        Err(e) => rec.record_error(&label("decoder_ids"), &e.to_string()),
-    }
-    let mut cache = KvCache::new(&loaded.config.decoder_config, b, t, &device());
-    let mut steps = Vec::new();
-    let mut ok = true;
-    for (start, len) in std::iter::once((0, 5)).chain((5..t).map(|i| (i, 1))) {
-        match lm.forward_ids(ids.clone().narrow(1, start, len), Some(&mut cache)) {
-            Ok(l) => steps.push(l),
-            Err(e) => {
-                rec.record_error(&label("decoder_ids.cached"), &e.to_string());
-                ok = false;
-                break;
-            }
+    // Decoder: full sequence, then the same with a KV cache (prefill 5, then one token per step), on
+    // the host projections the CPU load chose (f32), on burn's matmul, and with bf16 weights.
+    let mut lm = m.speech_decoder_model.clone();
+    assert_eq!(
+        lm.host_projections(),
+        Some(Precision::F32),
+        "a CPU load runs the decoder's projections on the host"
+    );
+    let variants = [
+        (Some(Precision::F32), "", tol),
+        (None, "@burn", tol),
+        (Some(Precision::Bf16), "@bf16", bf16_tol),
+    ];
+    for (precision, suffix, tol) in variants {
+        if let Err(e) = lm.set_host_projections(precision) {
+            rec.record_error(&label(&format!("decoder{suffix}")), &e.to_string());
+            continue;
         }
-    }
-    if ok {
-        check(
+        check_decoder(
             &mut rec,
             &case,
-            "decoder_ids.cached_logits",
-            Tensor::cat(steps, 1),
+            (name, &loaded),
+            &lm,
+            cond.as_ref().ok(),
+            suffix,
             tol,
         );
-    }
-    if let Ok(c) = cond {
-        match lm.forward_embeds(c, None) {
-            Ok(l) => check(&mut rec, &case, "decoder_embeds.logits", l, tol),
-            Err(e) => rec.record_error(&label("decoder_embeds"), &e.to_string()),
-        }
     }
     rec.finish();
 }
 
+fn check_decoder(
+    rec: &mut Recorder,
+    case: &Case,
+    (name, loaded): (&str, &LoadedClvp),
+    lm: &ClvpForCausalLM,
+    cond: Option<&Tensor<3>>,
+    suffix: &str,
+    tol: Tolerance,
+) {
+    let mut check = |key: &str, ours: Tensor<3>| check_as(rec, case, key, suffix, ours, tol);
+    let ids = case.ids_tensor("inputs.decoder_ids");
+    let [b, t] = ids.dims();
+    let mut errors = Vec::new();
+    match lm.forward_ids(ids.clone(), None) {
+        Ok(l) => check("decoder_ids.logits", l),
+        Err(e) => errors.push(("decoder_ids", e.to_string())),
+    }
+    let mut cache = KvCache::new(&loaded.config.decoder_config, b, t, &device());
+    let steps: Result<Vec<_>, _> = std::iter::once((0, 5))
+        .chain((5..t).map(|i| (i, 1)))
+        .map(|(start, len)| lm.forward_ids(ids.clone().narrow(1, start, len), Some(&mut cache)))
+        .collect();
+    match steps {
+        Ok(steps) => check("decoder_ids.cached_logits", Tensor::cat(steps, 1)),
+        Err(e) => errors.push(("decoder_ids.cached", e.to_string())),
+    }
+    if let Some(c) = cond {
+        match lm.forward_embeds(c.clone(), None) {
+            Ok(l) => check("decoder_embeds.logits", l),
+            Err(e) => errors.push(("decoder_embeds", e.to_string())),
+        }
+    }
+    for (what, e) in errors {
+        rec.record_error(&format!("{name}/{what}{suffix}"), &e);
+    }
+}
+
 #[test]
 fn tiny_checkpoint_matches_transformers() {
-    run("tiny", tolerance("nn"));
+    run("tiny", tolerance("nn"), tolerance("nn_bf16"));
 }
 
 #[test]
 #[ignore = "full-size random-init checkpoint: generated by `cargo xtask parity-check --full`"]
 fn full_checkpoint_matches_transformers() {
-    run("full", tolerance("nn_full"));
+    run("full", tolerance("nn_full"), tolerance("nn_full_bf16"));
 }

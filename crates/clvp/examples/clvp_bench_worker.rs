@@ -4,13 +4,14 @@
 //! `{"median_s": ..., "runs": N, "peak_rss_bytes": ...}`. Workloads (the Python side is
 //! `xtask/python/bench_clvp.py`, which builds the same inputs):
 //! - `p1` generate, batch 1, the 24-token bench text, 100 new tokens, greedy, fixed length (min = max = 100);
+//! - `p1-bf16` the same with the decoder's weights in bfloat16 ([`Clvp::set_decoder_weights`]);
 //! - `p2` generate 16 candidates × 100 tokens, Tortoise's `ultra_fast` sampling, fixed length;
 //! - `p3` rank 16 candidates × 500 codes against the text: text + speech encoders and the similarity;
 //! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding).
 
 use std::time::Instant;
 
-use clvp::{Clvp, GenerationConfig, device::device, preset};
+use clvp::{Clvp, GenerationConfig, WeightPrecision, device::device, preset};
 
 /// The allocator the `clvp` binary uses (see the workspace Cargo.toml).
 #[global_allocator]
@@ -43,7 +44,7 @@ fn main() -> Res<()> {
         [_, w, m, v, r, u, d] => (w, m, v, r, u, d.as_str()),
         _ => {
             return Err(
-                "usage: clvp_bench_worker p1|p2|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
+                "usage: clvp_bench_worker p1|p1-bf16|p2|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
                     .into(),
             );
         }
@@ -63,7 +64,10 @@ fn main() -> Res<()> {
             }
         }
     } else {
-        let clvp = Clvp::from_pretrained(model, &device)?;
+        let mut clvp = Clvp::from_pretrained(model, &device)?;
+        if workload == "p1-bf16" {
+            clvp.set_decoder_weights(WeightPrecision::Bf16)?;
+        }
         let n = clvp.processor.tokenizer.encode(TEXT)?.len();
         if n != TEXT_TOKENS {
             return Err(format!("the bench text has {n} tokens, not {TEXT_TOKENS}").into());
@@ -75,7 +79,7 @@ fn main() -> Res<()> {
             ..c
         };
         let once: Box<dyn Fn() -> Res<()>> = match workload.as_str() {
-            "p1" => {
+            "p1" | "p1-bf16" => {
                 let cfg = fixed(GenerationConfig::default());
                 Box::new(move || {
                     let out = clvp.generate(TEXT, &voices, &cfg)?;
@@ -106,7 +110,11 @@ fn main() -> Res<()> {
                     Ok(())
                 })
             }
-            other => return Err(format!("unknown workload {other:?}; known: p1 p2 p3 p7").into()),
+            other => {
+                return Err(
+                    format!("unknown workload {other:?}; known: p1 p1-bf16 p2 p3 p7").into(),
+                );
+            }
         };
         for _ in 0..warmup {
             once()?;

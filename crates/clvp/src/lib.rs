@@ -19,6 +19,7 @@ pub mod generate;
 pub mod model;
 pub mod processor;
 
+pub use clvp_nn::host::Precision as WeightPrecision;
 pub use clvp_nn::{EarlyStopping, GenerationConfig, PrefillPositions};
 pub use codec::{
     AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,

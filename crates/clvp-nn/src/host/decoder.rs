@@ -1,0 +1,162 @@
+//! The decoder's projections packed for [`PackedLinear`]: `ClvpDecoder`'s q/k/v (fused), `out_proj`, the
+//! MLP's `c_fc` and `c_proj`, and `lm_head`, laid out `[out, in]` in f32 or bf16.
+
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::decoder::ClvpForCausalLM;
+use crate::error::NnError;
+use crate::host::{PackedLinear, Precision};
+
+/// One decoder layer's projections.
+#[derive(Debug)]
+pub(crate) struct HostLayer {
+    /// q, k and v projections stacked: `[3·hidden, hidden]`.
+    pub qkv: PackedLinear,
+    pub out_proj: PackedLinear,
+    pub c_fc: PackedLinear,
+    pub c_proj: PackedLinear,
+}
+
+/// Every projection of a [`ClvpForCausalLM`], packed.
+#[derive(Debug)]
+pub(crate) struct HostDecoder {
+    pub layers: Vec<HostLayer>,
+    pub lm_head: PackedLinear,
+}
+
+impl HostDecoder {
+    /// Pack `lm`'s projections in `precision`, layer by layer, handing each layer's mapped checkpoint
+    /// pages back once its copy exists (the loaded tensors are not used again).
+    pub fn pack(lm: &ClvpForCausalLM, precision: Precision) -> Result<Self, NnError> {
+        let dec = &lm.model.decoder;
+        let mut layers = Vec::with_capacity(dec.layers.len());
+        for (i, layer) in dec.layers.iter().enumerate() {
+            let a = &layer.attn;
+            let parts = [&a.q_proj, &a.k_proj, &a.v_proj].map(read);
+            let mut w = Vec::new();
+            let mut b = Vec::new();
+            let (mut d_out, mut d_in) = (0, 0);
+            for part in parts {
+                let part = part.map_err(|e| NnError::Shape(format!("decoder layer {i}: {e}")))?;
+                d_out += part.d_out;
+                d_in = part.d_in;
+                w.extend_from_slice(&part.w);
+                b.extend(part.b.unwrap_or_else(|| vec![0.0; part.d_out]));
+            }
+            let qkv = PackedLinear::new(w, Some(b), d_out, d_in, precision);
+            let pack = |l: &Linear| read(l).and_then(|r| r.pack(precision));
+            let packed = (
+                qkv,
+                pack(&a.out_proj),
+                pack(&layer.mlp.c_fc),
+                pack(&layer.mlp.c_proj),
+            );
+            let layer_err = |what: &str| NnError::Shape(format!("decoder layer {i}: {what}"));
+            let host = HostLayer {
+                qkv: packed
+                    .0
+                    .ok_or_else(|| layer_err("q/k/v projections of unequal widths"))?,
+                out_proj: packed.1.map_err(|e| layer_err(&e))?,
+                c_fc: packed.2.map_err(|e| layer_err(&e))?,
+                c_proj: packed.3.map_err(|e| layer_err(&e))?,
+            };
+            layer.mapped.iter().for_each(clvp_hub::MappedPages::release);
+            layer
+                .mlp
+                .mapped
+                .iter()
+                .for_each(clvp_hub::MappedPages::release);
+            layers.push(host);
+        }
+        let lm_head = read(&lm.lm_head)
+            .and_then(|r| r.pack(precision))
+            .map_err(|e| NnError::Shape(format!("lm_head: {e}")))?;
+        lm.mapped.iter().for_each(clvp_hub::MappedPages::release);
+        Ok(HostDecoder { layers, lm_head })
+    }
+}
+
+/// A layer's weight as `[out, in]` row-major, and its bias.
+struct Read {
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+    d_out: usize,
+    d_in: usize,
+}
+
+impl Read {
+    fn pack(self, precision: Precision) -> Result<PackedLinear, String> {
+        let (d_out, d_in) = (self.d_out, self.d_in);
+        PackedLinear::new(self.w, self.b, d_out, d_in, precision)
+            .ok_or_else(|| format!("weight or bias does not fit [{d_out}, {d_in}]"))
+    }
+}
+
+fn read(linear: &Linear) -> Result<Read, String> {
+    // burn's `Linear` weight is `[in, out]` whatever its buffer's layout; its transpose reads out as
+    // PyTorch's `[out, in]`.
+    let weight = linear.weight.val();
+    let [d_in, d_out] = weight.dims();
+    let w = to_vec(weight.transpose().into_data())?;
+    let b = match &linear.bias {
+        Some(b) => Some(to_vec(b.val().into_data())?),
+        None => None,
+    };
+    if w.len() != d_out * d_in || b.as_ref().is_some_and(|b| b.len() != d_out) {
+        return Err(format!(
+            "weight of {} values is not [{d_out}, {d_in}]",
+            w.len()
+        ));
+    }
+    Ok(Read { w, b, d_out, d_in })
+}
+
+fn to_vec(data: TensorData) -> Result<Vec<f32>, String> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("reading a weight: {e:?}"))
+}
+
+/// `lin` over the last dimension of `x` `[B, T, in]` → `[B, T, out]`, on the host.
+pub(crate) fn apply(lin: &PackedLinear, x: Tensor<3>) -> Result<Tensor<3>, NnError> {
+    let [b, t, d] = x.dims();
+    let (d_out, d_in) = lin.dims();
+    if d != d_in {
+        return Err(NnError::Shape(format!(
+            "projection expects width {d_in}, got [{b}, {t}, {d}]"
+        )));
+    }
+    let device: Device = x.device();
+    let data = to_vec(x.into_data()).map_err(NnError::Shape)?;
+    let y = lin.forward(&data, b * t);
+    Ok(Tensor::from_data(
+        TensorData::new(y, [b, t, d_out]),
+        &device,
+    ))
+}
+
+/// Whether `device` belongs to a CPU backend (burn-flex or burn-ndarray), where the packed
+/// projections replace burn's matmul.
+pub fn is_cpu(device: &Device) -> bool {
+    use burn::backend::{Device as _, DispatchDeviceId};
+    // The dispatch device keeps its backend in the upper byte of the id's type (burn-dispatch's
+    // `encode_type_id`); `cpu_devices_are_recognised` below fails if that ever changes.
+    let backend = device.as_dispatch().to_id().type_id >> 8;
+    [DispatchDeviceId::Flex, DispatchDeviceId::NdArray]
+        .into_iter()
+        .any(|id| u16::from(id) == backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_devices_are_recognised() {
+        assert!(
+            is_cpu(&Device::default()),
+            "burn-flex's device is not a CPU device"
+        );
+    }
+}

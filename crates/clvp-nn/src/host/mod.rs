@@ -1,0 +1,7 @@
+//! Host-side (plain `f32`/bf16 slices) kernels for the decoder on a CPU backend.
+
+pub(crate) mod decoder;
+pub mod matmul;
+
+pub use decoder::is_cpu;
+pub use matmul::{PackedLinear, Precision};
