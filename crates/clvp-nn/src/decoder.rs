@@ -412,7 +412,7 @@ impl ClvpDecoderLayer {
     fn mlp_forward(&self, h: Tensor<3>, host: Option<&HostLayer>) -> Result<Tensor<3>, NnError> {
         let z = self.post_attention_layernorm.forward(h);
         match host {
-            Some(hl) => apply(&hl.c_proj, gelu_new(apply(&hl.c_fc, z)?)),
+            Some(hl) => hl.mlp(z),
             None => Ok(self.mlp.forward(z)),
         }
     }

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::decoder::ClvpForCausalLM;
 use crate::error::NnError;
+use crate::host::activation::gelu_new_in_place;
 use crate::host::{PackedLinear, Precision};
 
 /// One decoder layer's projections.
@@ -120,8 +121,32 @@ fn to_vec(data: TensorData) -> Result<Vec<f32>, String> {
 
 /// `lin` over the last dimension of `x` `[B, T, in]` → `[B, T, out]`, on the host.
 pub(crate) fn apply(lin: &PackedLinear, x: Tensor<3>) -> Result<Tensor<3>, NnError> {
-    let [b, t, d] = x.dims();
     let (d_out, d_in) = lin.dims();
+    map_rows(x, d_in, d_out, |x, rows| lin.forward(x, rows))
+}
+
+impl HostLayer {
+    /// `ClvpDecoderMLP`: `c_proj(gelu_new(c_fc(z)))` on the host, the activation computed in place
+    /// between the two products.
+    pub fn mlp(&self, z: Tensor<3>) -> Result<Tensor<3>, NnError> {
+        let (d_out, _) = self.c_proj.dims();
+        let (_, d_in) = self.c_fc.dims();
+        map_rows(z, d_in, d_out, |x, rows| {
+            let mut a = self.c_fc.forward(x, rows);
+            gelu_new_in_place(&mut a);
+            self.c_proj.forward(&a, rows)
+        })
+    }
+}
+
+/// `f` over the rows of `x` `[B, T, d_in]` read to the host, giving `[B, T, d_out]`.
+fn map_rows(
+    x: Tensor<3>,
+    d_in: usize,
+    d_out: usize,
+    f: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor<3>, NnError> {
+    let [b, t, d] = x.dims();
     if d != d_in {
         return Err(NnError::Shape(format!(
             "projection expects width {d_in}, got [{b}, {t}, {d}]"
@@ -129,7 +154,7 @@ pub(crate) fn apply(lin: &PackedLinear, x: Tensor<3>) -> Result<Tensor<3>, NnErr
     }
     let device: Device = x.device();
     let data = to_vec(x.into_data()).map_err(NnError::Shape)?;
-    let y = lin.forward(&data, b * t);
+    let y = f(&data, b * t);
     Ok(Tensor::from_data(
         TensorData::new(y, [b, t, d_out]),
         &device,

@@ -134,8 +134,6 @@ impl PackedLinear {
             return Vec::new();
         }
         let input = Input::new(x, rows, d_in, matches!(self.data, Data::Bf16(_)));
-        // `yt` is `[out, rows]`: each thread writes one contiguous range of outputs.
-        let mut yt = vec![0.0f32; d_out * rows];
         let threads = rayon::current_num_threads();
         let chunks = if rows * d_out * d_in < SERIAL_MACS || threads == 1 || d_out < 8 {
             1
@@ -144,32 +142,51 @@ impl PackedLinear {
         };
         let per_chunk = d_out.div_ceil(chunks).div_ceil(4) * 4;
         if chunks == 1 {
-            self.range(0, &input, &mut yt);
-        } else {
-            yt.par_chunks_mut((per_chunk * rows).max(1))
-                .enumerate()
-                .for_each(|(k, part)| self.range(k * per_chunk, &input, part));
-        }
-        let mut y = if rows == 1 {
-            yt
-        } else {
             let mut y = vec![0.0f32; rows * d_out];
-            for (o, col) in yt.chunks_exact(rows).enumerate() {
-                for (r, v) in col.iter().enumerate() {
-                    y[r * d_out + o] = *v;
-                }
-            }
-            y
-        };
-        if let Some(b) = &self.bias {
-            for row in y.chunks_exact_mut(d_out) {
-                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            self.range(0, &input, &mut y);
+            self.add_bias(&mut y, 0, rows);
+            return y;
+        }
+        // Each thread computes one contiguous range of outputs for every row, `[rows, n]`; the
+        // ranges are then laid side by side.
+        let parts: Vec<Vec<f32>> = (0..d_out.div_ceil(per_chunk))
+            .into_par_iter()
+            .map(|k| {
+                let o0 = k * per_chunk;
+                let mut part = vec![0.0f32; rows * per_chunk.min(d_out - o0)];
+                self.range(o0, &input, &mut part);
+                self.add_bias(&mut part, o0, rows);
+                part
+            })
+            .collect();
+        if let [only] = &parts[..] {
+            return only.clone();
+        }
+        let mut y = vec![0.0f32; rows * d_out];
+        for (k, part) in parts.iter().enumerate() {
+            let (o0, n) = (k * per_chunk, part.len() / rows);
+            for (dst, src) in y.chunks_exact_mut(d_out).zip(part.chunks_exact(n)) {
+                dst[o0..o0 + n].copy_from_slice(src);
             }
         }
         y
     }
 
-    /// Outputs `o0..o0 + part.len() / rows` into `part` (`[outputs, rows]`).
+    /// Add the bias of outputs `o0..` to `part` (`[rows, n]`).
+    fn add_bias(&self, part: &mut [f32], o0: usize, rows: usize) {
+        let Some(b) = &self.bias else { return };
+        let n = part.len() / rows.max(1);
+        if n == 0 {
+            return;
+        }
+        for row in part.chunks_exact_mut(n) {
+            row.iter_mut()
+                .zip(&b[o0..o0 + n])
+                .for_each(|(v, b)| *v += b);
+        }
+    }
+
+    /// Outputs `o0..o0 + part.len() / rows` of every row into `part` (`[rows, outputs]`).
     fn range(&self, o0: usize, input: &Input, part: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -218,7 +235,7 @@ impl PackedLinear {
                 };
                 for (dr, sums) in block.iter().enumerate().take(rows - r) {
                     for (k, s) in sums.iter().enumerate().take(n - o) {
-                        part[(o + k) * rows + r + dr] = *s;
+                        part[(r + dr) * n + o + k] = *s;
                     }
                 }
                 r += 4;

@@ -1,5 +1,6 @@
 //! Host-side (plain `f32`/bf16 slices) kernels for the decoder on a CPU backend.
 
+pub mod activation;
 pub(crate) mod decoder;
 pub mod matmul;
 
