@@ -167,13 +167,14 @@ pub fn key_padding_mask(mask: &[Vec<u32>], device: &Device) -> Option<Tensor<4>>
     ))
 }
 
-/// Additive causal mask `[1, 1, t, past + t]`: query i (absolute position past + i) sees keys ≤ past + i.
-pub fn causal_mask(past: usize, t: usize, device: &Device) -> Tensor<4> {
-    let total = past + t;
+/// Additive causal mask `[1, 1, t, keys]`: query i (absolute position past + i) sees keys ≤ past + i.
+/// `keys ≥ past + t`; key slots from `past + t` on (a KV cache's unused capacity) are masked, so
+/// attention can read a preallocated cache whole instead of a copied prefix.
+pub fn causal_mask(past: usize, t: usize, keys: usize, device: &Device) -> Tensor<4> {
     let values: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { MASK_MIN }))
+        .flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASK_MIN }))
         .collect();
-    Tensor::from_data(TensorData::new(values, [1, 1, t, total]), device)
+    Tensor::from_data(TensorData::new(values, [1, 1, t, keys]), device)
 }
 
 #[cfg(test)]
@@ -196,7 +197,7 @@ mod tests {
             let masks = [
                 None,
                 key_padding_mask(&padded, &device),
-                Some(causal_mask(0, t, &device)),
+                Some(causal_mask(0, t, t, &device)),
             ];
             for mask in masks {
                 let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3));

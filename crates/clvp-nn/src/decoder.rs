@@ -197,6 +197,8 @@ impl KvCache {
         }
     }
 
+    /// Write `k`, `v` (`[B, heads, t, hd]`) after the cached positions; returns the whole buffers
+    /// (`[B, heads, capacity, hd]`), unused slots included.
     fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let [b, h, t, hd] = k.dims();
         let (start, end) = (self.len, self.len + t);
@@ -207,7 +209,7 @@ impl KvCache {
             let device = new.device();
             let cache = std::mem::replace(slot, Tensor::empty([0, 0, 0, 0], &device));
             *slot = cache.slice_assign(ranges.clone(), new);
-            slot.clone().narrow(2, 0, end)
+            slot.clone()
         };
         (
             write(&mut self.keys[layer], k),
@@ -340,7 +342,11 @@ impl ClvpForCausalLM {
             None => 0,
         };
         let host = self.host()?;
-        let mask = causal_mask(past, t, &device);
+        // With a cache, attention reads its whole preallocated buffer (a prefix of it is a strided view
+        // that burn-flex's attention would copy, every layer of every step); the unused slots are
+        // masked, and contribute exact zeros to the softmax.
+        let keys = cache.as_deref().map_or(t, KvCache::capacity);
+        let mask = causal_mask(past, t, keys, &device);
         let mut x = x;
         for (i, layer) in dec.layers.iter().enumerate() {
             let hl = host.as_ref().and_then(|h| h.layers.get(i));
