@@ -11,6 +11,7 @@ use clvp_hub::MappedPages;
 use crate::attention::{ClvpSelfAttention, causal_mask};
 use crate::config::ClvpDecoderConfig;
 use crate::error::NnError;
+use crate::host::attention::HostKv;
 use crate::host::decoder::{HostDecoder, HostLayer, apply};
 use crate::host::{Precision, is_cpu};
 use crate::linear::{self, Stored, torch_linear};
@@ -143,29 +144,47 @@ pub struct ClvpForCausalLM {
 }
 
 /// Per-layer keys and values, preallocated to a capacity and filled left to right.
+///
+/// The buffers are allocated by the first forward that uses the cache: burn tensors, or host buffers
+/// when the decoder runs its projections on the host ([`ClvpForCausalLM::set_host_projections`]), whose
+/// attention then runs on the host too ([`crate::host`]).
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    keys: Vec<Tensor<4>>,
-    values: Vec<Tensor<4>>,
+    store: Store,
     len: usize,
     capacity: usize,
+    batch: usize,
+    heads: usize,
+    head_dim: usize,
+    layers: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    Unallocated,
+    Tensors {
+        keys: Vec<Tensor<4>>,
+        values: Vec<Tensor<4>>,
+    },
+    Host(HostKv),
 }
 
 impl KvCache {
     /// An empty cache for `batch` rows and up to `capacity` positions.
-    pub fn new(config: &ClvpDecoderConfig, batch: usize, capacity: usize, device: &Device) -> Self {
-        let shape = [
-            batch,
-            config.num_attention_heads,
-            capacity,
-            config.head_dim(),
-        ];
-        let n = config.num_hidden_layers;
+    pub fn new(
+        config: &ClvpDecoderConfig,
+        batch: usize,
+        capacity: usize,
+        _device: &Device,
+    ) -> Self {
         KvCache {
-            keys: (0..n).map(|_| Tensor::zeros(shape, device)).collect(),
-            values: (0..n).map(|_| Tensor::zeros(shape, device)).collect(),
+            store: Store::Unallocated,
             len: 0,
             capacity,
+            batch,
+            heads: config.num_attention_heads,
+            head_dim: config.head_dim(),
+            layers: config.num_hidden_layers,
         }
     }
 
@@ -186,20 +205,78 @@ impl KvCache {
 
     /// Keep only the rows `indices` (beam-search reordering, or dropping finished rows).
     pub fn select_rows(&mut self, indices: &[usize]) {
-        let Some(first) = self.keys.first() else {
-            return;
-        };
-        let device = first.device();
-        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
-        for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
-            *t = t.clone().select(0, idx.clone());
+        match &mut self.store {
+            Store::Unallocated => {}
+            Store::Tensors { keys, values } => {
+                let Some(first) = keys.first() else {
+                    return;
+                };
+                let device = first.device();
+                let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+                let idx =
+                    Tensor::<1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
+                for t in keys.iter_mut().chain(values.iter_mut()) {
+                    *t = t.clone().select(0, idx.clone());
+                }
+            }
+            Store::Host(kv) => kv.select_rows(indices),
         }
+        self.batch = indices.len();
+    }
+
+    /// Allocate the buffers for the host path (`host`) or burn tensors on `device`, on first use; a
+    /// cache filled by the other path is an error.
+    fn prepare(&mut self, host: bool, device: &Device) -> Result<(), NnError> {
+        let fits = match &self.store {
+            Store::Unallocated => false,
+            Store::Tensors { .. } => !host,
+            Store::Host(_) => host,
+        };
+        if fits {
+            return Ok(());
+        }
+        if self.len > 0 {
+            return Err(NnError::Shape(format!(
+                "KV cache holds {} positions from the {} path, the decoder now runs the other one",
+                self.len,
+                if host { "burn" } else { "host" }
+            )));
+        }
+        self.store = if host {
+            Store::Host(HostKv::new(
+                self.layers,
+                self.batch,
+                self.heads,
+                self.capacity,
+                self.head_dim,
+            ))
+        } else {
+            let shape = [self.batch, self.heads, self.capacity, self.head_dim];
+            Store::Tensors {
+                keys: (0..self.layers)
+                    .map(|_| Tensor::zeros(shape, device))
+                    .collect(),
+                values: (0..self.layers)
+                    .map(|_| Tensor::zeros(shape, device))
+                    .collect(),
+            }
+        };
+        Ok(())
     }
 
     /// Write `k`, `v` (`[B, heads, t, hd]`) after the cached positions; returns the whole buffers
     /// (`[B, heads, capacity, hd]`), unused slots included.
-    fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    fn append(
+        &mut self,
+        layer: usize,
+        k: Tensor<4>,
+        v: Tensor<4>,
+    ) -> Result<(Tensor<4>, Tensor<4>), NnError> {
+        let Store::Tensors { keys, values } = &mut self.store else {
+            return Err(NnError::Shape(
+                "KV cache: tensor append on host buffers".into(),
+            ));
+        };
         let [b, h, t, hd] = k.dims();
         let (start, end) = (self.len, self.len + t);
         let ranges = [0..b, 0..h, start..end, 0..hd];
@@ -211,10 +288,7 @@ impl KvCache {
             *slot = cache.slice_assign(ranges.clone(), new);
             slot.clone()
         };
-        (
-            write(&mut self.keys[layer], k),
-            write(&mut self.values[layer], v),
-        )
+        Ok((write(&mut keys[layer], k), write(&mut values[layer], v)))
     }
 }
 
@@ -329,7 +403,7 @@ impl ClvpForCausalLM {
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor<3>, NnError> {
         let device = x.device();
-        let [_, t, _] = x.dims();
+        let [b, t, _] = x.dims();
         let dec = &self.model.decoder;
         let past = match cache.as_deref() {
             Some(cache) if cache.len + t > cache.capacity => {
@@ -342,6 +416,15 @@ impl ClvpForCausalLM {
             None => 0,
         };
         let host = self.host()?;
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.prepare(host.is_some(), &device)?;
+            if cache.batch != b {
+                return Err(NnError::Shape(format!(
+                    "KV cache holds {} rows, the input has {b}",
+                    cache.batch
+                )));
+            }
+        }
         // With a cache, attention reads its whole preallocated buffer (a prefix of it is a strided view
         // that burn-flex's attention would copy, every layer of every step); the unused slots are
         // masked, and contribute exact zeros to the softmax.
@@ -351,18 +434,29 @@ impl ClvpForCausalLM {
         for (i, layer) in dec.layers.iter().enumerate() {
             let hl = host.as_ref().and_then(|h| h.layers.get(i));
             let normed = layer.input_layernorm.forward(x.clone());
-            let (q, k, v) = match hl {
-                Some(hl) => layer.attn.split_qkv(apply(&hl.qkv, normed)?),
-                None => layer.attn.qkv(normed, None),
-            };
-            let (k, v) = match cache.as_deref_mut() {
-                Some(cache) => cache.append(i, k, v),
-                None => (k, v),
-            };
-            let merged = layer.attn.attend_heads(q, k, v, Some(mask.clone()));
-            let a = match hl {
-                Some(hl) => apply(&hl.out_proj, merged)?,
-                None => layer.attn.project_out(merged),
+            let a = match (hl, cache.as_deref_mut()) {
+                (
+                    Some(hl),
+                    Some(KvCache {
+                        store: Store::Host(kv),
+                        ..
+                    }),
+                ) => hl.cached_attention(kv, i, past, t, normed)?,
+                (hl, cache) => {
+                    let (q, k, v) = match hl {
+                        Some(hl) => layer.attn.split_qkv(apply(&hl.qkv, normed)?),
+                        None => layer.attn.qkv(normed, None),
+                    };
+                    let (k, v) = match cache {
+                        Some(cache) => cache.append(i, k, v)?,
+                        None => (k, v),
+                    };
+                    let merged = layer.attn.attend_heads(q, k, v, Some(mask.clone()));
+                    match hl {
+                        Some(hl) => apply(&hl.out_proj, merged)?,
+                        None => layer.attn.project_out(merged),
+                    }
+                }
             };
             let h = x + a;
             x = h.clone() + layer.mlp_forward(h, hl)?;

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::decoder::ClvpForCausalLM;
 use crate::error::NnError;
 use crate::host::activation::gelu_new_in_place;
+use crate::host::attention::HostKv;
 use crate::host::{PackedLinear, Precision};
 
 /// One decoder layer's projections.
@@ -126,6 +127,24 @@ pub(crate) fn apply(lin: &PackedLinear, x: Tensor<3>) -> Result<Tensor<3>, NnErr
 }
 
 impl HostLayer {
+    /// Self-attention of `x` `[B, t, hidden]` (normed) over the host cache `kv` of layer `layer`,
+    /// `past` positions already cached: the fused q/k/v projection, the cached attention and
+    /// `out_proj`, in one host pass.
+    pub fn cached_attention(
+        &self,
+        kv: &mut HostKv,
+        layer: usize,
+        past: usize,
+        t: usize,
+        x: Tensor<3>,
+    ) -> Result<Tensor<3>, NnError> {
+        let (d_out, d_in) = self.out_proj.dims();
+        map_rows(x, d_in, d_out, |x, rows| {
+            let merged = kv.attend(layer, past, t, &self.qkv.forward(x, rows));
+            self.out_proj.forward(&merged, rows)
+        })
+    }
+
     /// `ClvpDecoderMLP`: `c_proj(gelu_new(c_fc(z)))` on the host, the activation computed in place
     /// between the two products.
     pub fn mlp(&self, z: Tensor<3>) -> Result<Tensor<3>, NnError> {

@@ -1,6 +1,7 @@
 //! Host-side (plain `f32`/bf16 slices) kernels for the decoder on a CPU backend.
 
 pub mod activation;
+pub(crate) mod attention;
 pub(crate) mod decoder;
 pub mod matmul;
 
