@@ -4,10 +4,12 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::gelu;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::attention::{ClvpSelfAttention, key_padding_mask};
 use crate::config::ClvpEncoderConfig;
+use crate::host::activation::gated_gelu;
+use crate::host::is_cpu;
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::ClvpRotaryPositionalEmbedding;
 
@@ -56,10 +58,27 @@ pub struct ClvpEncoderMLP {
 impl ClvpEncoderMLP {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = linear::forward(&self.fc1.proj, x, Stored::OutIn);
-        let i = h.dims()[2] / 2;
-        let a = h.clone().narrow(2, 0, i);
-        let g = h.narrow(2, i, i);
-        linear::forward(&self.fc2, a * gelu(g), Stored::OutIn)
+        let [b, t, two_i] = h.dims();
+        let i = two_i / 2;
+        // On a CPU backend the gated unit is one vectorised host pass (burn-flex's erf is a libm call
+        // per value, and the composition five passes over the activations).
+        let device = h.device();
+        let host = is_cpu(&device)
+            .then(|| {
+                h.clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .ok()
+            })
+            .flatten()
+            .map(|v| Tensor::from_data(TensorData::new(gated_gelu(&v, i), [b, t, i]), &device));
+        let gated = host.unwrap_or_else(|| {
+            let a = h.clone().narrow(2, 0, i);
+            let g = h.narrow(2, i, i);
+            a * gelu(g)
+        });
+        linear::forward(&self.fc2, gated, Stored::OutIn)
     }
 }
 

@@ -130,9 +130,10 @@ impl Clvp {
 
     /// Hold the speech decoder's projection weights in `precision`. The CPU backends run the decoder's
     /// projections on host kernels with f32 weights from the start; [`WeightPrecision::Bf16`] packs them
-    /// as bfloat16 on first use instead: half their memory and about 1.6× faster batch-1 decoding, each
-    /// weight rounded to 8 significant bits, so logits move by about 1e-3 of their range (measured in
-    /// `docs/parity.md`) and sampled or greedy tokens can differ from f32 decoding. The encoders, and so
+    /// as bfloat16 on first use instead: half their memory and bytes streamed per step, so batch-1
+    /// decoding runs about 1.35× faster (`docs/performance.md`). Each weight is rounded to 8 significant
+    /// bits, so logits move by under 1 % of their largest magnitude (`docs/parity.md`) and sampled or
+    /// greedy tokens can differ from f32 decoding where two logits are that close. The encoders, and so
     /// the ranking of given codes, are unchanged. bf16 needs a CPU backend; on another device it is an
     /// error, and f32 keeps burn's own matmul there.
     pub fn set_decoder_weights(&mut self, precision: WeightPrecision) -> Result<(), ClvpError> {
