@@ -23,8 +23,8 @@ pub struct ClvpDecoderMLP {
     pub c_fc: Linear,
     /// `Conv1D(inner → hidden)`.
     pub c_proj: Linear,
-    /// `[out, in]` copies of both weights, made on the first forward of several sequences at once
-    /// (sampling candidates) and used from then on. For a few rows per step the CPU matmul runs 3–4×
+    /// `[out, in]` copies of both weights, made on the first burn-path forward of several sequences at
+    /// once (sampling candidates on a GPU backend, or with host projections off) and used from then on. For a few rows per step the CPU matmul runs 3–4×
     /// faster in that orientation (`examples/mm_layout.rs`); decoding one sequence never makes them.
     #[module(skip)]
     out_in: Arc<OnceLock<[Tensor<2>; 2]>>,
