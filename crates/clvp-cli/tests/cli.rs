@@ -351,6 +351,37 @@ fn generate_greedy_matches_transformers_end_to_end() {
     rec.finish();
 }
 
+/// `--decoder-weights bf16` decodes the same number of codes through the bf16 host kernels (their
+/// logits against the reference are checked by `clvp-nn`'s parity rows `@bf16`; greedy ids may part
+/// from f32 where two logits are within bf16's rounding, so they are not compared here).
+#[test]
+fn generate_with_bf16_decoder_weights() {
+    let voice = fixture_path("audio/speech_mid.wav");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_st = dir.path().join("g.safetensors");
+    let out = clvp(&[
+        "generate",
+        "--model",
+        &tiny_model(),
+        "--text",
+        "Hello world, this is a test.",
+        "--voice",
+        voice.to_str().expect("path"),
+        "--greedy",
+        "--max-new-tokens",
+        "12",
+        "--decoder-weights",
+        "bf16",
+        "--output",
+        out_st.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = read_safetensors(&out_st).expect("our output");
+    assert_eq!(ours["speech_ids"].shape.len(), 2);
+    assert_eq!(ours["speech_ids"].shape[0], 1);
+    assert!(ours["logits_per_text"].f64.iter().all(|v| v.is_finite()));
+}
+
 /// `clvp generate --beams 3 --candidates 2` end to end against transformers 5.23's
 /// `generate(num_beams=3, num_return_sequences=2)`, without and with `--pad-to-max-mel-tokens 16`.
 #[test]
