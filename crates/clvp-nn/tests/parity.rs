@@ -78,19 +78,10 @@ fn check<const D: usize>(
     ours: Tensor<D>,
     tol: Tolerance,
 ) {
-    let want = case.get(name);
-    let (shape, v) = values(ours);
-    if shape != want.shape {
-        rec.record_error(
-            name,
-            &format!("shape ours {shape:?} vs reference {:?}", want.shape),
-        );
-        return;
-    }
-    rec.record(name, &compare(&v, &want.f64, tol));
+    check_as(rec, case, name, "", ours, tol);
 }
 
-/// [`check`] recorded as `name` + `suffix`.
+/// `ours` against the reference `name`, recorded as `name` + `suffix`.
 fn check_as<const D: usize>(
     rec: &mut Recorder,
     case: &Case,

@@ -211,18 +211,7 @@ fn softmax_in_place(p: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::host::test_values as values;
 
     /// `softmax(q·kᵀ/√hd + causal)·v` in f64 over the whole history `qkv_steps` (`[B, T, 3H]` rows).
     fn reference(qkv: &[f32], b: usize, t: usize, heads: usize, hd: usize) -> Vec<f64> {

@@ -514,20 +514,7 @@ mod tests {
         y
     }
 
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::host::test_values as values;
 
     /// Every path (1–4 input rows per pass, row and column tails, one or several threads) against an
     /// f64 reference: f32 within summation-order rounding; bf16 exactly as an f32 product of the

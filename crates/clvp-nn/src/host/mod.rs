@@ -7,3 +7,19 @@ pub mod matmul;
 
 pub use decoder::is_cpu;
 pub use matmul::{PackedLinear, Precision};
+
+/// Deterministic values in [-1, 1) for the kernels' tests (a 64-bit LCG's high bits).
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u64) -> Vec<f32> {
+    let step = |s: u64| {
+        s.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+    };
+    let mut s = step(seed);
+    (0..n)
+        .map(|_| {
+            s = step(s);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
