@@ -24,8 +24,9 @@ pub struct ClvpDecoderMLP {
     /// `Conv1D(inner → hidden)`.
     pub c_proj: Linear,
     /// `[out, in]` copies of both weights, made on the first burn-path forward of several sequences at
-    /// once (sampling candidates on a GPU backend, or with host projections off) and used from then on. For a few rows per step the CPU matmul runs 3–4×
-    /// faster in that orientation (`examples/mm_layout.rs`); decoding one sequence never makes them.
+    /// once (sampling candidates on a GPU backend, or with host projections off) and used from then
+    /// on. For a few rows per step the CPU matmul runs 3–4× faster in that orientation
+    /// (`examples/mm_layout.rs`); decoding one sequence never makes them.
     #[module(skip)]
     out_in: Arc<OnceLock<[Tensor<2>; 2]>>,
     /// Where the loaded weights lie in a memory-mapped checkpoint: handed back once the copies exist,
@@ -428,8 +429,9 @@ impl ClvpForCausalLM {
         // With a cache, attention reads its whole preallocated buffer (a prefix of it is a strided view
         // that burn-flex's attention would copy, every layer of every step); the unused slots are
         // masked, and contribute exact zeros to the softmax.
+        // Built once, on the first layer that attends through burn (the host cache needs none).
         let keys = cache.as_deref().map_or(t, KvCache::capacity);
-        let mask = causal_mask(past, t, keys, &device);
+        let mut mask: Option<Tensor<4>> = None;
         let mut x = x;
         for (i, layer) in dec.layers.iter().enumerate() {
             let hl = host.as_ref().and_then(|h| h.layers.get(i));
@@ -451,7 +453,10 @@ impl ClvpForCausalLM {
                         Some(cache) => cache.append(i, k, v)?,
                         None => (k, v),
                     };
-                    let merged = layer.attn.attend_heads(q, k, v, Some(mask.clone()));
+                    let mask = mask
+                        .get_or_insert_with(|| causal_mask(past, t, keys, &device))
+                        .clone();
+                    let merged = layer.attn.attend_heads(q, k, v, Some(mask));
                     match hl {
                         Some(hl) => apply(&hl.out_proj, merged)?,
                         None => layer.attn.project_out(merged),
@@ -522,6 +527,52 @@ impl ClvpDecoderLayer {
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
+
+    fn small_decoder(device: &Device) -> (ClvpDecoderConfig, ClvpForCausalLM) {
+        let config = ClvpDecoderConfig::new()
+            .with_vocab_size(16)
+            .with_max_position_embeddings(16)
+            .with_hidden_size(64)
+            .with_num_hidden_layers(1)
+            .with_num_attention_heads(2);
+        let lm = ClvpForCausalLM::new(&config, device);
+        (config, lm)
+    }
+
+    /// A cache made for one batch size, fed another, and a cache filled on the host path then read
+    /// through burn's: both are errors that say what does not fit.
+    #[test]
+    fn mismatched_caches_are_errors() {
+        let device = Device::default();
+        let (config, mut lm) = small_decoder(&device);
+        let ids =
+            |b: usize| Tensor::<2, Int>::from_data(TensorData::new(vec![1i64; b], [b, 1]), &device);
+
+        let mut cache = KvCache::new(&config, 2, 8, &device);
+        let err = lm
+            .forward_ids(ids(1), Some(&mut cache))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("holds 2 rows") && e.contains("has 1")),
+            "{err:?}"
+        );
+
+        lm.set_host_projections(Some(Precision::F32)).unwrap();
+        let mut cache = KvCache::new(&config, 1, 8, &device);
+        assert!(lm.forward_ids(ids(1), Some(&mut cache)).is_ok());
+        lm.set_host_projections(None).unwrap();
+        let err = lm
+            .forward_ids(ids(1), Some(&mut cache))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("1 positions from the host path")),
+            "{err:?}"
+        );
+    }
 
     /// The `[out, in]` copies the MLP makes for several sequences give the rows the loaded `[in, out]`
     /// weights give one sequence at a time, and are kept once made.

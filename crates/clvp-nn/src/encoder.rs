@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::attention::{ClvpSelfAttention, key_padding_mask};
 use crate::config::ClvpEncoderConfig;
 use crate::host::activation::gated_gelu;
-use crate::host::is_cpu;
+use crate::host::{is_cpu, to_host};
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::ClvpRotaryPositionalEmbedding;
 
@@ -64,13 +64,7 @@ impl ClvpEncoderMLP {
         // per value, and the composition five passes over the activations).
         let device = h.device();
         let host = is_cpu(&device)
-            .then(|| {
-                h.clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .ok()
-            })
+            .then(|| to_host(h.clone().into_data()).ok())
             .flatten()
             .map(|v| Tensor::from_data(TensorData::new(gated_gelu(&v, i), [b, t, i]), &device));
         let gated = host.unwrap_or_else(|| {

@@ -8,7 +8,7 @@ use crate::decoder::ClvpForCausalLM;
 use crate::error::NnError;
 use crate::host::activation::gelu_new_in_place;
 use crate::host::attention::HostKv;
-use crate::host::{PackedLinear, Precision};
+use crate::host::{PackedLinear, Precision, to_host};
 
 /// One decoder layer's projections.
 #[derive(Debug)]
@@ -100,9 +100,9 @@ fn read(linear: &Linear) -> Result<Read, String> {
     // PyTorch's `[out, in]`.
     let weight = linear.weight.val();
     let [d_in, d_out] = weight.dims();
-    let w = to_vec(weight.transpose().into_data())?;
+    let w = to_host(weight.transpose().into_data())?;
     let b = match &linear.bias {
-        Some(b) => Some(to_vec(b.val().into_data())?),
+        Some(b) => Some(to_host(b.val().into_data())?),
         None => None,
     };
     if w.len() != d_out * d_in || b.as_ref().is_some_and(|b| b.len() != d_out) {
@@ -112,12 +112,6 @@ fn read(linear: &Linear) -> Result<Read, String> {
         ));
     }
     Ok(Read { w, b, d_out, d_in })
-}
-
-fn to_vec(data: TensorData) -> Result<Vec<f32>, String> {
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("reading a weight: {e:?}"))
 }
 
 /// `lin` over the last dimension of `x` `[B, T, in]` → `[B, T, out]`, on the host.
@@ -172,7 +166,7 @@ fn map_rows(
         )));
     }
     let device: Device = x.device();
-    let data = to_vec(x.into_data()).map_err(NnError::Shape)?;
+    let data = to_host(x.into_data()).map_err(NnError::Shape)?;
     let y = f(&data, b * t);
     Ok(Tensor::from_data(
         TensorData::new(y, [b, t, d_out]),

@@ -8,6 +8,15 @@ pub mod matmul;
 pub use decoder::is_cpu;
 pub use matmul::{PackedLinear, Precision};
 
+use burn::tensor::TensorData;
+
+/// A tensor's values read back to the host as `f32`.
+pub(crate) fn to_host(data: TensorData) -> Result<Vec<f32>, String> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("reading a tensor back to the host: {e:?}"))
+}
+
 /// Deterministic values in [-1, 1) for the kernels' tests (a 64-bit LCG's high bits).
 #[cfg(test)]
 pub(crate) fn test_values(n: usize, seed: u64) -> Vec<f32> {
