@@ -48,6 +48,7 @@
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 mod download;
 pub mod error;
 pub mod load;
@@ -62,6 +63,7 @@ pub mod weights;
 pub use cache::{DEFAULT_ENDPOINT, HubCache, HubOptions};
 pub use checkpoint::{Checkpoint, TokenizerFiles};
 pub use config::{JsonConfig, inconsistent};
+pub use device::is_cpu;
 pub use error::{
     ConfigError, DownloadError, HubError, LoadError, ShapeMismatch, SourceError, WeightsError,
 };

@@ -8,6 +8,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{EncodecConfig, NormType, PadMode};
+use crate::host::HostWeights;
 
 /// The parameters of a PyTorch `nn.Conv1d` (`[cout, cin, k]`) or `nn.ConvTranspose1d` (`[cin, cout, k]`).
 #[derive(Module, Debug)]
@@ -121,7 +122,10 @@ pub struct EncodecConv1d {
     /// All padding on the left.
     pub causal: bool,
     #[module(skip)]
-    pad_mode: PadMode,
+    pub(crate) pad_mode: PadMode,
+    /// The parameters on the host, for [`crate::host`].
+    #[module(skip)]
+    pub(crate) host: HostWeights,
 }
 
 impl EncodecConv1d {
@@ -144,6 +148,7 @@ impl EncodecConv1d {
             dilation,
             causal: config.use_causal_conv,
             pad_mode: config.pad_mode,
+            host: HostWeights::default(),
         }
     }
 
@@ -215,6 +220,9 @@ pub struct EncodecConvTranspose1d {
     pub causal: bool,
     /// Share of the trimming taken from the right (causal only).
     pub trim_right_ratio: f64,
+    /// The parameters on the host, for [`crate::host`].
+    #[module(skip)]
+    pub(crate) host: HostWeights,
 }
 
 impl EncodecConvTranspose1d {
@@ -235,11 +243,12 @@ impl EncodecConvTranspose1d {
             stride,
             causal: config.use_causal_conv,
             trim_right_ratio: config.trim_right_ratio,
+            host: HostWeights::default(),
         }
     }
 
     /// Samples trimmed from the left of the transposed conv's output.
-    fn trim_left(&self) -> usize {
+    pub(crate) fn trim_left(&self) -> usize {
         let padding_total = self.kernel.saturating_sub(self.stride);
         let right = if self.causal {
             (padding_total as f64 * self.trim_right_ratio).ceil() as usize

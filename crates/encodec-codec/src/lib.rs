@@ -14,7 +14,9 @@
 //!
 //! * [`config`]: [`EncodecConfig`] from `config.json`, derived values, checks.
 //! * [`conv`]: `EncodecConv1d` / `EncodecConvTranspose1d` with EnCodec's padding (reflect + workaround).
-//! * [`lstm`], [`seanet`], [`quantizer`]: the networks.
+//! * [`lstm`], [`seanet`], [`quantizer`]: the networks; on a CPU backend the SEANet stacks run on host
+//!   kernels (`gemm` on shifted views, fused ELU and padding) unless [`EncodecModel::set_host_kernels`] turns
+//!   them off.
 //! * [`feature_extractor`]: `EncodecFeatureExtractor`'s chunk-aware padding and mask.
 //! * [`model`]: [`EncodecModel`], the name table, loading.
 //! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
@@ -24,6 +26,7 @@ pub mod conv;
 pub mod ecdc;
 pub mod error;
 pub mod feature_extractor;
+mod host;
 pub mod lstm;
 pub mod model;
 pub mod quantizer;

@@ -7,6 +7,8 @@ use burn::module::Module;
 use burn::nn::{Lstm, LstmConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::host::values as host;
+
 mod steps;
 
 /// `EncodecLSTM`.
@@ -95,15 +97,6 @@ fn fused(layer: &Lstm) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     };
     let b = bias(|g| &g.input_transform) + bias(|g| &g.hidden_transform);
     (w_ih, w_hh, b)
-}
-
-/// A tensor's values on the host, as `f32`.
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    let data = t.into_data().convert::<f32>();
-    match data.as_slice::<f32>() {
-        Ok(values) => values.to_vec(),
-        Err(_) => data.iter::<f32>().collect(),
-    }
 }
 
 /// One layer over a `[T, B, in]` sequence from state `init` (zeros if `None`) → `[T, B, H]` and the last

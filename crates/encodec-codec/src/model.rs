@@ -156,6 +156,26 @@ impl EncodecModel {
         self
     }
 
+    /// Run SEANet's convolutions on the host kernels (`true`, the default on a CPU backend: `gemm` on the
+    /// padded input's shifted views, ELU fused into the padding) or through burn's ops (`false`, the only
+    /// choice on a GPU: `true` there is an [`EncodecError::Input`]). Both compute the same functions.
+    pub fn set_host_kernels(&mut self, on: bool) -> Result<(), EncodecError> {
+        let device = self.nets.encoder.conv_in.conv.weight.val().device();
+        if on && !clvp_hub::is_cpu(&device) {
+            return Err(EncodecError::Input(format!(
+                "host kernels need a CPU backend (flex or ndarray), the model is on {device:?}"
+            )));
+        }
+        self.nets.encoder.host_kernels = on;
+        self.nets.decoder.host_kernels = on;
+        Ok(())
+    }
+
+    /// Whether SEANet's convolutions run on the host kernels ([`Self::set_host_kernels`]).
+    pub fn host_kernels(&self) -> bool {
+        self.nets.encoder.host_kernels
+    }
+
     /// Whether a frame of `frames` code frames streams.
     fn streams(&self, frames: usize) -> bool {
         frames > self.stream_frames && self.nets.encoder.is_local() && self.nets.decoder.is_local()
@@ -375,7 +395,7 @@ impl EncodecModel {
             span: &|a, z| decoder.conv_in.span(a, z),
             down: 1,
             up: 1,
-            forward: &|x| decoder.conv_in.forward(x),
+            forward: &|x| decoder.head(x),
         };
         let tail = stream::Stack {
             span: &|a, z| decoder.tail_span(a, z),

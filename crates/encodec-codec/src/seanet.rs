@@ -9,6 +9,7 @@ use burn::tensor::activation::elu;
 
 use crate::config::EncodecConfig;
 use crate::conv::{EncodecConv1d, EncodecConvTranspose1d};
+use crate::host::{Pool, Signal};
 use crate::lstm::EncodecLstm;
 
 fn elu1(x: Tensor<3>) -> Tensor<3> {
@@ -93,6 +94,9 @@ pub struct EncodecEncoder {
     pub lstm: EncodecLstm,
     /// The last conv to the latent width.
     pub conv_out: EncodecConv1d,
+    /// Run the convolutions on the host kernels of [`crate::host`] (CPU backends).
+    #[module(skip)]
+    pub(crate) host_kernels: bool,
 }
 
 fn dilations(config: &EncodecConfig) -> impl Iterator<Item = usize> + '_ {
@@ -136,6 +140,7 @@ impl EncodecEncoder {
                 1,
                 device,
             ),
+            host_kernels: clvp_hub::is_cpu(device),
         }
     }
 
@@ -146,6 +151,21 @@ impl EncodecEncoder {
 
     /// The convolutions before the LSTM: `[B, C, L]` → `[B, D, ceil(L / hop)]`.
     pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.host_kernels {
+            let device = x.device();
+            let mut pool = Pool::default();
+            let mut s = self
+                .conv_in
+                .host_forward(&Signal::read(x), false, &mut pool);
+            for stage in &self.stages {
+                for block in &stage.res {
+                    s = block.host_forward(s, &mut pool);
+                }
+                let next = stage.conv.host_forward(&s, true, &mut pool);
+                pool.give(std::mem::replace(&mut s, next).data);
+            }
+            return s.into_tensor(&device);
+        }
         let mut x = self.conv_in.forward(x);
         for stage in &self.stages {
             for block in &stage.res {
@@ -175,6 +195,13 @@ impl EncodecEncoder {
 
     /// ELU and the last conv after the LSTM.
     pub fn tail(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.host_kernels {
+            let device = x.device();
+            return self
+                .conv_out
+                .host_forward(&Signal::read(x), true, &mut Pool::default())
+                .into_tensor(&device);
+        }
         self.conv_out.forward(elu1(x))
     }
 
@@ -216,6 +243,9 @@ pub struct EncodecDecoder {
     pub stages: Vec<DecoderStage>,
     /// The last conv to the audio channels (last_kernel_size).
     pub conv_out: EncodecConv1d,
+    /// Run the convolutions on the host kernels of [`crate::host`] (CPU backends).
+    #[module(skip)]
+    pub(crate) host_kernels: bool,
 }
 
 impl EncodecDecoder {
@@ -257,16 +287,45 @@ impl EncodecDecoder {
                 1,
                 device,
             ),
+            host_kernels: clvp_hub::is_cpu(device),
         }
     }
 
     /// `[B, hidden_size, T]` → `[B, C, T * hop]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.tail(self.lstm.forward(self.conv_in.forward(x)))
+        self.tail(self.lstm.forward(self.head(x)))
+    }
+
+    /// The conv before the LSTM: `[B, hidden_size, T]` → `[B, D, T]`.
+    pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.host_kernels {
+            let device = x.device();
+            return self
+                .conv_in
+                .host_forward(&Signal::read(x), false, &mut Pool::default())
+                .into_tensor(&device);
+        }
+        self.conv_in.forward(x)
     }
 
     /// The convolutions after the LSTM: `[B, D, T]` → `[B, C, T * hop]`.
     pub fn tail(&self, mut x: Tensor<3>) -> Tensor<3> {
+        if self.host_kernels {
+            let device = x.device();
+            let mut pool = Pool::default();
+            let mut s = Signal::read(x);
+            for stage in &self.stages {
+                let next = stage.conv.host_forward_elu(&s, &mut pool);
+                pool.give(std::mem::replace(&mut s, next).data);
+                for block in &stage.res {
+                    s = block.host_forward(s, &mut pool);
+                }
+            }
+            return self
+                .conv_out
+                .host_forward(&s, true, &mut pool)
+                .into_tensor(&device);
+        }
         for stage in &self.stages {
             x = stage.conv.forward(elu1(x));
             for block in &stage.res {

@@ -282,11 +282,26 @@ fn read_wav(path: &Path) -> (Vec<f32>, usize) {
     (samples, channels)
 }
 
+/// Every case through the default path (on a CPU backend: the host kernels) and, on a CPU backend,
+/// again through burn's ops (labels suffixed `@burn`).
 fn run(name: &str, tol_prefix: &str) {
     let dir = fixture_path(&format!("encodec/{name}"));
     let ckpt = Checkpoint::local(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let model = EncodecModel::from_checkpoint(&ckpt, &device())
+    let mut model = EncodecModel::from_checkpoint(&ckpt, &device())
         .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    let mut rec = Recorder::new("encodec");
+    run_cases(&mut rec, &model, name, "", tol_prefix);
+    if model.host_kernels() {
+        model
+            .set_host_kernels(false)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        run_cases(&mut rec, &model, name, "@burn", tol_prefix);
+    }
+    rec.finish();
+}
+
+fn run_cases(rec: &mut Recorder, model: &EncodecModel, name: &str, suffix: &str, tol_prefix: &str) {
+    let dir = fixture_path(&format!("encodec/{name}"));
     let cases = Cases(
         read_safetensors(&fixture_path(&format!("encodec/{name}.cases.safetensors")))
             .unwrap_or_else(|e| panic!("{e}")),
@@ -306,11 +321,10 @@ fn run(name: &str, tol_prefix: &str) {
                 .unwrap_or_default()
         })
         .collect();
-    let mut rec = Recorder::new("encodec");
     let tol_latent = format!("{tol_prefix}_latent");
     let tol_audio = format!("{tol_prefix}_audio");
     for (case, bws) in cases.cases() {
-        let label = |s: &str| format!("{name}/{case}.{s}");
+        let label = |s: &str| format!("{name}/{case}.{s}{suffix}");
         let (input, mask, length) = if case == "e2e" {
             let wav = fixture_path(&format!("encodec/e2e_{}.wav", &name[name.len() - 3..]));
             let (samples, channels) = read_wav(&wav);
@@ -336,8 +350,8 @@ fn run(name: &str, tol_prefix: &str) {
             (input, Some(mask), length)
         };
 
-        if case != "e2e" {
-            check_feature_extractor(&mut rec, &label("feature_extractor"), &dir, &cases, &case);
+        if case != "e2e" && suffix.is_empty() {
+            check_feature_extractor(rec, &label("feature_extractor"), &dir, &cases, &case);
         }
 
         if let Some(want) = cases.0.get(&format!("{case}.latent")) {
@@ -352,7 +366,7 @@ fn run(name: &str, tol_prefix: &str) {
                 _ => input.clone(),
             };
             let (latent, _) = model.frame_latent(frame);
-            check(&mut rec, &label("latent"), latent, want, &tol_latent);
+            check(rec, &label("latent"), latent, want, &tol_latent);
         }
 
         for bw in bws {
@@ -374,7 +388,7 @@ fn run(name: &str, tol_prefix: &str) {
                     codebooks: codebooks.clone(),
                 });
             check_codes(
-                &mut rec,
+                rec,
                 &label(&format!("bw{bw}.codes")),
                 encoded.audio_codes.clone(),
                 cases.get(&key("audio_codes")),
@@ -397,7 +411,7 @@ fn run(name: &str, tol_prefix: &str) {
             let ref_scales = cases.0.get(&key("audio_scales"));
             match (&encoded.audio_scales, ref_scales) {
                 (Some(s), Some(want)) => check(
-                    &mut rec,
+                    rec,
                     &label(&format!("bw{bw}.scales")),
                     s.clone(),
                     want,
@@ -423,7 +437,7 @@ fn run(name: &str, tol_prefix: &str) {
                 // forward(): encode + decode of our own codes, output of the input's length.
                 match model.forward(input.clone(), None, Some(bandwidth)) {
                     Ok((_, audio)) => check(
-                        &mut rec,
+                        rec,
                         &label(&format!("bw{bw}.forward")),
                         audio,
                         want,
@@ -434,7 +448,7 @@ fn run(name: &str, tol_prefix: &str) {
             } else {
                 match model.decode(ref_codes, scales, pad, Some(length)) {
                     Ok(audio) => check(
-                        &mut rec,
+                        rec,
                         &label(&format!("bw{bw}.decode")),
                         audio,
                         want,
@@ -445,7 +459,6 @@ fn run(name: &str, tol_prefix: &str) {
             }
         }
     }
-    rec.finish();
 }
 
 #[test]

@@ -173,28 +173,3 @@ fn map_rows(
         &device,
     ))
 }
-
-/// Whether `device` belongs to a CPU backend (burn-flex or burn-ndarray), where the packed
-/// projections replace burn's matmul.
-pub fn is_cpu(device: &Device) -> bool {
-    use burn::backend::{Device as _, DispatchDeviceId};
-    // The dispatch device keeps its backend in the upper byte of the id's type (burn-dispatch's
-    // `encode_type_id`); `cpu_devices_are_recognised` below fails if that ever changes.
-    let backend = device.as_dispatch().to_id().type_id >> 8;
-    [DispatchDeviceId::Flex, DispatchDeviceId::NdArray]
-        .into_iter()
-        .any(|id| u16::from(id) == backend)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_devices_are_recognised() {
-        assert!(
-            is_cpu(&Device::default()),
-            "burn-flex's device is not a CPU device"
-        );
-    }
-}

@@ -5,7 +5,7 @@ pub(crate) mod attention;
 pub(crate) mod decoder;
 pub mod matmul;
 
-pub use decoder::is_cpu;
+pub use clvp_hub::is_cpu;
 pub use matmul::{PackedLinear, Precision};
 
 use burn::tensor::TensorData;

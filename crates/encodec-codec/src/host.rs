@@ -1,0 +1,537 @@
+//! SEANet's convolution stacks on the host for a CPU backend: `EncodecConv1d`, `EncodecConvTranspose1d`,
+//! `EncodecResnetBlock` and ELU over plain `[B, C, T]` buffers, each conv a few `gemm` calls on shifted
+//! views of its padded input (no im2col copy), ELU computed once per value while padding, GroupNorm as
+//! two passes for its statistics and one for the output, each split over the pool's threads. Same
+//! functions as the burn path, summed in another order.
+
+use std::sync::{Arc, OnceLock};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::config::PadMode;
+use crate::conv::{ConvParams, EncodecConv1d, EncodecConvTranspose1d, GroupNorm1};
+use crate::seanet::EncodecResnetBlock;
+
+/// A `[B, C, T]` signal on the host.
+#[derive(Debug, Clone)]
+pub(crate) struct Signal {
+    pub b: usize,
+    pub c: usize,
+    pub t: usize,
+    pub data: Vec<f32>,
+}
+
+impl Signal {
+    /// Read `x` back to the host.
+    pub fn read(x: Tensor<3>) -> Self {
+        let [b, c, t] = x.dims();
+        Signal {
+            b,
+            c,
+            t,
+            data: values(x),
+        }
+    }
+
+    /// Back into a tensor on `device`.
+    pub fn into_tensor(self, device: &Device) -> Tensor<3> {
+        Tensor::from_data(TensorData::new(self.data, [self.b, self.c, self.t]), device)
+    }
+
+    /// A signal whose values the caller overwrites.
+    fn uninit(b: usize, c: usize, t: usize, pool: &mut Pool) -> Self {
+        Signal {
+            b,
+            c,
+            t,
+            data: pool.take(b * c * t),
+        }
+    }
+
+    fn item(&self, i: usize) -> &[f32] {
+        &self.data[i * self.c * self.t..(i + 1) * self.c * self.t]
+    }
+}
+
+/// A tensor's values on the host, as `f32` (moved out of the read-back buffer, not copied again).
+///
+/// # Panics
+/// When burn cannot read the tensor back, as `Tensor::into_data` itself does.
+pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    match t.into_data().try_into_vec_as::<f32>() {
+        Ok(v) => v,
+        Err(e) => panic!("reading a tensor back to the host: {e:?}"),
+    }
+}
+
+/// Buffers freed by one stack's convolutions, reused by the next ones: a fresh allocation of this
+/// size is a fresh mapping, and the kernel zeroes every page of it on first touch.
+#[derive(Debug, Default)]
+pub(crate) struct Pool(Vec<Vec<f32>>);
+
+impl Pool {
+    /// A buffer of `n` values, whose contents the caller overwrites.
+    fn take(&mut self, n: usize) -> Vec<f32> {
+        let best = (0..self.0.len())
+            .filter(|&i| self.0[i].capacity() >= n)
+            .min_by_key(|&i| self.0[i].capacity());
+        let mut v = match best {
+            Some(i) => self.0.swap_remove(i),
+            None => Vec::with_capacity(n),
+        };
+        v.truncate(n);
+        v.resize(n, 0.0);
+        v
+    }
+
+    /// Hand `v` back.
+    pub fn give(&mut self, v: Vec<f32>) {
+        if v.capacity() > 0 {
+            self.0.push(v);
+        }
+    }
+}
+
+/// A conv's parameters read to the host on first use (the loaded tensors do not change afterwards).
+#[derive(Debug, Clone, Default)]
+pub struct HostWeights(Arc<OnceLock<Weights>>);
+
+#[derive(Debug)]
+struct Weights {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    norm: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HostWeights {
+    fn get(&self, conv: &ConvParams, norm: Option<&GroupNorm1>) -> &Weights {
+        self.0.get_or_init(|| Weights {
+            w: values(conv.weight.val()),
+            b: values(conv.bias.val()),
+            norm: norm.map(|n| (values(n.weight.val()), values(n.bias.val()))),
+        })
+    }
+}
+
+/// `ELU(α = 1)` of `src` into `dst` (`expm1` for the negative side).
+fn elu_into(src: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
+        return unsafe { x86::elu_avx512(src, dst) };
+    }
+    for (s, d) in src.iter().zip(dst) {
+        *d = elu(*s);
+    }
+}
+
+fn elu(x: f32) -> f32 {
+    if x > 0.0 { x } else { x.exp_m1() }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// [`super::elu_into`] sixteen lanes at a time: `expm1(x)` for `x ≤ 0` as Cephes' `expf`
+    /// (`x = n·ln 2 + r`, a degree-7 polynomial in `r`) written `2ⁿ·(e^r − 1) + (2ⁿ − 1)`, which keeps
+    /// the small values' digits.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn elu_avx512(src: &[f32], dst: &mut [f32]) {
+        let n = src.len().min(dst.len()) / 16 * 16;
+        let c = |v: f32| _mm512_set1_ps(v);
+        let (lo, log2e, ln2_hi, ln2_lo) = (
+            c(-88.0),
+            c(std::f32::consts::LOG2_E),
+            c(0.693_359_4),
+            c(-2.121_944_4e-4),
+        );
+        let p = [
+            1.987_569_1e-4,
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ]
+        .map(c);
+        let (zero, one) = (_mm512_setzero_ps(), c(1.0));
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 16 <= n <= both lengths.
+            let x = unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) };
+            let xn = _mm512_max_ps(_mm512_min_ps(x, zero), lo);
+            let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_mul_ps(xn, log2e),
+            );
+            let r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, xn));
+            let mut y = p[0];
+            for &q in &p[1..] {
+                y = _mm512_fmadd_ps(y, r, q);
+            }
+            // e^r − 1 = r + r²·P(r)
+            let em1 = _mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r);
+            let scale = _mm512_scalef_ps(one, k);
+            let neg = _mm512_add_ps(_mm512_scalef_ps(em1, k), _mm512_sub_ps(scale, one));
+            // x > 0, or NaN (which stays NaN, as in PyTorch).
+            let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(x, zero);
+            let out = _mm512_mask_blend_ps(keep, neg, x);
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(i), out) };
+            i += 16;
+        }
+        for (s, d) in src[n..].iter().zip(&mut dst[n..]) {
+            *d = super::elu(*s);
+        }
+    }
+}
+
+/// One channel `row` (through ELU when `elu`) padded by (`left`, `right`) into `out` (`left + len + right`
+/// values, HF's `_pad1d` short-input rule for reflect; see [`crate::conv::reflect_pad`]).
+fn pad_row(row: &[f32], left: usize, right: usize, mode: PadMode, elu: bool, out: &mut [f32]) {
+    let len = row.len();
+    let mid = &mut out[left..left + len];
+    if elu {
+        elu_into(row, mid);
+    } else {
+        mid.copy_from_slice(row);
+    }
+    if left == 0 && right == 0 {
+        return;
+    }
+    let total = left + len + right;
+    match mode {
+        PadMode::Constant => {
+            out[..left].fill(0.0);
+            out[left + len..total].fill(0.0);
+        }
+        PadMode::Replicate => {
+            let (first, last) = (out[left], out[left + len - 1]);
+            out[..left].fill(first);
+            out[left + len..total].fill(last);
+        }
+        PadMode::Reflect => {
+            // Reflect over the row extended with zeros to `n` values when it is too short.
+            let n = len.max(left.max(right) + 1);
+            let ext = |j: usize| if j < len { out[left + j] } else { 0.0 };
+            let before: Vec<f32> = (0..left).map(|i| ext(left - i)).collect();
+            let after: Vec<f32> = (0..right).map(|i| ext(n - 2 - i)).collect();
+            // The extension's zeros sit between the row and the right reflection; everything past
+            // `total` is dropped (HF drops the extension's length from the end).
+            let mut tail = vec![0.0; n - len];
+            tail.extend(after);
+            out[left + len..total].copy_from_slice(&tail[..right]);
+            out[..left].copy_from_slice(&before);
+        }
+    }
+}
+
+/// `dst[m, n] += Σ_k lhs[m, k] · rhs[k, n]` on strided views (element strides: rows `*_rs`, columns
+/// `*_cs`).
+///
+/// # Safety
+/// Every view lies inside its allocation; `dst`'s elements are distinct and not aliased by the others.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_acc(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    [dst_rs, dst_cs]: [usize; 2],
+    lhs: *const f32,
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: *const f32,
+    [rhs_rs, rhs_cs]: [usize; 2],
+) {
+    let threads = rayon::current_num_threads();
+    let parallelism = if m * n * k >= 1 << 17 && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the caller's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs as isize,
+            dst_rs as isize,
+            true,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `nn.GroupNorm(1, C)` (eps 1e-5) of one item `[C, T]` in place: two passes for the statistics (mean,
+/// then squared deviations), per channel on the pool's threads.
+fn group_norm(y: &mut [f32], t: usize, (w, b): &(Vec<f32>, Vec<f32>)) {
+    let t = t.max(1);
+    let n = y.len().max(1) as f64;
+    let mean = y.par_chunks(t).map(|row| sum(row, |v| v)).sum::<f64>() / n;
+    let m = mean as f32;
+    let var = y
+        .par_chunks(t)
+        .map(|row| sum(row, |v| (v - m) * (v - m)))
+        .sum::<f64>()
+        / n;
+    let rstd = (1.0 / (var + 1e-5).sqrt()) as f32;
+    y.par_chunks_mut(t)
+        .zip(w.par_iter().zip(b))
+        .for_each(|(row, (&w, &b))| {
+            let scale = rstd * w;
+            row.iter_mut().for_each(|v| *v = (*v - m) * scale + b);
+        });
+}
+
+/// `Σ f(v)` over `row`: f32 lanes within blocks of 1024 values, the blocks summed in f64.
+#[inline(always)]
+fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    row.chunks(1024)
+        .map(|block| {
+            let mut acc = [0.0f32; 16];
+            let lanes = block.chunks_exact(16);
+            let tail: f32 = lanes.remainder().iter().map(|&v| f(v)).sum();
+            for chunk in lanes {
+                for (a, &v) in acc.iter_mut().zip(chunk) {
+                    *a += f(v);
+                }
+            }
+            f64::from(tail) + acc.iter().map(|&a| f64::from(a)).sum::<f64>()
+        })
+        .sum()
+}
+
+impl EncodecConv1d {
+    /// [`EncodecConv1d::forward`] of `ELU(x)` (when `elu`) or `x` on the host.
+    pub(crate) fn host_forward(&self, x: &Signal, elu: bool, pool: &mut Pool) -> Signal {
+        let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let (k, s, d) = (self.kernel, self.stride, self.dilation);
+        let (cin, cout) = (x.c, wts.b.len());
+        assert_eq!(
+            wts.w.len(),
+            cout * cin * k,
+            "conv weight is not [{cout}, {cin}, {k}]"
+        );
+        let (left, right) = self.padding(x.t);
+        let lpad = left + x.t + right;
+        let k_eff = (k - 1) * d + 1;
+        let tout = if lpad >= k_eff {
+            (lpad - k_eff) / s + 1
+        } else {
+            0
+        };
+        let mut out = Signal::uninit(x.b, cout, tout, pool);
+        let mut p = pool.take(cin * lpad);
+        // Few input channels (the first conv): one product over an explicit [cin·k, tout] matrix.
+        let unfold = cin * k <= 16;
+        let mut cols = pool.take(if unfold { cin * k * tout } else { 0 });
+        for i in 0..x.b {
+            x.item(i)
+                .par_chunks(x.t)
+                .zip(p.par_chunks_mut(lpad))
+                .for_each(|(row, dst)| pad_row(row, left, right, self.pad_mode, elu, dst));
+            let y = &mut out.data[i * cout * tout..(i + 1) * cout * tout];
+            for (row, &b) in y.chunks_exact_mut(tout).zip(&wts.b) {
+                row.fill(b);
+            }
+            if unfold {
+                for (r, col) in cols.chunks_exact_mut(tout).enumerate() {
+                    let (c, j) = (r / k, r % k);
+                    let src = &p[c * lpad + j * d..];
+                    col.iter_mut()
+                        .enumerate()
+                        .for_each(|(t, v)| *v = src[t * s]);
+                }
+                // SAFETY: W is [cout, cin·k], cols [cin·k, tout], y [cout, tout], all in bounds.
+                unsafe {
+                    gemm_acc(
+                        [cout, tout, cin * k],
+                        y.as_mut_ptr(),
+                        [tout, 1],
+                        wts.w.as_ptr(),
+                        [cin * k, 1],
+                        cols.as_ptr(),
+                        [tout, 1],
+                    );
+                }
+            } else {
+                for j in 0..k {
+                    // SAFETY: tap j of W [cout, cin, k] is W[o, c, j]; the input view p[c, j·d + t·s]
+                    // ends at (cin − 1)·lpad + (k − 1)·d + (tout − 1)·s < cin·lpad.
+                    unsafe {
+                        gemm_acc(
+                            [cout, tout, cin],
+                            y.as_mut_ptr(),
+                            [tout, 1],
+                            wts.w.as_ptr().add(j),
+                            [cin * k, k],
+                            p.as_ptr().add(j * d),
+                            [lpad, s],
+                        );
+                    }
+                }
+            }
+            if let Some(norm) = &wts.norm {
+                group_norm(y, tout, norm);
+            }
+        }
+        pool.give(p);
+        pool.give(cols);
+        out
+    }
+}
+
+impl EncodecConvTranspose1d {
+    /// [`EncodecConvTranspose1d::forward`] of `ELU(x)` on the host.
+    pub(crate) fn host_forward_elu(&self, x: &Signal, pool: &mut Pool) -> Signal {
+        let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let (k, s) = (self.kernel, self.stride);
+        let (cin, cout, tin) = (x.c, wts.b.len(), x.t);
+        assert_eq!(
+            wts.w.len(),
+            cin * cout * k,
+            "conv weight is not [{cin}, {cout}, {k}]"
+        );
+        let full = (tin.max(1) - 1) * s + k;
+        let left = self.trim_left();
+        let right = k.saturating_sub(s) - left;
+        let kept = full - left - right;
+        let mut out = Signal::uninit(x.b, cout, kept, pool);
+        let mut p = pool.take(cin * tin);
+        let mut y = pool.take(cout * full);
+        for i in 0..x.b {
+            x.item(i)
+                .par_chunks(tin.max(1))
+                .zip(p.par_chunks_mut(tin.max(1)))
+                .for_each(|(src, dst)| elu_into(src, dst));
+            for (row, &b) in y.chunks_exact_mut(full).zip(&wts.b) {
+                row.fill(b);
+            }
+            for j in 0..k {
+                // SAFETY: tap j of W [cin, cout, k] as [cout, cin] is W[c, o, j]; it lands on outputs
+                // i·s + j of y [cout, full], the last at (tin − 1)·s + k − 1 < full.
+                unsafe {
+                    gemm_acc(
+                        [cout, tin, cin],
+                        y.as_mut_ptr().add(j),
+                        [full, s],
+                        wts.w.as_ptr().add(j),
+                        [k, cout * k],
+                        p.as_ptr(),
+                        [tin, 1],
+                    );
+                }
+            }
+            if let Some(norm) = &wts.norm {
+                group_norm(&mut y, full, norm);
+            }
+            let dst = &mut out.data[i * cout * kept..(i + 1) * cout * kept];
+            for (d, row) in dst.chunks_exact_mut(kept).zip(y.chunks_exact(full)) {
+                d.copy_from_slice(&row[left..left + kept]);
+            }
+        }
+        pool.give(p);
+        pool.give(y);
+        out
+    }
+}
+
+impl EncodecResnetBlock {
+    /// [`EncodecResnetBlock::forward`] on the host.
+    pub(crate) fn host_forward(&self, x: Signal, pool: &mut Pool) -> Signal {
+        let mut y: Option<Signal> = None;
+        for conv in &self.block {
+            let next = conv.host_forward(y.as_ref().unwrap_or(&x), true, pool);
+            if let Some(done) = y.replace(next) {
+                pool.give(done.data);
+            }
+        }
+        let mut y = y.unwrap_or_else(|| x.clone());
+        match &self.shortcut {
+            Some(conv) => {
+                let skip = conv.host_forward(&x, false, pool);
+                add_in_place(&mut y.data, &skip.data);
+                pool.give(skip.data);
+            }
+            None => add_in_place(&mut y.data, &x.data),
+        }
+        pool.give(x.data);
+        y
+    }
+}
+
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    x.par_chunks_mut(1 << 16)
+        .zip(y.par_chunks(1 << 16))
+        .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::{pad1d, reflect_pad};
+
+    #[test]
+    fn padding_matches_the_tensor_path() {
+        let device = Device::flex();
+        for len in [1, 2, 3, 5, 9] {
+            let row: Vec<f32> = (0..len).map(|i| i as f32 * 0.7 - 1.3).collect();
+            for (left, right) in [(0, 0), (1, 1), (3, 4), (6, 0), (0, 5), (2, 9)] {
+                for mode in [PadMode::Reflect, PadMode::Constant, PadMode::Replicate] {
+                    let x =
+                        Tensor::<3>::from_data(TensorData::new(row.clone(), [1, 1, len]), &device);
+                    let want = values(match mode {
+                        PadMode::Reflect => reflect_pad(x, left, right),
+                        _ => pad1d(x, left, right, mode),
+                    });
+                    let mut got = vec![f32::NAN; left + len + right];
+                    pad_row(&row, left, right, mode, false, &mut got);
+                    assert_eq!(got, want, "{mode:?} len {len} pad ({left}, {right})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn elu_matches_f64() {
+        let mut src: Vec<f32> = (0..1000).map(|i| (i as f32 - 700.0) * 0.023).collect();
+        src.extend([
+            -1e-7, -3e-4, -0.01, -0.3466, -0.3467, -87.0, -88.5, -200.0, 0.0, 1e-7, 50.0,
+        ]);
+        let mut dst = vec![0.0; src.len()];
+        elu_into(&src, &mut dst);
+        let mut nan = [0.5f32; 17];
+        nan[3] = f32::NAN;
+        nan[16] = f32::NAN;
+        let mut out = [0.0; 17];
+        elu_into(&nan, &mut out);
+        assert!(out[3].is_nan() && out[16].is_nan() && out[2] == 0.5);
+        for (s, d) in src.iter().zip(&dst) {
+            let want = if *s > 0.0 {
+                f64::from(*s)
+            } else {
+                f64::from(*s).exp_m1()
+            };
+            let err = (f64::from(*d) - want).abs();
+            assert!(
+                err <= 2.0 * f64::from(f32::EPSILON) * want.abs().max(1e-30),
+                "ELU({s}) = {d}, want {want}"
+            );
+        }
+    }
+}
