@@ -317,6 +317,13 @@ fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 }
 
 impl EncodecConv1d {
+    /// [`Self::host_forward`] of a tensor, read back and written out again.
+    pub(crate) fn host_forward_tensor(&self, x: Tensor<3>, elu: bool) -> Tensor<3> {
+        let device = x.device();
+        self.host_forward(&Signal::read(x), elu, &mut Pool::default())
+            .into_tensor(&device)
+    }
+
     /// [`EncodecConv1d::forward`] of `ELU(x)` (when `elu`) or `x` on the host.
     pub(crate) fn host_forward(&self, x: &Signal, elu: bool, pool: &mut Pool) -> Signal {
         let wts = self.host.get(&self.conv, self.norm.as_ref());

@@ -196,11 +196,7 @@ impl EncodecEncoder {
     /// ELU and the last conv after the LSTM.
     pub fn tail(&self, x: Tensor<3>) -> Tensor<3> {
         if self.host_kernels {
-            let device = x.device();
-            return self
-                .conv_out
-                .host_forward(&Signal::read(x), true, &mut Pool::default())
-                .into_tensor(&device);
+            return self.conv_out.host_forward_tensor(x, true);
         }
         self.conv_out.forward(elu1(x))
     }
@@ -299,11 +295,7 @@ impl EncodecDecoder {
     /// The conv before the LSTM: `[B, hidden_size, T]` → `[B, D, T]`.
     pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
         if self.host_kernels {
-            let device = x.device();
-            return self
-                .conv_in
-                .host_forward(&Signal::read(x), false, &mut Pool::default())
-                .into_tensor(&device);
+            return self.conv_in.host_forward_tensor(x, false);
         }
         self.conv_in.forward(x)
     }
