@@ -49,6 +49,14 @@ impl Signal {
         }
     }
 
+    /// Every row of channel `c` set to `value(c)`.
+    fn fill_rows(&mut self, value: impl Fn(usize) -> f32) {
+        let (c, t) = (self.c, self.t.max(1));
+        for (r, row) in self.data.chunks_exact_mut(t).enumerate() {
+            row.fill(value(r % c.max(1)));
+        }
+    }
+
     fn item(&self, i: usize) -> &[f32] {
         &self.data[i * self.c * self.t..(i + 1) * self.c * self.t]
     }
@@ -327,42 +335,66 @@ impl EncodecConv1d {
     /// [`EncodecConv1d::forward`] of `ELU(x)` (when `elu`) or `x` on the host.
     pub(crate) fn host_forward(&self, x: &Signal, elu: bool, pool: &mut Pool) -> Signal {
         let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let mut out = Signal::uninit(x.b, wts.b.len(), self.out_len(x.t), pool);
+        out.fill_rows(|o| wts.b[o]);
+        self.accumulate(x, elu, &mut out, pool);
+        if let Some(norm) = &wts.norm {
+            for y in out.data.chunks_exact_mut((out.c * out.t).max(1)) {
+                group_norm(y, out.t, norm);
+            }
+        }
+        out
+    }
+
+    /// Output length for an input of `len` samples.
+    fn out_len(&self, len: usize) -> usize {
+        let (left, right) = self.padding(len);
+        let k_eff = (self.kernel - 1) * self.dilation + 1;
+        (left + len + right)
+            .checked_sub(k_eff)
+            .map_or(0, |n| n / self.stride + 1)
+    }
+
+    /// `out += W ∗ pad(ELU(x) or x)`: the convolution without bias or norm, added to `out`.
+    fn accumulate(&self, x: &Signal, elu: bool, out: &mut Signal, pool: &mut Pool) {
+        let wts = self.host.get(&self.conv, self.norm.as_ref());
         let (k, s, d) = (self.kernel, self.stride, self.dilation);
-        let (cin, cout) = (x.c, wts.b.len());
-        assert_eq!(
-            wts.w.len(),
-            cout * cin * k,
-            "conv weight is not [{cout}, {cin}, {k}]"
+        let (cin, cout, tout) = (x.c, wts.b.len(), self.out_len(x.t));
+        assert!(
+            wts.w.len() == cout * cin * k && out.c == cout && out.t == tout && out.b == x.b,
+            "conv weight [{cout}, {cin}, {k}] does not take [{}, {cin}, {}] to [{}, {}, {}]",
+            x.b,
+            x.t,
+            out.b,
+            out.c,
+            out.t
         );
         let (left, right) = self.padding(x.t);
         let lpad = left + x.t + right;
-        let k_eff = (k - 1) * d + 1;
-        let tout = if lpad >= k_eff {
-            (lpad - k_eff) / s + 1
-        } else {
-            0
-        };
-        let mut out = Signal::uninit(x.b, cout, tout, pool);
-        let mut p = pool.take(cin * lpad);
+        // A 1×1 conv of the input itself reads the input in place.
+        let direct = left + right == 0 && !elu && k == 1 && s == 1;
+        let mut p = pool.take(if direct { 0 } else { cin * lpad });
         // Few input channels (the first conv): one product over an explicit [cin·k, tout] matrix.
-        let unfold = cin * k <= 16;
+        let unfold = cin * k <= 16 && k > 1;
         let mut cols = pool.take(if unfold { cin * k * tout } else { 0 });
         for i in 0..x.b {
-            x.item(i)
-                .par_chunks(x.t)
-                .zip(p.par_chunks_mut(lpad))
-                .for_each(|(row, dst)| pad_row(row, left, right, self.pad_mode, elu, dst));
+            let src = if direct {
+                x.item(i)
+            } else {
+                x.item(i)
+                    .par_chunks(x.t.max(1))
+                    .zip(p.par_chunks_mut(lpad.max(1)))
+                    .for_each(|(row, dst)| pad_row(row, left, right, self.pad_mode, elu, dst));
+                &p[..]
+            };
             let y = &mut out.data[i * cout * tout..(i + 1) * cout * tout];
-            for (row, &b) in y.chunks_exact_mut(tout).zip(&wts.b) {
-                row.fill(b);
-            }
             if unfold {
                 for (r, col) in cols.chunks_exact_mut(tout).enumerate() {
                     let (c, j) = (r / k, r % k);
-                    let src = &p[c * lpad + j * d..];
+                    let row = &src[c * lpad + j * d..];
                     col.iter_mut()
                         .enumerate()
-                        .for_each(|(t, v)| *v = src[t * s]);
+                        .for_each(|(t, v)| *v = row[t * s]);
                 }
                 // SAFETY: W is [cout, cin·k], cols [cin·k, tout], y [cout, tout], all in bounds.
                 unsafe {
@@ -378,8 +410,9 @@ impl EncodecConv1d {
                 }
             } else {
                 for j in 0..k {
-                    // SAFETY: tap j of W [cout, cin, k] is W[o, c, j]; the input view p[c, j·d + t·s]
-                    // ends at (cin − 1)·lpad + (k − 1)·d + (tout − 1)·s < cin·lpad.
+                    // SAFETY: tap j of W [cout, cin, k] is W[o, c, j]; the input view src[c, j·d + t·s]
+                    // ends at (cin − 1)·lpad + (k − 1)·d + (tout − 1)·s < cin·lpad = src.len(); y is
+                    // [cout, tout] (checked above).
                     unsafe {
                         gemm_acc(
                             [cout, tout, cin],
@@ -387,19 +420,15 @@ impl EncodecConv1d {
                             [tout, 1],
                             wts.w.as_ptr().add(j),
                             [cin * k, k],
-                            p.as_ptr().add(j * d),
+                            src.as_ptr().add(j * d),
                             [lpad, s],
                         );
                     }
                 }
             }
-            if let Some(norm) = &wts.norm {
-                group_norm(y, tout, norm);
-            }
         }
         pool.give(p);
         pool.give(cols);
-        out
     }
 }
 
@@ -461,24 +490,60 @@ impl EncodecConvTranspose1d {
 impl EncodecResnetBlock {
     /// [`EncodecResnetBlock::forward`] on the host.
     pub(crate) fn host_forward(&self, x: Signal, pool: &mut Pool) -> Signal {
-        let mut y: Option<Signal> = None;
-        for conv in &self.block {
-            let next = conv.host_forward(y.as_ref().unwrap_or(&x), true, pool);
-            if let Some(done) = y.replace(next) {
+        let [convs @ .., last] = &self.block[..] else {
+            return x;
+        };
+        let mut h: Option<Signal> = None;
+        for conv in convs {
+            let next = conv.host_forward(h.as_ref().unwrap_or(&x), true, pool);
+            if let Some(done) = h.replace(next) {
                 pool.give(done.data);
             }
         }
-        let mut y = y.unwrap_or_else(|| x.clone());
-        match &self.shortcut {
-            Some(conv) => {
-                let skip = conv.host_forward(&x, false, pool);
-                add_in_place(&mut y.data, &skip.data);
-                pool.give(skip.data);
+        let h = h.unwrap_or_else(|| x.clone());
+        let fused = last.norm.is_none() && self.shortcut.as_ref().is_none_or(|c| c.norm.is_none());
+        let y = if fused {
+            // skip + last(ELU(h)) as one sum: both convolutions accumulate into one buffer that
+            // starts as their biases (and the input itself without a shortcut conv).
+            let bias = last.host.get(&last.conv, None).b.clone();
+            let mut y = Signal::uninit(x.b, bias.len(), x.t, pool);
+            match &self.shortcut {
+                Some(conv) => {
+                    let sb = &conv.host.get(&conv.conv, None).b;
+                    y.fill_rows(|c| bias[c] + sb[c]);
+                    conv.accumulate(&x, false, &mut y, pool);
+                }
+                None => {
+                    y.data.copy_from_slice(&x.data);
+                    add_rows(&mut y, &bias);
+                }
             }
-            None => add_in_place(&mut y.data, &x.data),
-        }
+            last.accumulate(&h, true, &mut y, pool);
+            y
+        } else {
+            let mut y = last.host_forward(&h, true, pool);
+            match &self.shortcut {
+                Some(conv) => {
+                    let skip = conv.host_forward(&x, false, pool);
+                    add_in_place(&mut y.data, &skip.data);
+                    pool.give(skip.data);
+                }
+                None => add_in_place(&mut y.data, &x.data),
+            }
+            y
+        };
+        pool.give(h.data);
         pool.give(x.data);
         y
+    }
+}
+
+/// `bias[c]` added to every row of channel `c`.
+fn add_rows(y: &mut Signal, bias: &[f32]) {
+    let (c, t) = (y.c.max(1), y.t.max(1));
+    for (r, row) in y.data.chunks_exact_mut(t).enumerate() {
+        let b = bias[r % c];
+        row.iter_mut().for_each(|v| *v += b);
     }
 }
 
