@@ -198,6 +198,24 @@ fn tiny_model() -> String {
         .to_string()
 }
 
+/// `clvp generate --model <tiny> --text TEXT --voice VOICE EXTRA...`.
+fn generate(text: &str, voice: &str, extra: &[&str]) -> Output {
+    let model = tiny_model();
+    let mut args = vec![
+        "generate", "--model", &model, "--text", text, "--voice", voice,
+    ];
+    args.extend_from_slice(extra);
+    clvp(&args)
+}
+
+/// The bench clip every generate test conditions on.
+fn voice_path() -> String {
+    fixture_path("audio/speech_mid.wav")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
+}
+
 #[test]
 fn embed_text_matches_get_text_features() {
     let cases =
@@ -307,28 +325,24 @@ fn model_commands_name_a_missing_model() {
 fn generate_greedy_matches_transformers_end_to_end() {
     let cases =
         read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
-    let voice = fixture_path("audio/speech_mid.wav");
     let mut rec = Recorder::new("cli-generate");
     for mode in ["hf523", "tortoise"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let out_st = dir.path().join("g.safetensors");
-        let out = clvp(&[
-            "generate",
-            "--model",
-            &tiny_model(),
-            "--text",
+        let out = generate(
             "Hello world, this is a test.",
-            "--voice",
-            voice.to_str().expect("path"),
-            "--greedy",
-            "--max-new-tokens",
-            "12",
-            "--prefill-positions",
-            mode,
-            "--json",
-            "--output",
-            out_st.to_str().expect("path"),
-        ]);
+            &voice_path(),
+            &[
+                "--greedy",
+                "--max-new-tokens",
+                "12",
+                "--prefill-positions",
+                mode,
+                "--json",
+                "--output",
+                out_st.to_str().expect("path"),
+            ],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         let ours = read_safetensors(&out_st).expect("our output");
         let want_ids = &cases[&format!("e2e_{mode}.speech_ids")];
@@ -356,25 +370,21 @@ fn generate_greedy_matches_transformers_end_to_end() {
 /// from f32 where two logits are within bf16's rounding, so they are not compared here).
 #[test]
 fn generate_with_bf16_decoder_weights() {
-    let voice = fixture_path("audio/speech_mid.wav");
     let dir = tempfile::tempdir().expect("tempdir");
     let out_st = dir.path().join("g.safetensors");
-    let out = clvp(&[
-        "generate",
-        "--model",
-        &tiny_model(),
-        "--text",
+    let out = generate(
         "Hello world, this is a test.",
-        "--voice",
-        voice.to_str().expect("path"),
-        "--greedy",
-        "--max-new-tokens",
-        "12",
-        "--decoder-weights",
-        "bf16",
-        "--output",
-        out_st.to_str().expect("path"),
-    ]);
+        &voice_path(),
+        &[
+            "--greedy",
+            "--max-new-tokens",
+            "12",
+            "--decoder-weights",
+            "bf16",
+            "--output",
+            out_st.to_str().expect("path"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let ours = read_safetensors(&out_st).expect("our output");
     assert_eq!(ours["speech_ids"].shape.len(), 2);
@@ -388,19 +398,11 @@ fn generate_with_bf16_decoder_weights() {
 fn generate_beam_search_matches_transformers_end_to_end() {
     let cases =
         read_safetensors(&fixture_path("clvp/tiny.cases.safetensors")).expect("clvp fixture");
-    let voice = fixture_path("audio/speech_mid.wav");
     let mut rec = Recorder::new("cli-generate");
     for (pad, key) in [(None, "e2e_beam."), (Some("16"), "e2e_beam.pad_")] {
         let dir = tempfile::tempdir().expect("tempdir");
         let out_st = dir.path().join("g.safetensors");
-        let mut args = vec!["generate", "--model"];
-        let model = tiny_model();
-        args.push(&model);
-        args.extend([
-            "--text",
-            "Hello world, this is a test.",
-            "--voice",
-            voice.to_str().expect("path"),
+        let mut args = vec![
             "--beams",
             "3",
             "--candidates",
@@ -412,11 +414,11 @@ fn generate_beam_search_matches_transformers_end_to_end() {
             "--json",
             "--output",
             out_st.to_str().expect("path"),
-        ]);
+        ];
         if let Some(p) = pad {
             args.extend(["--pad-to-max-mel-tokens", p]);
         }
-        let out = clvp(&args);
+        let out = generate("Hello world, this is a test.", &voice_path(), &args);
         assert!(out.status.success(), "{}", stderr(&out));
         let ours = read_safetensors(&out_st).expect("our output");
         let want_ids = &cases[&format!("{key}speech_ids")];
@@ -442,8 +444,6 @@ fn generate_beam_search_matches_transformers_end_to_end() {
     rec.finish();
 
     // Beam options that cannot work are refused before anything is loaded.
-    let model = tiny_model();
-    let voice = voice.to_str().expect("path");
     for bad in [
         vec!["--beams", "2", "--candidates", "3"],
         vec!["--beams", "2", "--greedy"],
@@ -453,11 +453,7 @@ fn generate_beam_search_matches_transformers_end_to_end() {
         vec!["--length-penalty", "0.5"],
         vec!["--pad-to-max-mel-tokens", "1"],
     ] {
-        let mut args = vec![
-            "generate", "--model", &model, "--text", "Hi.", "--voice", voice,
-        ];
-        args.extend(bad.iter().copied());
-        let out = clvp(&args);
+        let out = generate("Hi.", &voice_path(), &bad);
         assert!(!out.status.success(), "{bad:?} must fail");
         assert!(!stderr(&out).is_empty(), "{bad:?}: an error message");
     }
@@ -465,27 +461,23 @@ fn generate_beam_search_matches_transformers_end_to_end() {
 
 #[test]
 fn generate_samples_deterministically_and_rejects_bad_input() {
-    let voice = fixture_path("audio/speech_mid.wav");
     let run = |seed: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
         let out_st = dir.path().join("g.safetensors");
-        let out = clvp(&[
-            "generate",
-            "--model",
-            &tiny_model(),
-            "--text",
+        let out = generate(
             "Hi there.",
-            "--voice",
-            voice.to_str().expect("path"),
-            "--candidates",
-            "3",
-            "--max-new-tokens",
-            "8",
-            "--seed",
-            seed,
-            "--output",
-            out_st.to_str().expect("path"),
-        ]);
+            &voice_path(),
+            &[
+                "--candidates",
+                "3",
+                "--max-new-tokens",
+                "8",
+                "--seed",
+                seed,
+                "--output",
+                out_st.to_str().expect("path"),
+            ],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         read_safetensors(&out_st).expect("output")["speech_ids"]
             .i64
@@ -494,26 +486,10 @@ fn generate_samples_deterministically_and_rejects_bad_input() {
     assert_eq!(run("7"), run("7"), "same seed, same candidates");
     // A text over the token limit, a missing voice, no voice at all.
     let long = "word ".repeat(200);
-    let out = clvp(&[
-        "generate",
-        "--model",
-        &tiny_model(),
-        "--text",
-        &long,
-        "--voice",
-        voice.to_str().expect("path"),
-    ]);
+    let out = generate(&long, &voice_path(), &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
-    let out = clvp(&[
-        "generate",
-        "--model",
-        &tiny_model(),
-        "--text",
-        "hi",
-        "--voice",
-        "/no/such/voice.wav",
-    ]);
+    let out = generate("hi", "/no/such/voice.wav", &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("voice.wav"), "{}", stderr(&out));
     let out = clvp(&["generate", "--model", &tiny_model(), "--text", "hi"]);
