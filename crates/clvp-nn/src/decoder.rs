@@ -548,11 +548,10 @@ mod tests {
         let ids =
             |b: usize| Tensor::<2, Int>::from_data(TensorData::new(vec![1i64; b], [b, 1]), &device);
 
+        let message = |r: Result<Tensor<3>, NnError>| r.err().map(|e| e.to_string());
+
         let mut cache = KvCache::new(&config, 2, 8, &device);
-        let err = lm
-            .forward_ids(ids(1), Some(&mut cache))
-            .err()
-            .map(|e| e.to_string());
+        let err = message(lm.forward_ids(ids(1), Some(&mut cache)));
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("holds 2 rows") && e.contains("has 1")),
@@ -563,10 +562,7 @@ mod tests {
         let mut cache = KvCache::new(&config, 1, 8, &device);
         assert!(lm.forward_ids(ids(1), Some(&mut cache)).is_ok());
         lm.set_host_projections(None).unwrap();
-        let err = lm
-            .forward_ids(ids(1), Some(&mut cache))
-            .err()
-            .map(|e| e.to_string());
+        let err = message(lm.forward_ids(ids(1), Some(&mut cache)));
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("1 positions from the host path")),

@@ -211,10 +211,7 @@ pub struct GenerateOutput {
 }
 
 fn to_vec(t: Tensor<2>) -> Result<Vec<f32>, NnError> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| NnError::Shape(format!("reading logits: {e:?}")))
+    crate::host::to_host(t.into_data()).map_err(|e| NnError::Shape(format!("reading logits: {e}")))
 }
 
 /// Repetition penalty over the distinct ids of `history` (HF `RepetitionPenaltyLogitsProcessor`).

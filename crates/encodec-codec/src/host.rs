@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DataError, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::config::PadMode;
@@ -63,11 +63,16 @@ impl Signal {
 }
 
 /// A tensor's values on the host, as `f32` (moved out of the read-back buffer, not copied again).
+pub(crate) fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DataError> {
+    t.into_data().try_into_vec_as::<f32>()
+}
+
+/// [`read_f32`] where a failure has no caller to go to (inside a network's forward).
 ///
 /// # Panics
 /// When burn cannot read the tensor back, as `Tensor::into_data` itself does.
 pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    match t.into_data().try_into_vec_as::<f32>() {
+    match read_f32(t) {
         Ok(v) => v,
         Err(e) => panic!("reading a tensor back to the host: {e:?}"),
     }
@@ -81,6 +86,9 @@ pub(crate) struct Pool(Vec<Vec<f32>>);
 impl Pool {
     /// A buffer of `n` values, whose contents the caller overwrites.
     fn take(&mut self, n: usize) -> Vec<f32> {
+        if n == 0 {
+            return Vec::new();
+        }
         let best = (0..self.0.len())
             .filter(|&i| self.0[i].capacity() >= n)
             .min_by_key(|&i| self.0[i].capacity());
@@ -113,7 +121,7 @@ struct Weights {
 }
 
 impl HostWeights {
-    fn get(&self, conv: &ConvParams, norm: Option<&GroupNorm1>) -> &Weights {
+    fn get<'a>(&'a self, conv: &ConvParams, norm: Option<&GroupNorm1>) -> &'a Weights {
         self.0.get_or_init(|| Weights {
             w: values(conv.weight.val()),
             b: values(conv.bias.val()),
@@ -325,6 +333,11 @@ fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 }
 
 impl EncodecConv1d {
+    /// The conv's (and its GroupNorm's) parameters on the host, read on first use.
+    fn host_weights(&self) -> &Weights {
+        self.host.get(&self.conv, self.norm.as_ref())
+    }
+
     /// [`Self::host_forward`] of a tensor, read back and written out again.
     pub(crate) fn host_forward_tensor(&self, x: Tensor<3>, elu: bool) -> Tensor<3> {
         let device = x.device();
@@ -334,7 +347,7 @@ impl EncodecConv1d {
 
     /// [`EncodecConv1d::forward`] of `ELU(x)` (when `elu`) or `x` on the host.
     pub(crate) fn host_forward(&self, x: &Signal, elu: bool, pool: &mut Pool) -> Signal {
-        let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let wts = self.host_weights();
         let mut out = Signal::uninit(x.b, wts.b.len(), self.out_len(x.t), pool);
         out.fill_rows(|o| wts.b[o]);
         self.accumulate(x, elu, &mut out, pool);
@@ -357,7 +370,7 @@ impl EncodecConv1d {
 
     /// `out += W ∗ pad(ELU(x) or x)`: the convolution without bias or norm, added to `out`.
     fn accumulate(&self, x: &Signal, elu: bool, out: &mut Signal, pool: &mut Pool) {
-        let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let wts = self.host_weights();
         let (k, s, d) = (self.kernel, self.stride, self.dilation);
         let (cin, cout, tout) = (x.c, wts.b.len(), self.out_len(x.t));
         assert!(
@@ -433,9 +446,14 @@ impl EncodecConv1d {
 }
 
 impl EncodecConvTranspose1d {
+    /// The conv's (and its GroupNorm's) parameters on the host, read on first use.
+    fn host_weights(&self) -> &Weights {
+        self.host.get(&self.conv, self.norm.as_ref())
+    }
+
     /// [`EncodecConvTranspose1d::forward`] of `ELU(x)` on the host.
     pub(crate) fn host_forward_elu(&self, x: &Signal, pool: &mut Pool) -> Signal {
-        let wts = self.host.get(&self.conv, self.norm.as_ref());
+        let wts = self.host_weights();
         let (k, s) = (self.kernel, self.stride);
         let (cin, cout, tin) = (x.c, wts.b.len(), x.t);
         assert_eq!(
@@ -505,17 +523,17 @@ impl EncodecResnetBlock {
         let y = if fused {
             // skip + last(ELU(h)) as one sum: both convolutions accumulate into one buffer that
             // starts as their biases (and the input itself without a shortcut conv).
-            let bias = last.host.get(&last.conv, None).b.clone();
+            let bias = &last.host_weights().b;
             let mut y = Signal::uninit(x.b, bias.len(), x.t, pool);
             match &self.shortcut {
                 Some(conv) => {
-                    let sb = &conv.host.get(&conv.conv, None).b;
+                    let sb = &conv.host_weights().b;
                     y.fill_rows(|c| bias[c] + sb[c]);
                     conv.accumulate(&x, false, &mut y, pool);
                 }
                 None => {
                     y.data.copy_from_slice(&x.data);
-                    add_rows(&mut y, &bias);
+                    add_rows(&mut y, bias);
                 }
             }
             last.accumulate(&h, true, &mut y, pool);

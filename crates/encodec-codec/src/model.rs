@@ -8,6 +8,7 @@ use clvp_hub::{Checkpoint, ENCODEC_IGNORED, HubError, Layout, NameMap, Weights, 
 
 use crate::config::EncodecConfig;
 use crate::error::EncodecError;
+use crate::host::read_f32;
 use crate::quantizer::EncodecResidualVectorQuantizer;
 use crate::seanet::{EncodecDecoder, EncodecEncoder, LayerSlot, layer_table};
 use crate::stream;
@@ -418,10 +419,7 @@ impl EncodecModel {
             self.stream_frames,
             &mut |piece| {
                 let [_, _, n] = piece.dims();
-                let values = piece
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
+                let values = read_f32(piece)
                     .map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
                 for (row, src) in values.chunks_exact(n).enumerate() {
                     out[row * total + at..row * total + at + n].copy_from_slice(src);
@@ -576,10 +574,7 @@ impl EncodecModel {
                     frame_len / hop.max(1)
                 )));
             }
-            let values = frame
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
+            let values = read_f32(frame)
                 .map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
             for (row, src) in values.chunks_exact(n).enumerate() {
                 let dst = &mut out[row * total + offset..row * total + offset + n];
