@@ -78,6 +78,10 @@ pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     }
 }
 
+/// Buffers a [`Pool`] keeps: more than a resnet block holds at once (its input, padded input, hidden
+/// signal, output and shortcut).
+const POOL_KEEP: usize = 6;
+
 /// Buffers freed by one stack's convolutions, reused by the next ones: a fresh allocation of this
 /// size is a fresh mapping, and the kernel zeroes every page of it on first touch.
 #[derive(Debug, Default)]
@@ -101,10 +105,16 @@ impl Pool {
         v
     }
 
-    /// Hand `v` back.
+    /// Hand `v` back. The pool keeps its [`POOL_KEEP`] largest buffers: a decoder's stages grow, so
+    /// what an earlier stage freed is too small for the later ones and would only be held.
     pub fn give(&mut self, v: Vec<f32>) {
         if v.capacity() > 0 {
             self.0.push(v);
+        }
+        if self.0.len() > POOL_KEEP
+            && let Some(i) = (0..self.0.len()).min_by_key(|&i| self.0[i].capacity())
+        {
+            self.0.swap_remove(i);
         }
     }
 }
@@ -243,6 +253,30 @@ fn pad_row(row: &[f32], left: usize, right: usize, mode: PadMode, elu: bool, out
             out[left + len..total].copy_from_slice(&tail[..right]);
             out[..left].copy_from_slice(&before);
         }
+    }
+}
+
+/// `dst[m, n] += Σ_k lhs[m, k] · rhs[k, n]` for row-major `dst` `[m, n]`, `lhs` `[m, k]` and `rhs` `[k, n]`.
+///
+/// # Panics
+/// When a slice's length is not its shape's.
+pub(crate) fn matmul_acc(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, n, k]: [usize; 3]) {
+    assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
+    if m * n * k == 0 {
+        return;
+    }
+    // SAFETY: the three views are the slices themselves (lengths checked above); `dst` is borrowed
+    // mutably, so nothing aliases it.
+    unsafe {
+        gemm_acc(
+            [m, n, k],
+            dst.as_mut_ptr(),
+            [n, 1],
+            lhs.as_ptr(),
+            [k, 1],
+            rhs.as_ptr(),
+            [n, 1],
+        );
     }
 }
 
