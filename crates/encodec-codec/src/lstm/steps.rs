@@ -10,10 +10,10 @@
 //! The recurrent matrix is packed per group ([`PackedHh`]): row `j` holds the 64 weights from `h[j]` to
 //! the group's i, f, g and o gates, so a group's pre-activations are 64 accumulators (four vector
 //! registers) updated by one broadcast and four fused multiply-adds per `j`, and its cell update follows
-//! at once. Two groups and up to two batch rows share each sweep. Odd steps visit the groups in reverse:
-//! a thread's share of a 512-unit LSTM is its whole L2 cache, and sweeping back over what was read last
-//! keeps most of it there where a cyclic sweep would miss on all of it. Each group's sums are taken in
-//! the same order either way.
+//! at once. Four batch rows of one group, or up to two rows of two groups, share each sweep. Odd steps
+//! visit the groups in reverse: a thread's share of a 512-unit LSTM is its whole L2 cache, and sweeping
+//! back over what was read last keeps most of it there where a cyclic sweep would miss on all of it.
+//! Each group's sums are taken in the same order either way.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -217,14 +217,20 @@ impl Recurrence<'_> {
         let mut h = vec![0.0f32; b * hd];
         let mut out = vec![0.0f32; self.steps * b * w];
         // The sweeps of a step: up to two batch rows by up to two groups.
-        let tiles: Vec<Tile> = (0..b)
-            .step_by(2)
-            .flat_map(|r0| {
+        // The sweeps of a step: four batch rows of one group while four rows remain, then up to two
+        // rows of up to two groups (16 accumulator registers either way).
+        let mut tiles: Vec<Tile> = Vec::new();
+        let mut r0 = 0;
+        while r0 < b {
+            let (rows, step) = if b - r0 >= 4 { (4, 1) } else { (2, 2) };
+            let r1 = (r0 + rows).min(b);
+            tiles.extend(
                 (q0..q1)
-                    .step_by(2)
-                    .map(move |g0| (r0, (r0 + 2).min(b), g0, (g0 + 2).min(q1)))
-            })
-            .collect();
+                    .step_by(step)
+                    .map(|g0| (r0, r1, g0, (g0 + step).min(q1))),
+            );
+            r0 = r1;
+        }
         for s in 0..self.steps {
             let (read, write) = (&shared[s % 2], &shared[(s + 1) % 2]);
             for (dst, src) in h.iter_mut().zip(read) {
@@ -265,13 +271,20 @@ struct StepState<'a> {
 }
 
 impl Recurrence<'_> {
-    /// Rows `r0..r1` (at most two) of groups `g0..g1` (at most two) of one step.
+    /// Rows `r0..r1` (four, or at most two) of groups `g0..g1` (one, or at most two) of one step.
     #[inline(always)]
     fn tile<const FMA: bool>(&self, (r0, r1, g0, g1): Tile, st: &mut StepState) {
         let hd = self.w_hh.hidden;
         let row0 = &st.h[r0 * hd..(r0 + 1) * hd];
         let grp0 = self.w_hh.group(g0);
         match (r1 - r0, g1 - g0) {
+            (4, _) => {
+                let row = |k: usize| &st.h[(r0 + k) * hd..(r0 + k + 1) * hd];
+                let acc = sweep::<4, 1, FMA>([row0, row(1), row(2), row(3)], [grp0]);
+                for (r, accs) in acc.iter().enumerate() {
+                    self.update(r0 + r, g0, &accs[0], st);
+                }
+            }
             (2, 2) => {
                 let (row1, grp1) = (&st.h[(r0 + 1) * hd..(r0 + 2) * hd], self.w_hh.group(g0 + 1));
                 let acc = sweep::<2, 2, FMA>([row0, row1], [grp0, grp1]);
@@ -505,7 +518,7 @@ mod tests {
     #[test]
     fn threads_and_batches_match_the_plain_recurrence() {
         // Partial last groups (130, 200), an odd group count on a thread (200 on 3), batches that
-        // leave a single row (3, 5), a single group (16) and the full-size width (512).
+        // leave a single row (3, 5) or two after four (6), a single group (16) and the full-size width (512).
         for (steps, batch, hidden, threads) in [
             (7, 1, 130, 1),
             (9, 2, 256, 2),
@@ -513,6 +526,7 @@ mod tests {
             (4, 5, 512, 2),
             (6, 1, 16, 2),
             (8, 1, 512, 2),
+            (3, 6, 96, 1),
         ] {
             let projected = values(steps * batch * 4 * hidden, 1, 2.0);
             let w_hh = values(4 * hidden * hidden, 2, 0.3);
