@@ -8,6 +8,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, TensorData};
 
+use crate::host::{encoder_attention, is_cpu, to_host};
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::RotaryEmbedding;
 
@@ -137,15 +138,67 @@ impl ClvpSelfAttention {
             .reshape([b, tq, heads * hd])
     }
 
-    /// Full self-attention over `x` `[B, T, H]`.
+    /// Full self-attention over `x` `[B, T, H]`. On a CPU backend the attention between the projections runs
+    /// on the host ([`crate::host::encoder_attention`]); elsewhere, or with a mask other than a key-padding
+    /// one, through burn.
     pub fn forward(
         &self,
         x: Tensor<3>,
         rotary: Option<&RotaryEmbedding>,
         mask: Option<Tensor<4>>,
     ) -> Tensor<3> {
+        let device = x.device();
+        if is_cpu(&device)
+            && let Some(merged) = self.attend_on_host(x.clone(), rotary, mask.clone())
+        {
+            return self.project_out(Tensor::from_data(
+                TensorData::new(merged, x.dims()),
+                &device,
+            ));
+        }
         let (q, k, v) = self.qkv(x, rotary);
         self.attend(q, k, v, mask)
+    }
+
+    /// The heads merged (`[B, T, H]` values) by the host kernel, or `None` when the mask is not a key-padding
+    /// mask `[B, 1, 1, T]` or a tensor cannot be read back (the caller then takes the burn path).
+    fn attend_on_host(
+        &self,
+        x: Tensor<3>,
+        rotary: Option<&RotaryEmbedding>,
+        mask: Option<Tensor<4>>,
+    ) -> Option<Vec<f32>> {
+        let [b, t, h] = x.dims();
+        let key_mask = match mask {
+            Some(m) if m.dims() == [b, 1, 1, t] => Some(to_host(m.into_data()).ok()?),
+            Some(_) => return None,
+            None => None,
+        };
+        let tables = match rotary {
+            Some(r) => Some(r.host_tables().ok()?),
+            None => None,
+        };
+        // Borrowed in place: a fresh projection's buffer is moved out of its tensor, not copied.
+        let [q, k, v] = [&self.q_proj, &self.k_proj, &self.v_proj]
+            .map(|proj| linear::forward(proj, x.clone(), Stored::OutIn).into_data());
+        let (q, k, v) = (
+            q.as_slice::<f32>().ok()?,
+            k.as_slice::<f32>().ok()?,
+            v.as_slice::<f32>().ok()?,
+        );
+        let shape = encoder_attention::Shape {
+            batch: b,
+            len: t,
+            hidden: h,
+            heads: self.num_heads,
+        };
+        Some(encoder_attention::self_attention(
+            [q, k, v],
+            &shape,
+            self.query_scale(h) as f32,
+            tables.as_ref(),
+            key_mask.as_deref(),
+        ))
     }
 }
 

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::attention::{ClvpSelfAttention, key_padding_mask};
 use crate::config::ClvpEncoderConfig;
 use crate::host::activation::gated_gelu;
-use crate::host::{is_cpu, to_host};
+use crate::host::is_cpu;
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::ClvpRotaryPositionalEmbedding;
 
@@ -62,16 +62,25 @@ impl ClvpEncoderMLP {
         let i = two_i / 2;
         // On a CPU backend the gated unit is one vectorised host pass (burn-flex's erf is a libm call
         // per value, and the composition five passes over the activations).
+        // The projection's buffer is read in place (moved out of its tensor, not copied).
         let device = h.device();
-        let host = is_cpu(&device)
-            .then(|| to_host(h.clone().into_data()).ok())
-            .flatten()
-            .map(|v| Tensor::from_data(TensorData::new(gated_gelu(&v, i), [b, t, i]), &device));
-        let gated = host.unwrap_or_else(|| {
-            let a = h.clone().narrow(2, 0, i);
-            let g = h.narrow(2, i, i);
-            a * gelu(g)
-        });
+        let h = if is_cpu(&device) {
+            let data = h.into_data();
+            if let Ok(v) = data.as_slice::<f32>() {
+                let gated = TensorData::new(gated_gelu(v, i), [b, t, i]);
+                return linear::forward(
+                    &self.fc2,
+                    Tensor::from_data(gated, &device),
+                    Stored::OutIn,
+                );
+            }
+            Tensor::from_data(data, &device)
+        } else {
+            h
+        };
+        let a = h.clone().narrow(2, 0, i);
+        let g = h.narrow(2, i, i);
+        let gated = a * gelu(g);
         linear::forward(&self.fc2, gated, Stored::OutIn)
     }
 }

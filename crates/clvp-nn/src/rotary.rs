@@ -4,6 +4,9 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::host::encoder_attention::RotaryTables;
+use crate::host::to_host;
+
 /// `ClvpRotaryPositionalEmbedding`: holds the persistent `inv_freq` buffer (`[r/2]`) of the checkpoint.
 #[derive(Module, Debug)]
 pub struct ClvpRotaryPositionalEmbedding {
@@ -50,6 +53,15 @@ pub struct RotaryEmbedding {
 }
 
 impl RotaryEmbedding {
+    /// The cos/sin tables on the host, `[T, r]` each, for the host attention.
+    pub(crate) fn host_tables(&self) -> Result<RotaryTables, String> {
+        Ok(RotaryTables {
+            cos: to_host(self.cos.clone().into_data())?,
+            sin: to_host(self.sin.clone().into_data())?,
+            dim: self.cos.dims()[3],
+        })
+    }
+
     /// Rotate the first `r` channels of `x` `[B, heads, T, hd]`; the rest pass through.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, t, hd] = x.dims();

@@ -1,8 +1,9 @@
-//! Host-side (plain `f32`/bf16 slices) kernels for the decoder on a CPU backend.
+//! Host-side (plain `f32`/bf16 slices) kernels for the decoder and the encoders' attention on a CPU backend.
 
 pub mod activation;
 pub(crate) mod attention;
 pub(crate) mod decoder;
+pub(crate) mod encoder_attention;
 pub mod matmul;
 
 pub use clvp_hub::is_cpu;
