@@ -236,6 +236,28 @@ mod tests {
     use burn::tensor::activation::softmax;
     use burn::tensor::{Distribution, Tolerance};
 
+    /// `forward` on a CPU backend (the host attention) against the burn path (`qkv` then `attend`), with
+    /// partial and full rotary, with and without a key-padding mask, on lengths below and above 16 lanes.
+    #[test]
+    fn host_attention_matches_the_burn_path() {
+        use crate::rotary::ClvpRotaryPositionalEmbedding;
+        let device = Device::default();
+        for (t, rot_dim, heads) in [(21, 16, 2), (40, 32, 2), (9, 0, 4)] {
+            let attn = ClvpSelfAttention::new(64, heads, true, &device);
+            let x = Tensor::<3>::random([2, t, 64], Distribution::Normal(0.0, 1.0), &device);
+            let rotary = (rot_dim > 0)
+                .then(|| ClvpRotaryPositionalEmbedding::new(rot_dim, &device).embedding(t));
+            let padded = vec![vec![1; t], (0..t).map(|j| u32::from(j < t - 3)).collect()];
+            for mask in [None, key_padding_mask(&padded, &device)] {
+                let (q, k, v) = attn.qkv(x.clone(), rotary.as_ref());
+                let want = attn.attend(q, k, v, mask.clone());
+                let got = attn.forward(x.clone(), rotary.as_ref(), mask);
+                got.into_data()
+                    .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
+            }
+        }
+    }
+
     /// The fused call against the unfused `softmax(q·kᵀ + mask)·v` HF writes, on lengths that take
     /// burn-flex's whole-score path (40) and its tiled online-softmax path (600 > 512), with no mask, a
     /// key-padding mask and a causal mask over a cache.
