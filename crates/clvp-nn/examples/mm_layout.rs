@@ -29,10 +29,16 @@ fn main() {
             .map(|_| Tensor::random(shape, Distribution::Default, &dev))
             .collect()
     };
-    for (k, n) in [(1024, 1024), (1024, 4096), (4096, 1024)] {
+    for (k, n) in [
+        (768, 768),
+        (768, 3072),
+        (1536, 768),
+        (1024, 1024),
+        (1024, 4096),
+    ] {
         let in_out = random([k, n]);
         let out_in = random([n, k]);
-        for m in [1usize, 2, 16, 64] {
+        for m in [1usize, 16, 25, 64, 101, 517] {
             let x = Tensor::<2>::random([m, k], Distribution::Default, &dev);
             let a = millis(|l| x.clone().matmul(in_out[l].clone()));
             let b = millis(|l| x.clone().matmul(out_in[l].clone().transpose()));

@@ -95,10 +95,13 @@ impl ClvpConditioningEncoder {
 
     /// The mel path: `[Ba, feature_size, Tm]` → the conditioning vector of time frame 0, `[Ba, 1, hidden]`.
     pub fn mel_vector(&self, input_features: Tensor<3>) -> Tensor<3> {
+        let device = input_features.device();
         let mut h = self.mel_conv.forward(input_features);
         for (norm, attn) in self.group_norms.iter().zip(&self.mel_attn_blocks) {
             let residual = h.clone().swap_dims(1, 2);
-            let normed = norm.forward(h).swap_dims(1, 2);
+            // Laid out `[B, T, C]` once here: each of the q/k/v projections would otherwise copy the
+            // transposed view for itself.
+            let normed = Tensor::from_data(norm.forward(h).swap_dims(1, 2).into_data(), &device);
             h = (attn.forward(normed, None, None) + residual).swap_dims(1, 2);
         }
         let [b, c, _] = h.dims();

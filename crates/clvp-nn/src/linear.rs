@@ -23,6 +23,13 @@ pub enum Stored {
 /// weight row once for all rows of `x`: 1.2–1.6× faster for 2–16 rows here (`examples/mm_layout.rs`).
 const SWAP_ROWS: usize = 32;
 
+/// Up to this many rows a layer no wider out than in (the encoders' q/k/v, `out_proj` and `fc2`) is
+/// swapped as well: at 101 rows (a 100-code candidate through the speech encoder) gemm runs `x·Wᵀ`
+/// for a 768-wide output at about half the rate of the swapped product (`examples/mm_layout.rs`:
+/// 768→768 1.12 → 0.86 ms, 1536→768 3.02 → 1.41 ms), while a 4× wider one (`fc1`) is faster
+/// unswapped; from a few hundred rows on the two orientations are even or `x·Wᵀ` wins.
+const SWAP_ROWS_NARROW: usize = 128;
+
 /// burn-flex (and gemm's matrix-vector path, at one row) run a matmul below this many
 /// multiply-adds on the calling thread; such a layer is split in two halves of its outputs, one per
 /// thread.
@@ -91,7 +98,9 @@ pub fn out_in_copy(w: Tensor<2>) -> Tensor<2> {
 /// `x [rows, in] · w [in, out]` in the faster orientation for the weight's layout.
 fn matmul(x: Tensor<2>, w: Tensor<2>, stored: Stored) -> Tensor<2> {
     let [rows, _] = x.dims();
-    if stored == Stored::OutIn && rows <= SWAP_ROWS {
+    let [d_in, d_out] = w.dims();
+    let narrow = d_out <= d_in && rows <= SWAP_ROWS_NARROW;
+    if stored == Stored::OutIn && (rows <= SWAP_ROWS || narrow) {
         w.transpose().matmul(x.transpose()).transpose()
     } else {
         x.matmul(w)
@@ -116,6 +125,14 @@ mod tests {
                 let theirs = lin.forward(x).into_data();
                 ours.assert_approx_eq::<f32>(&theirs, Tolerance::absolute(1e-4));
             }
+        }
+        // A layer narrower out than in, on both sides of the narrow swap's row limit.
+        let narrow = torch_linear(96, 40, true, &device);
+        for rows in [SWAP_ROWS + 1, SWAP_ROWS_NARROW, SWAP_ROWS_NARROW + 1] {
+            let x = Tensor::<3>::random([1, rows, 96], Distribution::Default, &device);
+            let ours = forward(&narrow, x.clone(), Stored::OutIn).into_data();
+            let theirs = narrow.forward(x).into_data();
+            ours.assert_approx_eq::<f32>(&theirs, Tolerance::absolute(1e-4));
         }
         let copy = out_in_copy(row.weight.val());
         let x = Tensor::<2>::random([4, 24], Distribution::Default, &device);

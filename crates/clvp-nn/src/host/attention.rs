@@ -2,7 +2,7 @@
 //! of a few rows attends to at most a few hundred cached positions per head, which as tensor ops is a
 //! tiny matmul per head and layer, each with its dispatch and copies, costing more than the arithmetic.
 
-use rayon::prelude::*;
+use crate::host::team;
 use wide::f32x16;
 
 /// Per-layer keys and values `[B, heads, capacity, head_dim]`, row-major.
@@ -86,10 +86,19 @@ impl HostKv {
                 .enumerate()
                 .for_each(|(b, out)| step.row(b, out));
         } else {
-            merged
-                .par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(b, out)| step.row(b, out));
+            // Contiguous ranges of rows, one per thread of the decoding team.
+            let per = self.batch.div_ceil(rayon::current_num_threads().max(1));
+            let parts = team::map_parts(self.batch.div_ceil(per), |k| {
+                let rows = k * per..((k + 1) * per).min(self.batch);
+                let mut out = vec![0.0f32; rows.len() * chunk];
+                for (b, o) in rows.zip(out.chunks_mut(chunk)) {
+                    step.row(b, o);
+                }
+                out
+            });
+            for (dst, part) in merged.chunks_mut(per * chunk).zip(parts) {
+                dst.copy_from_slice(&part);
+            }
         }
         merged
     }

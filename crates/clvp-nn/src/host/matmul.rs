@@ -8,7 +8,7 @@
 //! in the high half), so widening it to f32 is one shift or one mask per lane and the input is split
 //! into its even and odd elements once per call. Products and sums are f32 (FMA where the CPU has it).
 
-use rayon::prelude::*;
+use crate::host::team;
 
 /// How a [`PackedLinear`] stores its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,16 +149,13 @@ impl PackedLinear {
         }
         // Each thread computes one contiguous range of outputs for every row, `[rows, n]`; the
         // ranges are then laid side by side.
-        let parts: Vec<Vec<f32>> = (0..d_out.div_ceil(per_chunk))
-            .into_par_iter()
-            .map(|k| {
-                let o0 = k * per_chunk;
-                let mut part = vec![0.0f32; rows * per_chunk.min(d_out - o0)];
-                self.range(o0, &input, &mut part);
-                self.add_bias(&mut part, o0, rows);
-                part
-            })
-            .collect();
+        let parts = team::map_parts(d_out.div_ceil(per_chunk), |k| {
+            let o0 = k * per_chunk;
+            let mut part = vec![0.0f32; rows * per_chunk.min(d_out - o0)];
+            self.range(o0, &input, &mut part);
+            self.add_bias(&mut part, o0, rows);
+            part
+        });
         if let [only] = &parts[..] {
             return only.clone();
         }

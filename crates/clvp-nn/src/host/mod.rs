@@ -5,6 +5,7 @@ pub(crate) mod attention;
 pub(crate) mod decoder;
 pub(crate) mod encoder_attention;
 pub mod matmul;
+pub(crate) mod team;
 
 pub use clvp_hub::is_cpu;
 pub use matmul::{PackedLinear, Precision};
