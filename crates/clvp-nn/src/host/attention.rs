@@ -253,12 +253,12 @@ mod tests {
         out
     }
 
-    /// A prefill then single steps, on head sizes with and without a 16-lane tail, and after
-    /// reordering the rows, against an f64 reference over the same history.
+    /// A prefill then single steps, on head sizes with and without a 16-lane tail, on batches below
+    /// and above the size whose rows are split across threads, and after reordering the rows, against
+    /// an f64 reference over the same history.
     #[test]
     fn cached_steps_match_the_reference() {
-        for (heads, hd) in [(2, 4), (3, 40)] {
-            let (b, t, prefill) = (3, 7, 4);
+        for (heads, hd, b, t, prefill) in [(2, 4, 3, 7, 4), (3, 40, 3, 7, 4), (4, 64, 5, 60, 56)] {
             let hidden = heads * hd;
             let qkv = values(b * t * 3 * hidden, hd as u64);
             let rows = |bi: usize, range: std::ops::Range<usize>| {
