@@ -44,8 +44,6 @@ struct Helper {
 // helpers only between the `seq` bump (Release/Acquire) and their `done` increment.
 unsafe impl Sync for Team {}
 
-static TEAM: OnceLock<Option<Team>> = OnceLock::new();
-
 /// Run `f(0)`, …, `f(n - 1)` in parallel, `n` being rayon's thread count: on the helper team when it
 /// is free and of that size, else through rayon. Returns once every call has returned; a panic in
 /// any of them is resumed here.
@@ -93,38 +91,35 @@ pub(crate) fn map_parts<T: Send>(parts: usize, f: impl Fn(usize) -> T + Sync) ->
 }
 
 fn team() -> Option<&'static Team> {
-    TEAM.get_or_init(|| {
-        let helpers = rayon::current_num_threads().saturating_sub(1);
+    static TEAM: OnceLock<Option<&'static Team>> = OnceLock::new();
+    *TEAM.get_or_init(|| Team::start(rayon::current_num_threads().saturating_sub(1)))
+}
+
+impl Team {
+    /// A team of `helpers` threads, kept for the life of the process; `None` for no helpers or when a
+    /// thread cannot be spawned (the helpers spawned so far then exit).
+    fn start(helpers: usize) -> Option<&'static Team> {
         if helpers == 0 {
             return None;
         }
-        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::with_capacity(helpers);
+        let mut handoff = Vec::with_capacity(helpers);
         for i in 1..=helpers {
-            let tx = tx.clone();
+            // Each helper waits for the team it belongs to, which needs every helper's handle first.
+            let (tx, rx) = std::sync::mpsc::channel::<&'static Team>();
             let spawned = std::thread::Builder::new()
                 .name(format!("clvp-team-{i}"))
                 .spawn(move || {
-                    let _ = tx.send(std::thread::current());
-                    // The team is set once every helper has reported its handle.
-                    let team = loop {
-                        match TEAM.get() {
-                            Some(Some(team)) => break team,
-                            Some(None) => return,
-                            None => std::thread::sleep(Duration::from_micros(50)),
-                        }
-                    };
-                    team.serve(i);
-                });
-            if spawned.is_err() {
-                return None;
-            }
+                    if let Ok(team) = rx.recv() {
+                        team.serve(i);
+                    }
+                })
+                .ok()?;
+            // Helper `i` is `helpers[i - 1]`: spawn order, so a call unparks the thread it means.
+            threads.push(spawned.thread().clone());
+            handoff.push(tx);
         }
-        drop(tx);
-        let threads: Vec<Thread> = rx.iter().take(helpers).collect();
-        if threads.len() != helpers {
-            return None;
-        }
-        Some(Team {
+        let team: &'static Team = Box::leak(Box::new(Team {
             helpers: threads
                 .into_iter()
                 .map(|thread| Helper {
@@ -137,12 +132,14 @@ fn team() -> Option<&'static Team> {
             job: UnsafeCell::new(None),
             panicked: AtomicBool::new(false),
             busy: Mutex::new(()),
-        })
-    })
-    .as_ref()
-}
+        }));
+        for tx in handoff {
+            // Each helper is waiting in `recv`; a send fails only for one that has died.
+            let _ = tx.send(team);
+        }
+        Some(team)
+    }
 
-impl Team {
     /// One call; the caller holds `busy`.
     fn run(&self, f: &(dyn Fn(usize) + Sync)) {
         // SAFETY: the reference is only used until every helper has incremented `done` below, and
@@ -238,6 +235,27 @@ mod tests {
             }
             if round % 50 == 0 {
                 // Long enough for the helpers to park.
+                std::thread::sleep(SPIN * 3);
+            }
+        }
+    }
+
+    /// Three helpers, parked between some calls: each call wakes and runs every index, so a helper's
+    /// park flag and handle belong to the same thread.
+    #[test]
+    fn a_team_of_three_wakes_each_helper() {
+        let Some(team) = Team::start(3) else {
+            panic!("cannot spawn three helper threads");
+        };
+        for round in 0..40u64 {
+            let hits: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(0)).collect();
+            team.run(&|i| {
+                hits[i].fetch_add(round + 1, Ordering::Relaxed);
+            });
+            for h in &hits {
+                assert_eq!(h.load(Ordering::Relaxed), round + 1);
+            }
+            if round % 4 == 0 {
                 std::thread::sleep(SPIN * 3);
             }
         }
