@@ -1,7 +1,8 @@
 //! Developer tasks for the CLVP workspace.
 //!
-//! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S]` — proves the Rust side
-//!   equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32).
+//! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S] [--seeds N]` — proves the
+//!   Rust side equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32); `--seeds N`
+//!   sweeps N fresh seeds and prints the worst error per component.
 //! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
 //! * `cargo xtask bench [--only P1,…,P7] [--backends]` — our release build against PyTorch side by side (docs/performance.md).
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
@@ -10,6 +11,7 @@ mod bench;
 mod bench_clvp;
 mod components;
 mod pyenv;
+mod sweep;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +81,10 @@ struct ParityArgs {
     /// so that the check runs on inputs the tests were not tuned on).
     #[arg(long, default_value_t = 20261122)]
     seed: u64,
+    /// Sweep N seeds (`--seed` and N−1 derived from it) through every selected component and print one summary
+    /// row per component with the worst error over all seeds.
+    #[arg(long, value_name = "N", conflicts_with = "regen_fixtures")]
+    seeds: Option<usize>,
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -141,6 +147,9 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         }
         None => COMPONENTS.iter().collect(),
     };
+    if args.seeds == Some(0) {
+        bail!("--seeds takes at least 1");
+    }
 
     let python = pyenv::ensure()?;
     let sdists = SdistDirs {
@@ -148,6 +157,16 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         encodec: pyenv::encodec_sdist(&python)?,
     };
     pyenv::ensure_espeak()?;
+    std::fs::create_dir_all(root.join("target/parity")).context("creating target/parity")?;
+    let env = RunEnv {
+        python: &python,
+        sdists: &sdists,
+        full: args.full,
+    };
+
+    if let Some(n) = args.seeds {
+        return sweep::run(&env, &selected, &sweep::seeds(args.seed, n));
+    }
 
     let (ref_root, seed) = if args.regen_fixtures {
         (root.join("fixtures"), 0)
@@ -155,13 +174,82 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         (root.join("target/parity/ref"), args.seed)
     };
     let report = root.join("target/parity/report.jsonl");
-    std::fs::create_dir_all(root.join("target/parity")).context("creating target/parity")?;
-    let _ = std::fs::remove_file(&report);
+    let outcome = run_seed(
+        &env,
+        &selected,
+        &ref_root,
+        seed,
+        !args.regen_fixtures,
+        &report,
+    )?;
+    table::print(&outcome.rows);
+    outcome.verdict(&selected)?;
+    println!(
+        "parity-check passed: {} case rows, components: {}",
+        outcome.rows.len(),
+        selected.len()
+    );
+    Ok(())
+}
 
+/// What every run of the reference scripts and the Rust tests needs.
+pub struct RunEnv<'a> {
+    pub python: &'a Path,
+    pub sdists: &'a SdistDirs,
+    pub full: bool,
+}
+
+/// The rows and failed test runs of one seed.
+pub struct Outcome {
+    pub rows: Vec<table::Row>,
+    /// Test runs that failed (a failing case, a test that panicked, a build error), one line each.
+    pub test_failures: Vec<String>,
+}
+
+impl Outcome {
+    /// The components of `selected` that produced no row.
+    pub fn missing<'c>(&self, selected: &[&'c Component]) -> Vec<&'c str> {
+        selected
+            .iter()
+            .filter(|c| !self.rows.iter().any(|r| r.component == c.name))
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// An error listing every failing row, failed test run and silent component; Ok when there are none.
+    pub fn verdict(&self, selected: &[&Component]) -> Result<()> {
+        let failed_rows = self.rows.iter().filter(|r| !r.passed).count();
+        let missing = self.missing(selected);
+        if failed_rows > 0 || !self.test_failures.is_empty() || !missing.is_empty() {
+            for r in self.rows.iter().filter(|r| !r.passed) {
+                eprintln!("{}", r.detail);
+            }
+            bail!(
+                "parity-check failed: {failed_rows} failing case(s); test runs failed: [{}]; components without results: [{}]",
+                self.test_failures.join("; "),
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Run the reference scripts with `seed` into `ref_root` and the Rust tests against them; the rows the tests
+/// appended to `report` (emptied first). A reference script that fails is an error (no comparison possible).
+pub fn run_seed(
+    env: &RunEnv,
+    selected: &[&Component],
+    ref_root: &Path,
+    seed: u64,
+    clear: bool,
+    report: &Path,
+) -> Result<Outcome> {
+    let root = repo_root();
+    let _ = std::fs::remove_file(report);
     let mut test_failures = Vec::new();
-    for c in &selected {
+    for c in selected {
         let out = ref_root.join(c.fixture_dir);
-        if !args.regen_fixtures {
+        if clear {
             let _ = std::fs::remove_dir_all(&out);
         }
         eprintln!(
@@ -170,17 +258,18 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
             c.script,
             out.display()
         );
-        let mut cmd = Command::new(&python);
+        let mut cmd = Command::new(env.python);
         cmd.arg(root.join("xtask/python").join(c.script))
             .arg("--out")
             .arg(&out)
             .arg("--seed")
             .arg(seed.to_string())
-            .args(c.script_args(&sdists));
-        if args.full {
+            .args(c.script_args(env.sdists));
+        if env.full {
             cmd.arg("--full");
         }
-        run(&mut cmd).with_context(|| format!("reference script {} failed", c.script))?;
+        run(&mut cmd)
+            .with_context(|| format!("reference script {} failed (seed {seed})", c.script))?;
 
         // The dev/test profile optimises every dependency (burn) at opt-level 3: no second release build.
         eprintln!(
@@ -194,12 +283,12 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         for t in c.tests {
             cmd.args(["--test", t]);
         }
-        if args.full {
+        if env.full {
             // Full-size cases are #[ignore]d in the normal suite (their checkpoints are generated on demand).
             cmd.args(["--", "--include-ignored"]);
         }
-        cmd.env("CLVP_FIXTURES", &ref_root)
-            .env("CLVP_PARITY_REPORT", &report);
+        cmd.env("CLVP_FIXTURES", ref_root)
+            .env("CLVP_PARITY_REPORT", report);
         if let Err(e) = run(&mut cmd) {
             test_failures.push(format!("{}: {e:#}", c.name));
         }
@@ -208,38 +297,17 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(&root)
                 .args(["test", "-p", package, "--test", test])
-                .env("CLVP_FIXTURES", &ref_root)
-                .env("CLVP_PARITY_REPORT", &report);
+                .env("CLVP_FIXTURES", ref_root)
+                .env("CLVP_PARITY_REPORT", report);
             if let Err(e) = run(&mut cmd) {
                 test_failures.push(format!("{} ({package}): {e:#}", c.name));
             }
         }
     }
-
-    let rows = table::read_rows(&report)?;
-    table::print(&rows);
-    let failed_rows = rows.iter().filter(|r| !r.passed).count();
-    let missing: Vec<&str> = selected
-        .iter()
-        .filter(|c| !rows.iter().any(|r| r.component == c.name))
-        .map(|c| c.name)
-        .collect();
-    if failed_rows > 0 || !test_failures.is_empty() || !missing.is_empty() {
-        for r in rows.iter().filter(|r| !r.passed) {
-            eprintln!("{}", r.detail);
-        }
-        bail!(
-            "parity-check failed: {failed_rows} failing case(s); test runs failed: [{}]; components without results: [{}]",
-            test_failures.join("; "),
-            missing.join(", ")
-        );
-    }
-    println!(
-        "parity-check passed: {} case rows, components: {}",
-        rows.len(),
-        selected.len()
-    );
-    Ok(())
+    Ok(Outcome {
+        rows: table::read_rows(report)?,
+        test_failures,
+    })
 }
 
 /// Run a command, inheriting stdio; an error names the command and its exit status.
