@@ -11,6 +11,12 @@
 // Each test binary uses its own share of these helpers.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+#[allow(unused_imports)] // not every suite uses them
+pub use unix::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -386,17 +392,25 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// `clvp` with the suites' environment, run in `cwd`: anything written to a relative path (a file named `-` by
+/// a command that did not take it as standard output) lands there, not in the source tree; nothing may reach
+/// the network (every model is a local directory, and a hub id stays in an empty cache).
+pub fn clvp(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clvp"));
+    c.current_dir(cwd)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", cwd.join("hf-cache"))
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("CLVP_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
 pub fn run_clvp(args: &[String], logs: &Path, index: usize) -> Result<Run, String> {
     let err_path = logs.join(format!("stderr-{index}"));
     let stderr = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clvp"))
+    let mut child = clvp(logs)
         .args(args)
-        // Nothing may reach the network: every model is a local directory, and a hub id stays in an empty cache.
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", logs.join("hf-cache"))
-        .env("RUST_BACKTRACE", "0")
-        .env_remove("CLVP_LOG")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
