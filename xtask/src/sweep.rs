@@ -102,6 +102,9 @@ pub fn run(env: &RunEnv, selected: &[&Component], seeds: &[u64]) -> Result<()> {
                 Err(e) => w.failures.push(format!("{seed}: {e:#}")),
             }
         }
+        // Written after every seed, so that an interrupted sweep still leaves the seeds it finished.
+        let md = summary(env.full, selected, &worst, &seeds[..=i]);
+        std::fs::write(dir.join("summary.md"), &md).context("writing the sweep summary")?;
         eprintln!(
             "== sweep: seed {seed} done ({}/{}, {:.0} s so far)",
             i + 1,
@@ -110,46 +113,7 @@ pub fn run(env: &RunEnv, selected: &[&Component], seeds: &[u64]) -> Result<()> {
         );
     }
 
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "Seeds ({}{}): {}\n",
-        seeds.len(),
-        if env.full { ", --full" } else { "" },
-        seeds
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let _ = writeln!(
-        md,
-        "| component | seeds | case rows | failures | worst max abs err | worst max rel err |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
-    for (c, w) in selected.iter().zip(&worst) {
-        let mut bad: Vec<&str> = w
-            .failures
-            .iter()
-            .filter_map(|f| f.split(':').next())
-            .collect();
-        bad.sort_unstable();
-        bad.dedup();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} |",
-            c.name,
-            w.seeds,
-            w.rows,
-            if bad.is_empty() {
-                "0".to_string()
-            } else {
-                format!("{} seed(s), {} row(s)", bad.len(), w.failed_rows)
-            },
-            cell(&w.max_abs),
-            cell(&w.max_rel)
-        );
-    }
+    let md = summary(env.full, selected, &worst, seeds);
     println!("{md}");
     std::fs::write(dir.join("summary.md"), &md).context("writing the sweep summary")?;
     let failures: Vec<String> = selected
@@ -174,6 +138,51 @@ pub fn run(env: &RunEnv, selected: &[&Component], seeds: &[u64]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The summary table (markdown) of the seeds run so far.
+fn summary(full: bool, selected: &[&Component], worst: &[Worst], seeds: &[u64]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Seeds ({}{}): {}\n",
+        seeds.len(),
+        if full { ", --full" } else { "" },
+        seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "| component | seeds | case rows | failures | worst max abs err | worst max rel err |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for (c, w) in selected.iter().zip(worst) {
+        let mut bad: Vec<&str> = w
+            .failures
+            .iter()
+            .filter_map(|f| f.split(':').next())
+            .collect();
+        bad.sort_unstable();
+        bad.dedup();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            c.name,
+            w.seeds,
+            w.rows,
+            if bad.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{} seed(s), {} row(s)", bad.len(), w.failed_rows)
+            },
+            cell(&w.max_abs),
+            cell(&w.max_rel)
+        );
+    }
+    md
 }
 
 #[cfg(test)]
