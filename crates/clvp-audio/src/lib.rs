@@ -30,7 +30,7 @@ pub mod reader;
 pub mod resample;
 pub(crate) mod stft;
 
-pub use audio::Audio;
+pub use audio::{Audio, convert_channels};
 pub use decode::{AudioPrefix, decode_bytes, load_audio, load_audio_prefix};
 pub use error::AudioError;
 pub use feature_extractor::{ClvpFeatureExtractor, Features};

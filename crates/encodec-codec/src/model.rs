@@ -178,8 +178,13 @@ impl EncodecModel {
     /// [`stream::TILE_SAMPLES`] samples); smaller blocks use less memory and more time, the result is the
     /// same. Models with GroupNorm always run whole.
     pub fn with_stream_frames(mut self, frames: usize) -> Self {
-        self.stream_frames = frames.max(1);
+        self.set_stream_frames(frames);
         self
+    }
+
+    /// [`Self::with_stream_frames`] in place.
+    pub fn set_stream_frames(&mut self, frames: usize) {
+        self.stream_frames = frames.max(1);
     }
 
     /// Run SEANet's convolutions on the host kernels (`true`, the default on a CPU backend: `gemm` on the
