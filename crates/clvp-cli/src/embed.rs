@@ -1,11 +1,11 @@
 //! `clvp embed-text` / `clvp embed-speech`: `get_text_features` / `get_speech_features(speech_ids=…)`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::{Clvp, DEFAULT_MODEL};
 
-use crate::output::{TensorOut, write_safetensors};
+use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
 
 /// Options shared by the model commands.
 #[derive(clap::Args)]
@@ -19,6 +19,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The files of the checkpoint, when it is a local directory (inputs an output must not overwrite).
+    pub fn files(&self) -> Vec<Input> {
+        model_files("--model", Path::new(&self.model))
+    }
+
     pub fn load(&self) -> Result<Clvp> {
         let device = clvp::device::device(&self.device)?;
         Clvp::from_pretrained(&self.model, &device)
@@ -34,7 +39,7 @@ pub struct TextArgs {
     /// The text.
     #[arg(long)]
     text: String,
-    /// Output safetensors file with `text_embeds` (f32 [1, P], not normalised).
+    /// Output safetensors file with `text_embeds` (f32 [1, P], not normalised); `-`: standard output.
     #[arg(long)]
     output: PathBuf,
 }
@@ -47,16 +52,30 @@ pub struct SpeechArgs {
     /// Speech codes, comma-separated (e.g. 5,9,17).
     #[arg(long)]
     codes: String,
-    /// Output safetensors file with `speech_embeds` (f32 [1, P], not normalised).
+    /// Output safetensors file with `speech_embeds` (f32 [1, P], not normalised); `-`: standard output.
     #[arg(long)]
     output: PathBuf,
 }
 
+/// `--output` of the embedding commands: a safetensors file or `-`, not one of the checkpoint's files.
+fn embeds_output(model: &ModelArgs, path: &Path) -> Result<Output> {
+    let out = Output::new(
+        "--output",
+        path,
+        Dash::Stdout {
+            what: "safetensors",
+        },
+    )?;
+    refuse_same(&[&out], &model.files())?;
+    Ok(out)
+}
+
 pub fn run_text(args: &TextArgs) -> Result<()> {
+    let out = embeds_output(&args.model, &args.output)?;
     let clvp = args.model.load()?;
     let e = clvp.embed_text(&args.text)?;
     write_safetensors(
-        &args.output,
+        &out,
         &[TensorOut::f32("text_embeds", e.shape.to_vec(), &e.values)],
     )
 }
@@ -79,11 +98,12 @@ fn parse_codes(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run_speech(args: &SpeechArgs) -> Result<()> {
+    let out = embeds_output(&args.model, &args.output)?;
     let codes = parse_codes(&args.codes)?;
     let clvp = args.model.load()?;
     let e = clvp.get_speech_features(&[codes])?;
     write_safetensors(
-        &args.output,
+        &out,
         &[TensorOut::f32("speech_embeds", e.shape.to_vec(), &e.values)],
     )
 }

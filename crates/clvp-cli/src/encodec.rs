@@ -8,7 +8,7 @@ use clvp::encodec::ecdc::{EcdcModel, read_ecdc, write_ecdc};
 use clvp::{AudioCodes, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::output::{TensorOut, write_atomic, write_safetensors};
+use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
 
 /// `clvp encodec` subcommands.
 #[derive(clap::Subcommand)]
@@ -46,6 +46,13 @@ impl ModelChoice {
         }
     }
 
+    /// The files of `--model` when it is a local directory (inputs an output must not overwrite).
+    fn files(&self) -> Vec<Input> {
+        self.model
+            .as_deref()
+            .map_or_else(Vec::new, |m| model_files("--model", Path::new(m)))
+    }
+
     fn load(&self, name: &str) -> Result<Encodec> {
         let device = clvp::device::device(&self.device)?;
         Encodec::from_pretrained(name, &device)
@@ -71,7 +78,7 @@ pub struct EncodeArgs {
     bandwidth: f64,
     /// Input audio file (any common format; converted to the model's channels and rate).
     input: PathBuf,
-    /// Output: `.ecdc` or `.safetensors`.
+    /// Output: `.ecdc` or `.safetensors` (`-`: `.ecdc` on standard output).
     output: PathBuf,
 }
 
@@ -84,7 +91,7 @@ pub struct DecodeArgs {
     out: AudioOut,
     /// Input codes: `.ecdc` or `.safetensors` (as `encode` writes).
     input: PathBuf,
-    /// Output: `.wav` or `.safetensors`.
+    /// Output: `.wav` or `.safetensors` (`-`: `.wav` on standard output).
     output: PathBuf,
 }
 
@@ -100,7 +107,7 @@ pub struct RoundtripArgs {
     bandwidth: f64,
     /// Input audio file.
     input: PathBuf,
-    /// Output: `.wav` or `.safetensors`.
+    /// Output: `.wav` or `.safetensors` (`-`: `.wav` on standard output).
     output: PathBuf,
 }
 
@@ -119,16 +126,40 @@ pub fn run(command: &Command) -> Result<()> {
     }
 }
 
+/// The output argument of a verb, resolved; `-` is standard output.
+fn output(path: &Path, what: &'static str) -> Result<Output> {
+    Output::new("the output", path, Dash::Stdout { what })
+}
+
+/// The format of `out`: its extension, or `stream` for standard output or a device or FIFO named without one.
+fn format(out: &Output, stream: &str) -> String {
+    let ext = extension(out.path());
+    if ext.is_empty() && out.is_stream() {
+        stream.to_string()
+    } else {
+        ext
+    }
+}
+
+/// Refuse an output that is the input or one of the checkpoint's files.
+fn refuse_inputs(out: &Output, input: &Path, model: &ModelChoice) -> Result<()> {
+    let mut inputs = vec![Input::new("the input", input)];
+    inputs.extend(model.files());
+    refuse_same(&[out], &inputs)
+}
+
 fn load_input(path: &Path) -> Result<Audio> {
     load_audio(path).with_context(|| format!("reading audio {}", path.display()))
 }
 
 fn encode(args: &EncodeArgs) -> Result<()> {
-    let ext = extension(&args.output);
+    let out = output(&args.output, ".ecdc codes")?;
+    refuse_inputs(&out, &args.input, &args.model)?;
+    let ext = format(&out, "ecdc");
     if ext != "ecdc" && ext != "safetensors" {
         bail!(
             "{}: the output of `encode` must end in .ecdc or .safetensors",
-            args.output.display()
+            out.path().display()
         );
     }
     let codec = args.model.load(args.model.name())?;
@@ -141,9 +172,9 @@ fn encode(args: &EncodeArgs) -> Result<()> {
         let file = codes.to_ecdc(&model)?;
         let mut bytes = Vec::new();
         write_ecdc(&mut bytes, &file)?;
-        write_atomic(&args.output, &bytes)?;
+        out.write(&bytes)?;
     } else {
-        write_codes(&args.output, &codes.to_hf()?)?;
+        write_codes(&out, &codes.to_hf()?)?;
     }
     eprintln!(
         "{}: {} samples → {} chunk(s) × {} codebooks ({} kbps) → {}",
@@ -157,7 +188,7 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_codes(path: &Path, hf: &HfCodes) -> Result<()> {
+fn write_codes(out: &Output, hf: &HfCodes) -> Result<()> {
     let mut tensors = vec![TensorOut::i64(
         "audio_codes",
         hf.shape.to_vec(),
@@ -176,7 +207,7 @@ fn write_codes(path: &Path, hf: &HfCodes) -> Result<()> {
         vec![1],
         &[hf.audio_length as i64],
     ));
-    write_safetensors(path, &tensors)
+    write_safetensors(out, &tensors)
 }
 
 fn read_i64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
@@ -252,6 +283,8 @@ fn read_codes(path: &Path) -> Result<AudioCodes> {
 }
 
 fn decode(args: &DecodeArgs) -> Result<()> {
+    let out = output(&args.output, "WAV audio")?;
+    refuse_inputs(&out, &args.input, &args.model)?;
     let ext = extension(&args.input);
     let mut written_by = None;
     let (codes, name) = match ext.as_str() {
@@ -291,30 +324,32 @@ fn decode(args: &DecodeArgs) -> Result<()> {
     let audio = codec
         .decode(&codes)
         .with_context(|| format!("decoding {}", args.input.display()))?;
-    write_audio(&args.output, &audio, args.out.rescale)
+    write_audio(&out, &audio, args.out.rescale)
 }
 
 fn roundtrip(args: &RoundtripArgs) -> Result<()> {
+    let out = output(&args.output, "WAV audio")?;
+    refuse_inputs(&out, &args.input, &args.model)?;
     let codec = args.model.load(args.model.name())?;
     let audio = load_input(&args.input)?;
     let codes = codec
         .encode(&audio, Some(args.bandwidth))
         .with_context(|| format!("encoding {}", args.input.display()))?;
-    let out = codec.decode(&codes)?;
-    write_audio(&args.output, &out, args.out.rescale)
+    let decoded = codec.decode(&codes)?;
+    write_audio(&out, &decoded, args.out.rescale)
 }
 
 /// `.safetensors` (`audio_values` f32 [1, C, L]) or 16-bit PCM `.wav` with Meta's `save_audio` limits:
 /// clamp to ±0.99 (warning "Clipping!!" when the peak exceeds it) or, with `rescale`, scale by
 /// `min(0.99 / peak, 1)`.
-fn write_audio(path: &Path, audio: &Audio, rescale: bool) -> Result<()> {
+fn write_audio(out: &Output, audio: &Audio, rescale: bool) -> Result<()> {
     let frames = audio.num_frames();
     let channels = audio.num_channels();
-    match extension(path).as_str() {
+    match format(out, "wav").as_str() {
         "safetensors" => {
             let planar: Vec<f32> = audio.channels.concat();
             write_safetensors(
-                path,
+                out,
                 &[TensorOut::f32(
                     "audio_values",
                     vec![1, channels, frames],
@@ -357,11 +392,11 @@ fn write_audio(path: &Path, audio: &Audio, rescale: bool) -> Result<()> {
                 }
                 w.finalize()?;
             }
-            write_atomic(path, &cursor.into_inner())
+            out.write(&cursor.into_inner())
         }
         _ => bail!(
             "{}: decoded audio is written as .wav or .safetensors",
-            path.display()
+            out.path().display()
         ),
     }
 }

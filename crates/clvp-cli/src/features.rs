@@ -1,12 +1,14 @@
 //! `clvp features`: an audio file → `ClvpFeatureExtractor` log-mel features (safetensors and/or PNG).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clvp::ClvpProcessor;
 use clvp::audio::load_audio_prefix;
 
-use crate::output::{TensorOut, safetensors_bytes, write_all_atomic};
+use crate::output::{
+    Dash, Input, Output, TensorOut, model_files, refuse_same, safetensors_bytes, write_all,
+};
 use crate::plot;
 
 /// Arguments of `clvp features`.
@@ -15,10 +17,11 @@ pub struct Args {
     /// Audio file (WAV, FLAC, MP3, OGG/Vorbis); resampled to 22050 Hz and downmixed to mono as needed.
     #[arg(long)]
     audio: PathBuf,
-    /// Write `input_features` (f32 [1, 80, 517]) to this safetensors file.
+    /// Write `input_features` (f32 [1, 80, 517]) to this safetensors file (`-`: standard output).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Draw the mel spectrogram (time × mel, colour bar, title with file and duration) to this PNG.
+    /// Draw the mel spectrogram (time × mel, colour bar, title with file and duration) to this PNG (`-`:
+    /// standard output).
     #[arg(long)]
     png: Option<PathBuf>,
     /// A checkpoint directory whose preprocessor_config.json to use (default: Tortoise's mel_norms).
@@ -30,6 +33,38 @@ pub fn run(args: &Args) -> Result<()> {
     if args.output.is_none() && args.png.is_none() {
         bail!("nothing to write: give --output OUT.safetensors and/or --png OUT.png");
     }
+    let output = args
+        .output
+        .as_deref()
+        .map(|p| {
+            Output::new(
+                "--output",
+                p,
+                Dash::Stdout {
+                    what: "safetensors",
+                },
+            )
+        })
+        .transpose()?;
+    let png = args
+        .png
+        .as_deref()
+        .map(|p| {
+            Output::new(
+                "--png",
+                p,
+                Dash::Stdout {
+                    what: "a PNG image",
+                },
+            )
+        })
+        .transpose()?;
+    let mut inputs = vec![Input::new("--audio", &args.audio)];
+    if let Some(dir) = &args.model {
+        inputs.extend(model_files("--model", dir));
+    }
+    let outputs: Vec<&Output> = output.iter().chain(png.iter()).collect();
+    refuse_same(&outputs, &inputs)?;
     let processor = match &args.model {
         Some(dir) => ClvpProcessor::from_dir(dir)?,
         None => ClvpProcessor::tortoise()?,
@@ -52,16 +87,16 @@ pub fn run(args: &Args) -> Result<()> {
         file = %args.audio.display(), rate, channels, duration, shape = ?features.shape, "features computed"
     );
     // Both outputs are rendered, then staged, before either is moved into place: no half of a pair is left.
-    let mut outputs: Vec<(&Path, Vec<u8>)> = Vec::new();
-    if let Some(out) = &args.output {
+    let mut rendered: Vec<(&Output, Vec<u8>)> = Vec::new();
+    if let Some(out) = &output {
         let t = TensorOut::f32(
             "input_features",
             features.shape.to_vec(),
             &features.input_features,
         );
-        outputs.push((out, safetensors_bytes(&[t])?));
+        rendered.push((out, safetensors_bytes(&[t])?));
     }
-    if let Some(png) = &args.png {
+    if let Some(png) = &png {
         let name = args
             .audio
             .file_name()
@@ -74,9 +109,10 @@ pub fn run(args: &Args) -> Result<()> {
             features.shape[2],
             &title,
         )?;
-        outputs.push((png, bytes));
+        rendered.push((png, bytes));
     }
-    let outputs: Vec<(&Path, &[u8])> = outputs.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-    write_all_atomic(&outputs)?;
+    let rendered: Vec<(&Output, &[u8])> =
+        rendered.iter().map(|(o, b)| (*o, b.as_slice())).collect();
+    write_all(&rendered)?;
     Ok(())
 }

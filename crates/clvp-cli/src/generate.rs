@@ -7,7 +7,7 @@ use clvp::{EarlyStopping, GenerationConfig, PRESETS, PrefillPositions, WeightPre
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
-use crate::output::{TensorOut, write_safetensors};
+use crate::output::{Dash, Input, Output, TensorOut, refuse_same, write_safetensors};
 
 /// Prefill positions, as on the command line.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,7 +86,8 @@ pub struct Args {
     /// Prefill positions: tortoise (default) or hf523.
     #[arg(long, value_enum, default_value = "tortoise")]
     prefill_positions: Prefill,
-    /// Write speech_ids, logits_per_text, text_embeds and speech_embeds to this safetensors file.
+    /// Write speech_ids, logits_per_text, text_embeds and speech_embeds to this safetensors file (not `-`:
+    /// the ranking goes to standard output).
     #[arg(long)]
     output: Option<PathBuf>,
     /// Print the ranking as one JSON object instead of a table.
@@ -168,6 +169,17 @@ fn config(args: &Args) -> Result<GenerationConfig> {
 
 pub fn run(args: &Args) -> Result<()> {
     let mut gc = config(args)?;
+    let dash = Dash::Refused {
+        why: "`generate` prints its ranking there; give a file",
+    };
+    let output = args
+        .output
+        .as_deref()
+        .map(|p| Output::new("--output", p, dash))
+        .transpose()?;
+    let mut inputs = args.model.files();
+    inputs.extend(args.voices.iter().map(|v| Input::new("--voice", v)));
+    refuse_same(&output.iter().collect::<Vec<_>>(), &inputs)?;
     let mut clvp = args.model.load()?;
     clvp.set_decoder_weights(match args.decoder_weights {
         DecoderWeights::F32 => WeightPrecision::F32,
@@ -203,7 +215,7 @@ pub fn run(args: &Args) -> Result<()> {
     });
     bar.finish_and_clear();
     let c = result?;
-    if let Some(out) = &args.output {
+    if let Some(out) = &output {
         let n = c.speech_ids.len();
         let w = c.speech_ids.first().map_or(0, Vec::len);
         let ids: Vec<i64> = c.speech_ids.iter().flatten().map(|&x| x as i64).collect();

@@ -1,0 +1,126 @@
+//! Refusing an output that is one of the inputs, or another output, before any work is done.
+//!
+//! Two names are the same file when both exist and have the same device and inode (a hard link, a symlink,
+//! `./x` and `x`), or, when one does not exist yet, when their directories resolve to the same one and the
+//! file names agree. Character devices (`/dev/null`) are never compared: writing one twice is fine.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use super::{Output, Target};
+
+/// An input file and the argument that named it (`--audio`, `the input`, `--model`).
+pub struct Input {
+    pub arg: &'static str,
+    pub path: PathBuf,
+}
+
+impl Input {
+    pub fn new(arg: &'static str, path: &Path) -> Input {
+        Input {
+            arg,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+/// The files of a local checkpoint directory given as `arg` (none for a hub id): they are read, so an output
+/// must not be one of them.
+pub fn model_files(arg: &'static str, spec: &Path) -> Vec<Input> {
+    let Ok(entries) = std::fs::read_dir(spec) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .map(|path| Input { arg, path })
+        .collect()
+}
+
+#[derive(PartialEq)]
+enum Id {
+    /// An existing file: device and inode.
+    Inode(u64, u64),
+    /// A name not taken yet: its resolved directory and file name.
+    Name(PathBuf),
+}
+
+/// The identity of `path`, or `None` for a character device (never compared).
+fn identity(path: &Path) -> Option<Id> {
+    match std::fs::metadata(path) {
+        Ok(m) => inode(&m),
+        Err(_) => {
+            let name = path.file_name()?;
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Some(Id::Name(dir.join(name)))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> Option<Id> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if m.file_type().is_char_device() {
+        return None;
+    }
+    Some(Id::Inode(m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn inode(_m: &std::fs::Metadata) -> Option<Id> {
+    None
+}
+
+/// `--output x and --audio y` (or `--output and --audio` when both are spelled the same).
+fn both(a: &str, pa: &Path, b: &str, pb: &Path) -> String {
+    if pa == pb {
+        format!("{a} and {b} name the same file {}", pa.display())
+    } else {
+        format!(
+            "{a} {} and {b} {} name the same file",
+            pa.display(),
+            pb.display()
+        )
+    }
+}
+
+/// Fail, naming both arguments, if an output is an input or another output.
+pub fn refuse_same(outputs: &[&Output], inputs: &[Input]) -> Result<()> {
+    let ids: Vec<Option<Id>> = outputs
+        .iter()
+        .map(|o| match &o.target {
+            Target::Stdout => None,
+            Target::Special => identity(&o.given),
+            Target::File(file) => identity(file),
+        })
+        .collect();
+    for (k, out) in outputs.iter().enumerate() {
+        for earlier in &outputs[..k] {
+            if matches!(out.target, Target::Stdout) && matches!(earlier.target, Target::Stdout) {
+                bail!(
+                    "{} and {} both name standard output (-); give a file for one of them",
+                    earlier.arg,
+                    out.arg
+                );
+            }
+        }
+        let Some(id) = &ids[k] else { continue };
+        for (j, earlier) in outputs[..k].iter().enumerate() {
+            if ids[j].as_ref() == Some(id) {
+                bail!("{}", both(earlier.arg, &earlier.given, out.arg, &out.given));
+            }
+        }
+        for input in inputs {
+            if identity(&input.path).as_ref() == Some(id) {
+                bail!("{}", both(out.arg, &out.given, input.arg, &input.path));
+            }
+        }
+    }
+    Ok(())
+}
