@@ -99,17 +99,7 @@ impl Audio {
     fn mono_samples(&self) -> Vec<f32> {
         match self.channels.as_slice() {
             [only] => only.clone(),
-            channels => {
-                let count = channels.len() as f32;
-                let mut sum = vec![0.0f32; self.num_frames()];
-                for channel in channels {
-                    for (s, &x) in sum.iter_mut().zip(channel) {
-                        *s += x;
-                    }
-                }
-                sum.iter_mut().for_each(|s| *s /= count);
-                sum
-            }
+            channels => mean_channel(channels),
         }
     }
 
@@ -118,16 +108,10 @@ impl Audio {
     /// mono takes the mean ([`Audio::to_mono`]). Anything else (e.g. 6 → 2) is an error, since no
     /// downmix matrix is defined for it.
     pub fn to_channels(&self, channels: usize) -> Result<Audio, AudioError> {
-        let from = self.num_channels();
-        match (from, channels) {
-            (f, t) if f == t => Ok(self.clone()),
-            (_, 1) => Ok(self.to_mono()),
-            (1, 2) => Ok(Audio {
-                sample_rate: self.sample_rate,
-                channels: vec![self.channels[0].clone(), self.channels[0].clone()],
-            }),
-            (from, to) => Err(AudioError::ChannelConversion { from, to }),
-        }
+        Ok(Audio {
+            sample_rate: self.sample_rate,
+            channels: convert_channels(&self.channels, channels)?,
+        })
     }
 
     /// Resample every channel to `target_rate` Hz with rubato's FFT sinc resampler (see
@@ -144,6 +128,35 @@ impl Audio {
             channels,
         })
     }
+}
+
+/// [`Audio::to_channels`] on planar samples (a block of a stream): identity, mono duplicated to stereo, or
+/// the mean of any count to mono; the same operations as on the whole clip, so blocks convert to the same
+/// samples.
+pub fn convert_channels<S: AsRef<[f32]>>(
+    channels: &[S],
+    to: usize,
+) -> Result<Vec<Vec<f32>>, AudioError> {
+    match (channels, to) {
+        (c, t) if c.len() == t => Ok(c.iter().map(|x| x.as_ref().to_vec()).collect()),
+        ([only], 2) => Ok(vec![only.as_ref().to_vec(), only.as_ref().to_vec()]),
+        (c, 1) => Ok(vec![mean_channel(c)]),
+        (c, to) => Err(AudioError::ChannelConversion { from: c.len(), to }),
+    }
+}
+
+/// The mean of the channels per frame (`wav.mean(dim=0)` in float32: summed in order, then divided by the
+/// count).
+fn mean_channel<S: AsRef<[f32]>>(channels: &[S]) -> Vec<f32> {
+    let count = channels.len() as f32;
+    let mut sum = vec![0.0f32; channels.first().map_or(0, |c| c.as_ref().len())];
+    for channel in channels {
+        for (s, &x) in sum.iter_mut().zip(channel.as_ref()) {
+            *s += x;
+        }
+    }
+    sum.iter_mut().for_each(|s| *s /= count);
+    sum
 }
 
 /// Find non-finite samples: `(count, channel, frame)` of the first one, or `None` when all are finite.

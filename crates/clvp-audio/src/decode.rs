@@ -5,18 +5,14 @@
 //! (64-bit floats are rounded to `f32`). Lossy codecs (MP3, Vorbis) are decoded gaplessly (encoder delay
 //! and padding trimmed, when the container says how much).
 
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::ErrorKind;
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
-use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
 
 use crate::audio::{Audio, find_non_finite};
 use crate::error::AudioError;
+use crate::reader::AudioReader;
 
 /// The label used in errors for [`decode_bytes`].
 pub const MEMORY_LABEL: &str = "<memory>";
@@ -26,6 +22,9 @@ pub const MEMORY_LABEL: &str = "<memory>";
 ///
 /// Errors name the file: missing, unreadable, empty, not audio, unsupported codec, malformed,
 /// truncated, zero samples, or non-finite (NaN/Inf) samples.
+///
+/// `path` may be a named pipe (`<(cmd)`) or a device; `-` is standard input ([`crate::STDIN_PATH`]). To
+/// process a long file without holding it all, read it with [`AudioReader`] instead.
 pub fn load_audio(path: impl AsRef<Path>) -> Result<Audio, AudioError> {
     load_file(path.as_ref(), &|_| None).map(|(audio, _)| audio)
 }
@@ -58,30 +57,7 @@ pub fn load_audio_prefix(
 type FrameLimit<'a> = &'a dyn Fn(u32) -> Option<u64>;
 
 fn load_file(path: &Path, limit: FrameLimit) -> Result<(Audio, Option<u64>), AudioError> {
-    let file = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|e| io_error(&file, e))?;
-    if metadata.is_dir() {
-        return Err(AudioError::Io {
-            file,
-            source: std::io::Error::new(ErrorKind::InvalidInput, "it is a directory"),
-        });
-    }
-    if metadata.len() == 0 {
-        return Err(AudioError::EmptyFile { file });
-    }
-    let mut handle = std::fs::File::open(path).map_err(|e| io_error(&file, e))?;
-    let mut head = Vec::with_capacity(HEAD_LEN);
-    (&mut handle)
-        .take(HEAD_LEN as u64)
-        .read_to_end(&mut head)
-        .and_then(|_| handle.seek(SeekFrom::Start(0)))
-        .map_err(|e| io_error(&file, e))?;
-    check_header(&head, &file)?;
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    decode_source(Box::new(handle), &hint, &file, limit)
+    read_all(AudioReader::open(path)?, limit)
 }
 
 /// Decode an in-memory audio file. `hint` is an optional file extension (`"wav"`, `"mp3"`, ...)
@@ -97,23 +73,74 @@ pub fn decode_bytes(bytes: impl Into<Vec<u8>>, hint: Option<&str>) -> Result<Aud
     if let Some(ext) = hint {
         probe_hint.with_extension(ext.trim_start_matches('.'));
     }
-    decode_source(
-        Box::new(std::io::Cursor::new(bytes)),
-        &probe_hint,
-        &file,
-        &|_| None,
-    )
-    .map(|(audio, _)| audio)
+    let reader =
+        AudioReader::from_source(Box::new(std::io::Cursor::new(bytes)), &probe_hint, file)?;
+    read_all(reader, &|_| None).map(|(audio, _)| audio)
+}
+
+/// Collect a reader's blocks (up to `limit(rate)` frames) into [`Audio`], with the whole-file checks: the
+/// non-finite samples of the kept part are counted and the first one located. The buffers grow with the
+/// data actually decoded; memory that cannot be had is an [`AudioError::OutOfMemory`], not an abort.
+fn read_all(
+    mut reader: AudioReader,
+    limit: FrameLimit,
+) -> Result<(Audio, Option<u64>), AudioError> {
+    let sample_rate = reader.sample_rate();
+    let max = limit(sample_rate);
+    let file = reader.label().to_string();
+    let mut channels: Vec<Vec<f32>> = vec![Vec::new(); reader.channels()];
+    let mut stopped = false;
+    while let Some(block) = reader.next_raw()? {
+        for (dst, src) in channels.iter_mut().zip(block) {
+            if dst.try_reserve(src.len()).is_err() {
+                return Err(AudioError::OutOfMemory {
+                    file,
+                    what: "the decoded audio".into(),
+                    bytes: (dst.len() + src.len()) as u64 * 4 * block.len() as u64,
+                });
+            }
+            dst.extend_from_slice(src);
+        }
+        if let Some(max) = max
+            && reader.frames_read() >= max
+        {
+            stopped = true;
+            for c in &mut channels {
+                c.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+            }
+            break;
+        }
+    }
+    if let Some((count, channel, frame)) = find_non_finite(channels.iter().map(Vec::as_slice)) {
+        return Err(AudioError::NonFinite {
+            file,
+            count,
+            channel,
+            frame,
+        });
+    }
+    let total = if stopped {
+        reader.declared_frames()
+    } else {
+        Some(reader.frames_read())
+    };
+    Ok((
+        Audio {
+            sample_rate,
+            channels,
+        },
+        total,
+    ))
 }
 
 /// How much of a file [`check_header`] looks at.
-const HEAD_LEN: usize = 4096;
+pub(crate) const HEAD_LEN: usize = 4096;
 
 /// Reject a WAV `fmt ` or AIFF `COMM` chunk whose frame (`channels × bytes per sample`) does not fit 16 bits
 /// before symphonia reads it: symphonia 0.6.1 computes that product in `u16`, which panics where overflow
 /// checks are on (debug builds: a header declaring 65535 channels of 16 bits crashed `clvp features`) and wraps
 /// in release. Anything that is not a RIFF/WAVE or FORM/AIFF header within `head` is left to symphonia.
-fn check_header(head: &[u8], file: &str) -> Result<(), AudioError> {
+pub(crate) fn check_header(head: &[u8], file: &str) -> Result<(), AudioError> {
     let (big_endian, fmt_id) = match (head.get(0..4), head.get(8..12)) {
         (Some(b"RIFF"), Some(b"WAVE")) => (false, b"fmt "),
         (Some(b"FORM"), Some(b"AIFF" | b"AIFC")) => (true, b"COMM"),
@@ -165,7 +192,7 @@ fn check_header(head: &[u8], file: &str) -> Result<(), AudioError> {
     Ok(())
 }
 
-fn io_error(file: &str, source: std::io::Error) -> AudioError {
+pub(crate) fn io_error(file: &str, source: std::io::Error) -> AudioError {
     if source.kind() == ErrorKind::NotFound {
         AudioError::NotFound {
             file: file.to_string(),
@@ -178,252 +205,11 @@ fn io_error(file: &str, source: std::io::Error) -> AudioError {
     }
 }
 
-/// [`decode_unguarded`], with a panic inside the decoder reported as malformed data: symphonia's parsers
-/// still have integer overflows on some corrupt headers (caught as panics where overflow checks are on), and a
-/// broken file must not take the caller down. The known cases are caught earlier by [`check_header`].
-fn decode_source(
-    source: Box<dyn MediaSource>,
-    hint: &Hint,
-    file: &str,
-    limit: FrameLimit,
-) -> Result<(Audio, Option<u64>), AudioError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_unguarded(source, hint, file, limit)
-    }))
-    .unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        Err(AudioError::Malformed {
-            file: file.to_string(),
-            reason: format!("the decoder failed on this data: {what}"),
-        })
-    })
-}
-
-fn decode_unguarded(
-    source: Box<dyn MediaSource>,
-    hint: &Hint,
-    file: &str,
-    limit: FrameLimit,
-) -> Result<(Audio, Option<u64>), AudioError> {
-    let f = || file.to_string();
-    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| match e {
-            SymphoniaError::Unsupported(reason) => AudioError::NotAudio {
-                file: f(),
-                reason: reason.to_string(),
-            },
-            SymphoniaError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => {
-                AudioError::Truncated {
-                    file: f(),
-                    detail: "the data ends inside the header".into(),
-                }
-            }
-            SymphoniaError::IoError(io) => AudioError::Io {
-                file: f(),
-                source: io,
-            },
-            other => AudioError::Malformed {
-                file: f(),
-                reason: other.to_string(),
-            },
-        })?;
-
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::NoAudioTrack { file: f() })?;
-    let track_id = track.id;
-    let declared_frames = track.num_frames;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::NoAudioTrack { file: f() })?;
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| match e {
-            SymphoniaError::Unsupported(reason) => AudioError::Unsupported {
-                file: f(),
-                reason: reason.to_string(),
-            },
-            other => AudioError::Malformed {
-                file: f(),
-                reason: other.to_string(),
-            },
-        })?;
-
-    let mut channels: Vec<Vec<f32>> = Vec::new();
-    let mut sample_rate: Option<u32> = None;
-    let mut scratch: Vec<Vec<f32>> = Vec::new();
-    let mut skipped = 0usize;
-    let mut first_skip_reason: Option<String> = None;
-    let mut hit_eof = false;
-    let mut stopped_at: Option<u64> = None;
-
-    loop {
-        if let (Some(rate), Some(first)) = (sample_rate, channels.first())
-            && let Some(max) = limit(rate)
-            && first.len() as u64 >= max
-        {
-            stopped_at = Some(max);
-            break;
-        }
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(SymphoniaError::IoError(io)) if io.kind() == ErrorKind::UnexpectedEof => {
-                hit_eof = true;
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => {
-                tracing::warn!(
-                    file,
-                    "the stream changes its track layout (chained stream); decoding only the first part"
-                );
-                break;
-            }
-            Err(SymphoniaError::IoError(io)) => {
-                return Err(AudioError::Io {
-                    file: f(),
-                    source: io,
-                });
-            }
-            Err(other) => {
-                return Err(AudioError::Malformed {
-                    file: f(),
-                    reason: other.to_string(),
-                });
-            }
-        };
-        if packet.track_id != track_id {
-            continue;
-        }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            Err(e @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
-                skipped += 1;
-                first_skip_reason.get_or_insert_with(|| e.to_string());
-                continue;
-            }
-            Err(SymphoniaError::Unsupported(reason)) => {
-                return Err(AudioError::Unsupported {
-                    file: f(),
-                    reason: reason.to_string(),
-                });
-            }
-            Err(other) => {
-                return Err(AudioError::Malformed {
-                    file: f(),
-                    reason: other.to_string(),
-                });
-            }
-        };
-        let spec = buffer.spec();
-        let rate = spec.rate();
-        let count = spec.channels().count();
-        if buffer.frames() == 0 {
-            continue;
-        }
-        match sample_rate {
-            None => {
-                sample_rate = Some(rate);
-                channels = vec![Vec::new(); count];
-            }
-            Some(r) if r != rate || channels.len() != count => {
-                return Err(AudioError::Malformed {
-                    file: f(),
-                    reason: format!(
-                        "the stream changes from {} channels at {r} Hz to {count} channels at {rate} Hz",
-                        channels.len()
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-        buffer.copy_to_vecs_planar(&mut scratch);
-        for (dst, src) in channels.iter_mut().zip(&scratch) {
-            dst.extend_from_slice(src);
-        }
-    }
-
-    if let Some(max) = stopped_at {
-        for c in &mut channels {
-            c.truncate(max as usize);
-        }
-    }
-    let frames = channels.first().map_or(0, Vec::len) as u64;
-    if skipped > 0 {
-        tracing::warn!(
-            file,
-            skipped,
-            reason = first_skip_reason.as_deref(),
-            "skipped undecodable packets"
-        );
-    }
-    if hit_eof {
-        match declared_frames {
-            Some(declared) if frames < declared => {
-                return Err(AudioError::Truncated {
-                    file: f(),
-                    detail: format!(
-                        "the data ends after {frames} of the {declared} frames the header declares"
-                    ),
-                });
-            }
-            _ => tracing::warn!(
-                file,
-                frames,
-                "the stream ends in the middle of a packet; keeping the decoded frames"
-            ),
-        }
-    }
-    let Some(sample_rate) = sample_rate.filter(|_| frames > 0) else {
-        return Err(match first_skip_reason {
-            Some(reason) => AudioError::Malformed { file: f(), reason },
-            None => AudioError::ZeroLength { file: f() },
-        });
-    };
-    if sample_rate == 0 {
-        return Err(AudioError::Malformed {
-            file: f(),
-            reason: "the sample rate is 0 Hz".into(),
-        });
-    }
-    if let Some((count, channel, frame)) = find_non_finite(channels.iter().map(Vec::as_slice)) {
-        return Err(AudioError::NonFinite {
-            file: f(),
-            count,
-            channel,
-            frame,
-        });
-    }
-    let total = if stopped_at.is_some() {
-        declared_frames
-    } else {
-        Some(frames)
-    };
-    Ok((
-        Audio {
-            sample_rate,
-            channels,
-        },
-        total,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::SeekFrom;
+    use symphonia::core::io::MediaSource;
 
     /// A 16-bit PCM WAV header declaring `channels`, with `data` bytes of samples.
     fn wav(channels: u16, data: usize) -> Vec<u8> {
@@ -506,7 +292,7 @@ mod tests {
                 None
             }
         }
-        let err = decode_source(Box::new(Exploding), &Hint::new(), "x.wav", &|_| None)
+        let err = AudioReader::from_source(Box::new(Exploding), &Hint::new(), "x.wav".into())
             .map(|_| ())
             .unwrap_err();
         assert_eq!(

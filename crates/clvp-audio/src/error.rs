@@ -85,6 +85,30 @@ pub enum AudioError {
         /// Frame (sample index within the channel) of the first non-finite sample.
         frame: usize,
     },
+    /// A buffer could not be allocated (the machine's memory or the process's limit, `ulimit -v`): an error
+    /// instead of an abort.
+    #[error("{file}: out of memory: cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// The file (or what the buffer is for).
+        file: String,
+        /// What the buffer holds.
+        what: String,
+        /// The bytes asked for.
+        bytes: u64,
+    },
+    /// A size read from a file (a config field, a header) over the limit this crate accepts: refused before
+    /// anything of that size is allocated.
+    #[error("{file}: {field} is {value}, over the limit of {limit}")]
+    TooLarge {
+        /// The file the size comes from.
+        file: String,
+        /// The field (or what the size counts).
+        field: String,
+        /// The size found.
+        value: u64,
+        /// The largest accepted.
+        limit: u64,
+    },
     /// An in-memory [`crate::Audio`] or input that breaks an invariant (no channels, ragged channels, rate 0).
     #[error("invalid audio: {reason}")]
     InvalidAudio {
@@ -135,4 +159,21 @@ pub enum AudioError {
         /// What was wrong.
         reason: String,
     },
+}
+
+/// An empty vector with room for `n` items, or [`AudioError::OutOfMemory`] (`{context}: … for {what}`) where
+/// the memory cannot be had: a long clip must be an error, not an abort.
+pub(crate) fn try_with_capacity<T>(
+    n: usize,
+    context: &str,
+    what: &str,
+) -> Result<Vec<T>, AudioError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| AudioError::OutOfMemory {
+            file: context.to_string(),
+            what: what.to_string(),
+            bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+        })?;
+    Ok(v)
 }

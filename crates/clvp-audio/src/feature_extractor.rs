@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::audio::find_non_finite;
-use crate::error::AudioError;
+use crate::error::{AudioError, try_with_capacity};
 use crate::mel::{MelNorm, MelScale, SparseFilterBank, mel_filter_bank};
 use crate::stft::LogMel;
 
@@ -16,6 +16,17 @@ const MIN_FREQUENCY: f64 = 0.0;
 const MAX_FREQUENCY: f64 = 8000.0;
 /// Largest `|ours − saved|` accepted for a `mel_filters` matrix stored in a config before warning.
 const MEL_FILTERS_TOLERANCE: f64 = 1e-9;
+
+/// The largest `n_fft` accepted from a config (Tortoise uses 1024): the FFT plan, the window and the
+/// `(n_fft/2 + 1) × feature_size` filter bank grow with it (`n_fft` 2³¹ asked for an 8 GB filter bank).
+pub const MAX_N_FFT: usize = 1 << 15;
+/// The most mel bins accepted (Tortoise uses 80).
+pub const MAX_FEATURE_SIZE: usize = 512;
+/// The most samples per clip (`default_audio_length · sampling_rate`; Tortoise: 132 300): every clip is padded
+/// to it, and the attention mask holds it per clip.
+pub const MAX_CLIP_SAMPLES: usize = 1 << 24;
+/// The most feature values per clip (`feature_size` × STFT frames; Tortoise: 80 × 517).
+pub const MAX_FEATURE_VALUES: usize = 1 << 26;
 
 /// Tortoise's `data/mel_norms.pth`, see `assets/mel_norms.json`.
 const MEL_NORMS_JSON: &str = include_str!("../assets/mel_norms.json");
@@ -137,6 +148,17 @@ impl ClvpFeatureExtractor {
         Self::from_json(&text).map_err(|e| match e {
             AudioError::Config { reason, .. } => AudioError::Config { file, reason },
             AudioError::InvalidSettings { reason } => AudioError::Config { file, reason },
+            AudioError::TooLarge {
+                field,
+                value,
+                limit,
+                ..
+            } => AudioError::TooLarge {
+                file,
+                field,
+                value,
+                limit,
+            },
             other => other,
         })
     }
@@ -185,6 +207,37 @@ impl ClvpFeatureExtractor {
                 "feature_size ({}), hop_length ({}) and sampling_rate ({}) must be positive and n_fft ({}) at least 2",
                 self.feature_size, self.hop_length, self.sampling_rate, self.n_fft
             ));
+        }
+        // Sizes that allocate are bounded before anything is built from them.
+        let too_large = |field: &str, value: u128, limit: usize| {
+            Err(AudioError::TooLarge {
+                file: "feature extractor settings".into(),
+                field: field.to_string(),
+                value: u64::try_from(value).unwrap_or(u64::MAX),
+                limit: limit as u64,
+            })
+        };
+        if self.n_fft > MAX_N_FFT {
+            return too_large("n_fft", self.n_fft as u128, MAX_N_FFT);
+        }
+        if self.feature_size > MAX_FEATURE_SIZE {
+            return too_large("feature_size", self.feature_size as u128, MAX_FEATURE_SIZE);
+        }
+        let samples = self.default_audio_length as u128 * u128::from(self.sampling_rate);
+        if samples > MAX_CLIP_SAMPLES as u128 {
+            return too_large(
+                "default_audio_length · sampling_rate (samples per clip)",
+                samples,
+                MAX_CLIP_SAMPLES,
+            );
+        }
+        let values = (samples / self.hop_length as u128 + 1) * self.feature_size as u128;
+        if values > MAX_FEATURE_VALUES as u128 {
+            return too_large(
+                "feature_size × frames (feature values per clip)",
+                values,
+                MAX_FEATURE_VALUES,
+            );
         }
         if self.max_length() == 0 {
             return invalid("default_audio_length · sampling_rate is 0 samples".into());
@@ -297,8 +350,8 @@ impl ClvpFeatureExtractor {
                 reason: format!("max_length {max_length} gives no STFT frame"),
             });
         }
-        let mut input_features = vec![0.0f32; batch * mels * frames];
-        let mut attention_mask = vec![0i32; batch * max_length];
+        let mut input_features = zeroed(batch, mels * frames, "the features")?;
+        let mut attention_mask = zeroed(batch, max_length, "the attention mask")?;
         for (b, clip) in clips.iter().enumerate() {
             let kept = clip.len().min(max_length);
             attention_mask[b * max_length..b * max_length + kept].fill(1);
@@ -372,6 +425,14 @@ impl ClvpFeatureExtractor {
         }
         Ok(())
     }
+}
+
+/// `rows × cols` zeros, or [`AudioError::OutOfMemory`] where that is more than the memory there is.
+fn zeroed<T: Clone + Default>(rows: usize, cols: usize, what: &str) -> Result<Vec<T>, AudioError> {
+    let n = rows.saturating_mul(cols);
+    let mut v = try_with_capacity(n, &format!("feature extraction of {rows} clip(s)"), what)?;
+    v.resize(n, T::default());
+    Ok(v)
 }
 
 /// The settings a planned [`LogMel`] depends on.

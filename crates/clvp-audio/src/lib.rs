@@ -11,8 +11,10 @@
 //! ```
 //!
 //! * [`decode`]: [`load_audio`] / [`decode_bytes`] (WAV, FLAC, MP3, OGG/Vorbis, AIFF) with symphonia.
+//! * [`reader`]: [`AudioReader`], the same decode one packet at a time, from files, pipes and stdin (`-`).
 //! * [`audio`]: [`Audio`], planar `f32`, with [`Audio::to_mono`], [`Audio::to_channels`], [`Audio::resample`].
-//! * [`resample`]: rubato's FFT sinc resampler, delay-free, exact output length.
+//! * [`resample`]: rubato's FFT sinc resampler, delay-free, exact output length; [`StreamResampler`] gives
+//!   the same samples block by block.
 //! * [`mel`]: [`mel_filter_bank`] exactly as `transformers.audio_utils.mel_filter_bank`.
 //! * `stft` (internal): the float64 STFT / log-mel recipe of `ClvpFeatureExtractor`.
 //! * [`feature_extractor`]: [`ClvpFeatureExtractor`] and its [`Features`].
@@ -24,11 +26,14 @@ pub mod decode;
 pub mod error;
 pub mod feature_extractor;
 pub mod mel;
+pub mod reader;
 pub mod resample;
 pub(crate) mod stft;
 
-pub use audio::Audio;
+pub use audio::{Audio, convert_channels};
 pub use decode::{AudioPrefix, decode_bytes, load_audio, load_audio_prefix};
 pub use error::AudioError;
 pub use feature_extractor::{ClvpFeatureExtractor, Features};
 pub use mel::{MelNorm, MelScale, mel_filter_bank};
+pub use reader::{AudioReader, STDIN_LABEL, STDIN_PATH};
+pub use resample::StreamResampler;

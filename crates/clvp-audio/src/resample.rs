@@ -40,9 +40,9 @@
 //! `cargo test -p clvp-audio --test resample -- --nocapture`.
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
-use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
-use crate::error::AudioError;
+use crate::error::{AudioError, try_with_capacity};
 
 /// The shortest anti-aliasing sinc, in input frames.
 pub const MIN_SINC_LEN: usize = 2048;
@@ -80,7 +80,48 @@ pub fn sinc_len(from: u32, to: u32) -> usize {
     blocks * min_block_in
 }
 
+/// rubato's resampler for `from` → `to` Hz over `nch` channels, with the settings above; rates that are not
+/// positive or too far apart are an error.
+fn make_resampler(from: u32, to: u32, nch: usize) -> Result<Fft<f64>, AudioError> {
+    let fail = |reason: String| AudioError::Resample { from, to, reason };
+    if from == 0 || to == 0 {
+        return Err(fail("sample rates must be positive".into()));
+    }
+    let (from_us, to_us) = (from as usize, to as usize);
+    let g = gcd(from_us, to_us);
+    let block_in = sinc_len(from, to);
+    let block_out = (block_in / (from_us / g)).saturating_mul(to_us / g);
+    let block = block_in.max(block_out);
+    if block > MAX_FFT_BLOCK {
+        return Err(fail(format!(
+            "the rates are too far apart for the resampler (FFT blocks of {block} frames, at most {MAX_FFT_BLOCK}); \
+             convert the file to a common rate (8 kHz to 192 kHz) first"
+        )));
+    }
+    let resampler = Fft::<f64>::new_custom(
+        from_us,
+        to_us,
+        block_in,
+        1,
+        nch,
+        WindowFunction::BlackmanHarris2,
+        FixedSync::Both,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    tracing::debug!(
+        from,
+        to,
+        sinc_len = resampler.fft_size_in(),
+        cutoff = resampler.cutoff(),
+        "resampling"
+    );
+    Ok(resampler)
+}
+
 /// Resample planar channels (all of the same length) from `from` Hz to `to` Hz.
+///
+/// The whole clip is held three times (the `f64` input, the `f64` output and the result); a long input is
+/// better streamed through [`StreamResampler`], which gives the same samples.
 pub fn resample_planar(
     channels: &[Vec<f32>],
     from: u32,
@@ -106,44 +147,22 @@ pub fn resample_planar(
             "a clip of {frames} frames is shorter than one output sample"
         )));
     }
-
-    let (from_us, to_us) = (from as usize, to as usize);
-    let g = gcd(from_us, to_us);
-    let block_in = sinc_len(from, to);
-    let block_out = (block_in / (from_us / g)).saturating_mul(to_us / g);
-    let block = block_in.max(block_out);
-    if block > MAX_FFT_BLOCK {
-        return Err(fail(format!(
-            "the rates are too far apart for the resampler (FFT blocks of {block} frames, at most {MAX_FFT_BLOCK}); \
-             convert the file to a common rate (8 kHz to 192 kHz) first"
-        )));
-    }
     let nch = channels.len();
-    let mut resampler = Fft::<f64>::new_custom(
-        from_us,
-        to_us,
-        sinc_len(from, to),
-        1,
-        nch,
-        WindowFunction::BlackmanHarris2,
-        FixedSync::Both,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    tracing::debug!(
-        from,
-        to,
-        sinc_len = resampler.fft_size_in(),
-        cutoff = resampler.cutoff(),
-        "resampling"
-    );
-
-    let input: Vec<Vec<f64>> = channels
-        .iter()
-        .map(|c| c.iter().map(|&x| f64::from(x)).collect())
-        .collect();
+    let mut resampler = make_resampler(from, to, nch)?;
+    let mut input = Vec::with_capacity(nch);
+    for c in channels {
+        let mut v = try_with_capacity(c.len(), "resampling", "the resampler's input")?;
+        v.extend(c.iter().map(|&x| f64::from(x)));
+        input.push(v);
+    }
     let input = SequentialSliceOfVecs::new(&input, nch, frames).map_err(|e| fail(e.to_string()))?;
     let needed = resampler.process_all_needed_output_len(frames);
-    let mut output = vec![vec![0.0f64; needed]; nch];
+    let mut output = Vec::with_capacity(nch);
+    for _ in 0..nch {
+        let mut v = try_with_capacity(needed, "resampling", "the resampler's output")?;
+        v.resize(needed, 0.0f64);
+        output.push(v);
+    }
     let mut output_adapter = SequentialSliceOfVecs::new_mut(&mut output, nch, needed)
         .map_err(|e| fail(e.to_string()))?;
     let (_, produced) = resampler
@@ -154,10 +173,214 @@ pub fn resample_planar(
             "the resampler produced {produced} frames, expected {out_len}"
         )));
     }
-    Ok(output
-        .into_iter()
-        .map(|c| c[..out_len].iter().map(|&x| x as f32).collect())
-        .collect())
+    let mut result = Vec::with_capacity(nch);
+    for c in output {
+        let mut v = try_with_capacity(out_len, "resampling", "the resampled audio")?;
+        v.extend(c[..out_len].iter().map(|&x| x as f32));
+        result.push(v);
+    }
+    Ok(result)
+}
+
+/// [`resample_planar`] block by block: push planar blocks of any size as they are decoded, then
+/// [`StreamResampler::finish`]; the output is the same samples, bit for bit, in memory of a few FFT blocks.
+///
+/// rubato's `process_all_into_buffer` runs fixed chunks of `fft_size_in` frames through one stateful resampler
+/// (the last, partial one zero-padded, then zero chunks until the output is long enough) and drops the first
+/// `fft_size_out / 2` frames; this runs the same chunks through the same calls as the input arrives, and drops
+/// and cuts the same frames.
+pub struct StreamResampler {
+    from: u32,
+    to: u32,
+    /// `None` when the rates are equal (the samples pass through).
+    inner: Option<Fft<f64>>,
+    /// Input frames not yet resampled, `[channel][frame]`.
+    pending: Vec<Vec<f64>>,
+    /// One chunk's output.
+    chunk: Vec<Vec<f64>>,
+    /// Output frames still to drop (the filter's delay).
+    delay: usize,
+    frames_in: u64,
+    frames_out: u64,
+}
+
+impl std::fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamResampler")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("frames_in", &self.frames_in)
+            .field("frames_out", &self.frames_out)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamResampler {
+    /// A resampler from `from` Hz to `to` Hz for `channels` channels (errors as [`resample_planar`]'s).
+    pub fn new(from: u32, to: u32, channels: usize) -> Result<Self, AudioError> {
+        let fail = |reason: String| AudioError::Resample { from, to, reason };
+        if channels == 0 {
+            return Err(fail("the audio has no channels".into()));
+        }
+        let inner = if from == to {
+            if from == 0 {
+                return Err(fail("sample rates must be positive".into()));
+            }
+            None
+        } else {
+            Some(make_resampler(from, to, channels)?)
+        };
+        let (delay, out) = inner
+            .as_ref()
+            .map_or((0, 0), |r| (r.output_delay(), r.output_frames_next()));
+        Ok(StreamResampler {
+            from,
+            to,
+            inner,
+            pending: vec![Vec::new(); channels],
+            chunk: vec![vec![0.0; out]; channels],
+            delay,
+            frames_in: 0,
+            frames_out: 0,
+        })
+    }
+
+    /// Resample one block (`[channel][frame]`, every channel the same length) and append the output frames
+    /// that are final to `out` (one vector per channel).
+    pub fn push<S: AsRef<[f32]>>(
+        &mut self,
+        block: &[S],
+        out: &mut [Vec<f32>],
+    ) -> Result<(), AudioError> {
+        let frames = block.first().map_or(0, |c| c.as_ref().len());
+        if block.len() != self.pending.len() || out.len() != self.pending.len() {
+            return Err(self.fail(format!(
+                "a block of {} channels (output {}) for a resampler of {}",
+                block.len(),
+                out.len(),
+                self.pending.len()
+            )));
+        }
+        if block.iter().any(|c| c.as_ref().len() != frames) {
+            return Err(self.fail("the channels have different lengths".into()));
+        }
+        self.frames_in += frames as u64;
+        let Some(resampler) = &self.inner else {
+            for (o, c) in out.iter_mut().zip(block) {
+                o.extend_from_slice(c.as_ref());
+            }
+            self.frames_out += frames as u64;
+            return Ok(());
+        };
+        let chunk_in = resampler.input_frames_next();
+        for (p, c) in self.pending.iter_mut().zip(block) {
+            p.extend(c.as_ref().iter().map(|&x| f64::from(x)));
+        }
+        // A chunk is resampled only when more input follows it, as `process_all_into_buffer` does: the last
+        // chunk, full or not, goes through its partial path in `finish`.
+        let mut at = 0;
+        while self.pending[0].len() - at > chunk_in {
+            self.run_chunk(at, None, out, u64::MAX)?;
+            at += chunk_in;
+        }
+        for p in &mut self.pending {
+            p.drain(..at);
+        }
+        Ok(())
+    }
+
+    /// Flush the input's end (the zero-padded last chunk, then zero chunks until enough output) into `out`,
+    /// cut to `round(frames · to / from)` frames in all. Errors for input shorter than one output sample.
+    pub fn finish(mut self, out: &mut [Vec<f32>]) -> Result<(), AudioError> {
+        if out.len() != self.pending.len() {
+            return Err(self.fail(format!(
+                "an output of {} channels for a resampler of {}",
+                out.len(),
+                self.pending.len()
+            )));
+        }
+        let frames = self.frames_in;
+        if frames == 0 {
+            return Err(self.fail("the audio is empty".into()));
+        }
+        let total = usize::try_from(frames)
+            .map(|n| resampled_len(n, self.from, self.to) as u64)
+            .unwrap_or(u64::MAX);
+        if total == 0 {
+            return Err(self.fail(format!(
+                "a clip of {frames} frames is shorter than one output sample"
+            )));
+        }
+        if self.inner.is_none() {
+            return Ok(());
+        }
+        let rest = self.pending[0].len();
+        if rest > 0 {
+            self.run_chunk(0, Some(rest), out, total)?;
+        }
+        while self.frames_out < total {
+            self.run_chunk(0, Some(0), out, total)?;
+        }
+        Ok(())
+    }
+
+    /// Frames pushed so far.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in
+    }
+
+    /// Frames handed out so far.
+    pub fn frames_out(&self) -> u64 {
+        self.frames_out
+    }
+
+    fn fail(&self, reason: String) -> AudioError {
+        AudioError::Resample {
+            from: self.from,
+            to: self.to,
+            reason,
+        }
+    }
+
+    /// One chunk from `pending[at..]` (`partial`: how many frames are real), appended to `out` after the delay
+    /// is dropped, up to `limit` frames handed out in all.
+    fn run_chunk(
+        &mut self,
+        at: usize,
+        partial: Option<usize>,
+        out: &mut [Vec<f32>],
+        limit: u64,
+    ) -> Result<(), AudioError> {
+        let (from, to) = (self.from, self.to);
+        let fail = |reason: String| AudioError::Resample { from, to, reason };
+        let Some(resampler) = &mut self.inner else {
+            return Ok(());
+        };
+        let nch = self.pending.len();
+        let len = self.pending[0].len();
+        let chunk_out = resampler.output_frames_next();
+        let input =
+            SequentialSliceOfVecs::new(&self.pending, nch, len).map_err(|e| fail(e.to_string()))?;
+        let mut output = SequentialSliceOfVecs::new_mut(&mut self.chunk, nch, chunk_out)
+            .map_err(|e| fail(e.to_string()))?;
+        let indexing = Indexing {
+            input_offset: at,
+            output_offset: 0,
+            active_channels_mask: None,
+            partial_len: partial,
+        };
+        let (_, produced) = resampler
+            .process_into_buffer(&input, &mut output, Some(&indexing))
+            .map_err(|e| fail(e.to_string()))?;
+        let skip = self.delay.min(produced);
+        self.delay -= skip;
+        let keep = ((produced - skip) as u64).min(limit.saturating_sub(self.frames_out)) as usize;
+        for (o, c) in out.iter_mut().zip(&self.chunk) {
+            o.extend(c[skip..skip + keep].iter().map(|&x| x as f32));
+        }
+        self.frames_out += keep as u64;
+        Ok(())
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {

@@ -9,6 +9,10 @@ use clvp_hub::{Checkpoint, HubError};
 use encodec_codec::ecdc::{EcdcError, EcdcFile, EcdcModel, EcdcSegment};
 use encodec_codec::{EncodecError, EncodecModel, EncodedSegment};
 
+mod stream;
+
+pub use stream::{CompactCodes, ecdc_segment_refs};
+
 /// The default 24 kHz checkpoint (Meta's CLI default).
 pub const DEFAULT_ENCODEC: &str = "facebook/encodec_24khz";
 /// The 48 kHz stereo checkpoint (Meta's `--hq`).

@@ -17,6 +17,7 @@ use clvp_nn::{
 };
 
 use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
+use crate::voice::VoiceConditioning;
 
 /// Tortoise's presets (`api.py`): candidates, temperature 0.8, top_p 0.8, repetition penalty 2.0, top_k 50,
 /// 500 new tokens, sampling. `ultra_fast` 16, `fast` 96, `standard` 256, `high_quality` 256 candidates.
@@ -95,6 +96,22 @@ impl Clvp {
         config: &GenerationConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
+        let mut voice = self.voice_conditioning();
+        for clip in voices {
+            voice.push(clip)?;
+        }
+        self.generate_with_voice(text, voice, config, progress)
+    }
+
+    /// [`Clvp::generate_with_progress`] conditioned on the running mean of voice clips ([`VoiceConditioning`]:
+    /// clips added one at a time, in the memory of a batch of them however many there are).
+    pub fn generate_with_voice(
+        &self,
+        text: &str,
+        voice: VoiceConditioning<'_>,
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
         config.validate()?;
         if config.num_return_sequences > MAX_CANDIDATES {
             return Err(ClvpError::Input(format!(
@@ -108,11 +125,7 @@ impl Clvp {
                 config.num_beams
             )));
         }
-        if voices.is_empty() {
-            return Err(ClvpError::Input(
-                "no voice clip given: at least one is needed for the conditioning".into(),
-            ));
-        }
+        voice.require_clips()?;
         let cfg = &self.model.config;
         let ids = self
             .processor
@@ -147,13 +160,7 @@ impl Clvp {
         let m = &self.model.model;
 
         // Conditioning: the (averaged) voice vector, then [BOS, text, EOS, EOS] with positions.
-        let fe = &self.processor.feature_extractor;
-        let clips: Vec<&[f32]> = voices.iter().map(Vec::as_slice).collect();
-        let f = fe
-            .extract(&clips, Some(fe.sampling_rate))
-            .map_err(crate::ProcessorError::from)?;
-        let feats = Tensor::<3>::from_data(TensorData::new(f.input_features, f.shape), &device);
-        let mel = m.conditioning_encoder.mel_vector_mean(feats);
+        let mel = voice.finish()?;
         let eos = cfg.text_config.eos_token_id as u32;
         let mut ids1 = ids.clone();
         ids1.push(eos);

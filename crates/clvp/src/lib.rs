@@ -18,17 +18,20 @@ pub mod forward;
 pub mod generate;
 pub mod model;
 pub mod processor;
+pub mod voice;
 
 pub use clvp_nn::host::Precision as WeightPrecision;
 pub use clvp_nn::{EarlyStopping, GenerationConfig, PrefillPositions};
 pub use codec::{
-    AudioCodes, ChunkCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
+    AudioCodes, ChunkCodes, CodecError, CompactCodes, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec,
+    HfCodes, ecdc_segment_refs,
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use forward::ClvpForwardOutput;
 pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
+pub use voice::{VOICE_BATCH, VoiceConditioning};
 
 pub use clvp_audio as audio;
 pub use clvp_hub as hub;

@@ -33,6 +33,10 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+mod writer;
+
+pub use writer::EcdcBodyWriter;
+
 /// The magic bytes every `.ecdc` file starts with.
 pub const ECDC_MAGIC: [u8; 4] = *b"ECDC";
 
@@ -412,9 +416,28 @@ pub enum EcdcError {
 /// Everything is validated before the first byte is written; on error nothing is written.
 pub fn write_ecdc(w: &mut impl Write, file: &EcdcFile) -> Result<(), EcdcError> {
     let model = validate(file)?;
+    write_ecdc_header(w, &model, file.audio_length, file.num_codebooks)?;
+    for seg in &file.segments {
+        if let Some(scale) = seg.scale {
+            w.write_all(&scale.to_be_bytes())?;
+        }
+        w.write_all(&pack_codes(&seg.codes, file.num_codebooks, model.bits))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Write the header of a raw-mode `.ecdc` file (magic, version, the JSON metadata) for `model`, as
+/// [`write_ecdc`] writes it; the segments follow ([`EcdcBodyWriter`] writes them for a stream).
+pub fn write_ecdc_header(
+    w: &mut impl Write,
+    model: &EcdcModel,
+    audio_length: usize,
+    num_codebooks: usize,
+) -> Result<(), EcdcError> {
     let json = format!(
         "{{\"m\": \"{}\", \"al\": {}, \"nc\": {}, \"lm\": false}}",
-        model.name, file.audio_length, file.num_codebooks
+        model.name, audio_length, num_codebooks
     );
     let len = u32::try_from(json.len()).map_err(|_| io::Error::other("metadata too long"))?;
     let mut header = Vec::with_capacity(9 + json.len());
@@ -423,13 +446,6 @@ pub fn write_ecdc(w: &mut impl Write, file: &EcdcFile) -> Result<(), EcdcError> 
     header.extend_from_slice(&len.to_be_bytes());
     header.extend_from_slice(json.as_bytes());
     w.write_all(&header)?;
-    for seg in &file.segments {
-        if let Some(scale) = seg.scale {
-            w.write_all(&scale.to_be_bytes())?;
-        }
-        w.write_all(&pack_codes(&seg.codes, file.num_codebooks, model.bits))?;
-    }
-    w.flush()?;
     Ok(())
 }
 
@@ -671,25 +687,52 @@ fn pack_codes(codes: &[u16], num_codebooks: usize, bits: u32) -> Vec<u8> {
     let frames = codes.len().checked_div(num_codebooks).unwrap_or(0);
     let mut out =
         Vec::with_capacity(usize::try_from(packed_len(frames, num_codebooks, bits)).unwrap_or(0));
-    let mask = (1u32 << bits) - 1;
-    let mut acc = 0u32;
-    let mut nbits = 0u32;
+    let mut packer = BitPacker::new(bits);
     for t in 0..frames {
         for k in 0..num_codebooks {
-            let value = codes.get(k * frames + t).copied().unwrap_or(0);
-            acc |= (u32::from(value) & mask) << nbits;
-            nbits += bits;
-            while nbits >= 8 {
-                out.push((acc & 0xff) as u8);
-                acc >>= 8;
-                nbits -= 8;
-            }
+            packer.push(codes.get(k * frames + t).copied().unwrap_or(0), &mut out);
         }
     }
-    if nbits > 0 {
-        out.push(acc as u8);
-    }
+    packer.flush(&mut out);
     out
+}
+
+/// The state of `encodec.binary.BitPacker` between pushes: bits not yet written, LSB-first.
+#[derive(Debug, Clone, Copy)]
+struct BitPacker {
+    bits: u32,
+    acc: u32,
+    nbits: u32,
+}
+
+impl BitPacker {
+    fn new(bits: u32) -> Self {
+        BitPacker {
+            bits,
+            acc: 0,
+            nbits: 0,
+        }
+    }
+
+    /// Add one code; the bytes it completes go to `out`.
+    fn push(&mut self, value: u16, out: &mut Vec<u8>) {
+        let mask = (1u32 << self.bits) - 1;
+        self.acc |= (u32::from(value) & mask) << self.nbits;
+        self.nbits += self.bits;
+        while self.nbits >= 8 {
+            out.push((self.acc & 0xff) as u8);
+            self.acc >>= 8;
+            self.nbits -= 8;
+        }
+    }
+
+    /// Write the last, partial byte (the end of a segment).
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.nbits > 0 {
+            out.push(self.acc as u8);
+        }
+        (self.acc, self.nbits) = (0, 0);
+    }
 }
 
 /// `encodec.binary.BitUnpacker`: the inverse of [`pack_codes`]; returns codes `[K][T]`.

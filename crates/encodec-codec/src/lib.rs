@@ -20,6 +20,8 @@
 //! * [`feature_extractor`]: `EncodecFeatureExtractor`'s chunk-aware padding and mask.
 //! * [`model`]: [`EncodecModel`], the name table, loading.
 //! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
+//! * [`streaming`]: one clip as a stream: [`EncodeStream`] (PCM pushed, codes out as they are final) and
+//!   [`EncodecModel::decode_stream`] (codes in, audio out block by block), in bounded memory.
 
 pub mod config;
 pub mod conv;
@@ -32,8 +34,10 @@ pub mod model;
 pub mod quantizer;
 pub mod seanet;
 pub mod stream;
+pub mod streaming;
 
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::EncodecError;
 pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, Padding};
 pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};
+pub use streaming::{CodeEvent, CodesRef, EncodeStream, SegmentRef, StreamSummary};

@@ -117,7 +117,7 @@ const CHUNK_BATCH_SAMPLES: usize = 1 << 18;
 
 /// `items` split into runs of consecutive items of equal `len(item)`, each run of at most
 /// [`CHUNK_BATCH_SAMPLES`] `/ (rows · len)` items (at least one).
-fn batches<T>(items: &[T], len: impl Fn(&T) -> usize, rows: usize) -> Vec<&[T]> {
+pub(crate) fn batches<T>(items: &[T], len: impl Fn(&T) -> usize, rows: usize) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = items;
     while let Some(first) = rest.first() {
@@ -136,7 +136,7 @@ fn batches<T>(items: &[T], len: impl Fn(&T) -> usize, rows: usize) -> Vec<&[T]> 
 }
 
 /// `linspace(0, 1, n + 2)[1:-1]` as torch computes it in float32, then the triangle `0.5 - |t - 0.5|`.
-fn overlap_weights(n: usize) -> Vec<f32> {
+pub(crate) fn overlap_weights(n: usize) -> Vec<f32> {
     let steps = n + 2;
     let step = 1.0f32 / (steps - 1) as f32;
     let half = steps / 2;
@@ -178,15 +178,20 @@ impl EncodecModel {
     /// [`stream::TILE_SAMPLES`] samples); smaller blocks use less memory and more time, the result is the
     /// same. Models with GroupNorm always run whole.
     pub fn with_stream_frames(mut self, frames: usize) -> Self {
-        self.stream_frames = frames.max(1);
+        self.set_stream_frames(frames);
         self
+    }
+
+    /// [`Self::with_stream_frames`] in place.
+    pub fn set_stream_frames(&mut self, frames: usize) {
+        self.stream_frames = frames.max(1);
     }
 
     /// Run SEANet's convolutions on the host kernels (`true`, the default on a CPU backend: `gemm` on the
     /// padded input's shifted views, ELU fused into the padding) or through burn's ops (`false`, the only
     /// choice on a GPU: `true` there is an [`EncodecError::Input`]). Both compute the same functions.
     pub fn set_host_kernels(&mut self, on: bool) -> Result<(), EncodecError> {
-        let device = self.nets.encoder.conv_in.conv.weight.val().device();
+        let device = self.device();
         if on && !clvp_hub::is_cpu(&device) {
             return Err(EncodecError::Input(format!(
                 "host kernels need a CPU backend (flex or ndarray), the model is on {device:?}"
@@ -203,8 +208,28 @@ impl EncodecModel {
     }
 
     /// Whether a frame of `frames` code frames streams.
-    fn streams(&self, frames: usize) -> bool {
-        frames > self.stream_frames && self.nets.encoder.is_local() && self.nets.decoder.is_local()
+    pub(crate) fn streams(&self, frames: usize) -> bool {
+        frames > self.stream_frames && self.tiles()
+    }
+
+    /// Whether the networks can run in tiles (no GroupNorm).
+    pub(crate) fn tiles(&self) -> bool {
+        self.nets.encoder.is_local() && self.nets.decoder.is_local()
+    }
+
+    /// Code frames per streamed block ([`Self::with_stream_frames`]).
+    pub(crate) fn stream_frames(&self) -> usize {
+        self.stream_frames
+    }
+
+    /// Chunks of `len` samples the networks take at once (one clip).
+    pub(crate) fn chunk_batch(&self, len: usize) -> usize {
+        (CHUNK_BATCH_SAMPLES / len.max(1)).max(1)
+    }
+
+    /// The device the weights are on.
+    pub(crate) fn device(&self) -> Device {
+        self.nets.encoder.conv_in.conv.weight.val().device()
     }
 
     /// Read `config.json` and the weights of `checkpoint` onto `device`, strictly.
@@ -376,7 +401,11 @@ impl EncodecModel {
 
     /// `_encode_frame`: [`Self::frame_latent`], then RVQ → codes `[B, n_q, T]`, scale `[B]`. Long frames
     /// stream: encoder and quantizer run block by block.
-    fn encode_frame(&self, frame: Tensor<3>, n_q: usize) -> (Tensor<3, Int>, Option<Tensor<1>>) {
+    pub(crate) fn encode_frame(
+        &self,
+        frame: Tensor<3>,
+        n_q: usize,
+    ) -> (Tensor<3, Int>, Option<Tensor<1>>) {
         let (frame, scale) = self.normalise(frame);
         let [b, c, len] = frame.dims();
         let encoder = &self.nets.encoder;
@@ -420,7 +449,7 @@ impl EncodecModel {
 
     /// The decoder on codes `[B, n_q, T]` (checked) → audio `[B, C, T * hop]`; long inputs stream into one
     /// output buffer.
-    fn decode_codes(&self, codes: Tensor<3, Int>) -> Result<Tensor<3>, EncodecError> {
+    pub(crate) fn decode_codes(&self, codes: Tensor<3, Int>) -> Result<Tensor<3>, EncodecError> {
         let [b, n_q, t] = codes.dims();
         let decoder = &self.nets.decoder;
         let quantizer = &self.nets.quantizer;

@@ -69,13 +69,125 @@ impl Stack<'_> {
 }
 
 /// The lengths along the way: network input, head output (= LSTM length), tail output.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Lengths {
     pub input: usize,
     pub mid: usize,
     pub output: usize,
 }
 
-/// Run head → LSTM → tail over the input (read through `input(lo, hi)`), `block` head frames at a time;
+/// How much of the input the tiler may read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Extent {
+    /// All of it: its lengths are known.
+    Whole(Lengths),
+    /// The first `available` input samples; more will come (a stream being encoded). Only blocks that lie
+    /// wholly inside them, away from the unknown end, are run: the same blocks, read from the same inputs, as
+    /// with the whole input.
+    Open { available: usize },
+}
+
+/// Head → LSTM → tail over an input, resumable: [`Tiler::advance`] runs every block the input read so far
+/// allows, and a later call continues where it stopped (the LSTM's state and the LSTM outputs the next tail
+/// tile reads are kept in between).
+#[derive(Default)]
+pub(crate) struct Tiler {
+    state: Option<LstmState>,
+    /// The LSTM's outputs from `kept` to `done`, as far back as the next tail tile reads.
+    buffer: Option<Tensor<3>>,
+    kept: usize,
+    /// Head frames (LSTM steps) done.
+    done: usize,
+    /// Tail outputs emitted.
+    emitted: usize,
+}
+
+impl Tiler {
+    /// Whether a block has run.
+    pub fn started(&self) -> bool {
+        self.done > 0
+    }
+
+    /// The first input sample a later [`Tiler::advance`] may read: everything before it can be dropped.
+    pub fn input_from(&self, head: &Stack) -> usize {
+        head.tile_start(self.done)
+    }
+
+    /// Run blocks of `block` head frames while `extent` allows; `emit` receives consecutive pieces of the
+    /// tail's output, in order (all of `[0, lengths.output)` once the extent is whole and this returns).
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance<E>(
+        &mut self,
+        head: &Stack,
+        lstm: &EncodecLstm,
+        tail: &Stack,
+        input: &mut dyn FnMut(usize, usize) -> Tensor<3>,
+        extent: Extent,
+        block: usize,
+        emit: &mut dyn FnMut(Tensor<3>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let block = block.max(1);
+        loop {
+            let (end, len) = match extent {
+                Extent::Whole(l) if self.done < l.mid => ((self.done + block).min(l.mid), l.input),
+                Extent::Whole(_) => break,
+                Extent::Open { available } => {
+                    let end = self.done + block;
+                    // The tile's inputs must all be in, and the input must run past the block's last frame
+                    // (so that the block is not the input's last, whose tile reads to the true end).
+                    let needs = (head.span)(self.done as i64, end as i64).1;
+                    if needs > available as i64 || end * head.down >= available {
+                        break;
+                    }
+                    (end, available)
+                }
+            };
+            let x = head.tile(input, len, self.done, end);
+            let (y, next) = lstm.forward_with_state(x, self.state.take());
+            self.state = Some(next);
+            let buf = match self.buffer.take() {
+                Some(prev) => Tensor::cat(vec![prev, y], 2),
+                None => y,
+            };
+            self.done = end;
+            // With the input open, the tail's length is unknown but larger than `done · up` outputs, more than
+            // any tile on `done` LSTM frames can reach: the same outputs are ready as with the length known.
+            let (ready, output) = match extent {
+                Extent::Whole(l) if self.done == l.mid => (l.output, l.output),
+                Extent::Whole(l) => (tail.ready(self.emitted, l.output, self.done), l.output),
+                Extent::Open { .. } => {
+                    let limit = self.done * tail.up;
+                    (tail.ready(self.emitted, limit, self.done), usize::MAX)
+                }
+            };
+            if ready > self.emitted {
+                let kept = self.kept;
+                let mut read = |lo: usize, hi: usize| {
+                    let [n, c, _] = buf.dims();
+                    buf.clone().slice([0..n, 0..c, lo - kept..hi - kept])
+                };
+                emit(tail.tile(&mut read, self.done, self.emitted, ready))?;
+                self.emitted = ready;
+            }
+            let keep_from = if self.emitted < output {
+                tail.tile_start(self.emitted).min(self.done)
+            } else {
+                self.done
+            };
+            self.buffer = Some(if keep_from > self.kept {
+                let [n, c, t] = buf.dims();
+                let rest = buf.slice([0..n, 0..c, keep_from - self.kept..t]);
+                self.kept = keep_from;
+                rest
+            } else {
+                buf
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Run head → LSTM → tail over the whole input (read through `input(lo, hi)`), `block` head frames at a time;
 /// `emit` receives consecutive pieces of the tail's output, in order, covering `[0, lengths.output)`.
 pub(crate) fn run<E>(
     head: &Stack,
@@ -86,48 +198,5 @@ pub(crate) fn run<E>(
     block: usize,
     emit: &mut dyn FnMut(Tensor<3>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let block = block.max(1);
-    let mut state: Option<LstmState> = None;
-    // The LSTM's outputs from `kept` to `done`, as far back as the next tail tile reads.
-    let mut kept = 0;
-    let mut buffer: Option<Tensor<3>> = None;
-    let (mut done, mut emitted) = (0, 0);
-    while done < lengths.mid {
-        let end = (done + block).min(lengths.mid);
-        let x = head.tile(input, lengths.input, done, end);
-        let (y, next) = lstm.forward_with_state(x, state.take());
-        state = Some(next);
-        let buf = match buffer.take() {
-            Some(prev) => Tensor::cat(vec![prev, y], 2),
-            None => y,
-        };
-        done = end;
-        let ready = if done == lengths.mid {
-            lengths.output
-        } else {
-            tail.ready(emitted, lengths.output, done)
-        };
-        if ready > emitted {
-            let mut read = |lo: usize, hi: usize| {
-                let [n, c, _] = buf.dims();
-                buf.clone().slice([0..n, 0..c, lo - kept..hi - kept])
-            };
-            emit(tail.tile(&mut read, lengths.mid, emitted, ready))?;
-            emitted = ready;
-        }
-        let keep_from = if emitted < lengths.output {
-            tail.tile_start(emitted).min(done)
-        } else {
-            done
-        };
-        buffer = Some(if keep_from > kept {
-            let [n, c, t] = buf.dims();
-            let rest = buf.slice([0..n, 0..c, keep_from - kept..t]);
-            kept = keep_from;
-            rest
-        } else {
-            buf
-        });
-    }
-    Ok(())
+    Tiler::default().advance(head, lstm, tail, input, Extent::Whole(lengths), block, emit)
 }

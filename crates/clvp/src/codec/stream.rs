@@ -1,0 +1,171 @@
+//! EnCodec on streams: audio read block by block from an [`AudioReader`] (a file, a pipe, stdin), converted to
+//! the model's channels and rate block by block and encoded as it comes; codes decoded to a sink block by
+//! block. Memory stays at a block's worth of audio whatever the length; the codes and samples are those of
+//! [`Encodec::encode`] and [`Encodec::decode`] on the whole clip.
+
+use clvp_audio::{AudioError, AudioReader, StreamResampler, convert_channels};
+use encodec_codec::ecdc::EcdcFile;
+use encodec_codec::streaming::{AudioSink, CodeSink};
+use encodec_codec::{CodeEvent, CodesRef, EncodeStream, EncodecError, SegmentRef, StreamSummary};
+
+use super::{AudioCodes, ChunkCodes, CodecError, Encodec};
+
+/// Converted samples gathered before they are pushed to the encoder (a packet is often only 1152 frames).
+const PUSH_FRAMES: usize = 1 << 14;
+
+impl Encodec {
+    /// Encode the audio of `reader` at `bandwidth` kbps (`None`: the model's smallest): every block is brought
+    /// to the model's channels ([`convert_channels`]) and rate ([`StreamResampler`]) and pushed to an
+    /// [`EncodeStream`]; `sink` receives the codes as they are final, segment by segment. The codes equal
+    /// [`Encodec::encode`]'s on the whole file.
+    ///
+    /// The sink's error type is the caller's (an `anyhow::Error`, a boxed error): large error types in closures
+    /// are costly.
+    pub fn encode_stream<E: From<CodecError> + From<EncodecError>>(
+        &self,
+        reader: &mut AudioReader,
+        bandwidth: Option<f64>,
+        sink: &mut CodeSink<'_, E>,
+    ) -> Result<StreamSummary, E> {
+        let channels = self.channels();
+        let audio = |e: AudioError| E::from(CodecError::from(e));
+        let mut stream = EncodeStream::new(&self.model, bandwidth)?;
+        let mut resampler =
+            StreamResampler::new(reader.sample_rate(), self.sample_rate(), channels)
+                .map_err(audio)?;
+        let mut converted: Vec<Vec<f32>> = vec![Vec::new(); channels];
+        while let Some(block) = reader.next_block().map_err(audio)? {
+            let block = convert_channels(block, channels).map_err(audio)?;
+            resampler.push(&block, &mut converted).map_err(audio)?;
+            if converted[0].len() >= PUSH_FRAMES {
+                stream.push(&converted, sink)?;
+                converted.iter_mut().for_each(Vec::clear);
+            }
+        }
+        resampler.finish(&mut converted).map_err(audio)?;
+        stream.push(&converted, sink)?;
+        stream.finish(sink)
+    }
+
+    /// Samples per channel [`Encodec::decode_stream`] hands out for `segments`.
+    pub fn decoded_length(&self, segments: &[SegmentRef<'_>], audio_length: usize) -> usize {
+        self.model.decoded_length(segments, audio_length)
+    }
+
+    /// Decode segments of codes (checked first) to audio at the model's rate, cut to `audio_length` samples,
+    /// handing `sink` planar blocks (`[channel][frame]`, and the frame count) as they are final. Returns the
+    /// samples per channel handed out ([`Encodec::decoded_length`]). The samples equal [`Encodec::decode`]'s.
+    pub fn decode_stream<E: From<EncodecError>>(
+        &self,
+        segments: &[SegmentRef<'_>],
+        num_codebooks: usize,
+        audio_length: usize,
+        sink: &mut AudioSink<'_, E>,
+    ) -> Result<usize, E> {
+        self.model
+            .decode_stream(segments, num_codebooks, audio_length, sink)
+    }
+}
+
+impl AudioCodes {
+    /// The chunks as segments for [`Encodec::decode_stream`] (no copy).
+    pub fn segment_refs(&self) -> Vec<SegmentRef<'_>> {
+        self.chunks
+            .iter()
+            .map(|c| SegmentRef {
+                codes: CodesRef::I64(&c.codes),
+                frames: c.frames,
+                scale: c.scale,
+            })
+            .collect()
+    }
+}
+
+/// The segments of an `.ecdc` file for [`Encodec::decode_stream`] (no copy of its 16-bit codes).
+pub fn ecdc_segment_refs(file: &EcdcFile) -> Vec<SegmentRef<'_>> {
+    file.segments
+        .iter()
+        .map(|s| SegmentRef {
+            codes: CodesRef::U16(&s.codes),
+            frames: s.frames(),
+            scale: s.scale,
+        })
+        .collect()
+}
+
+/// The codes of [`Encodec::encode_stream`] gathered in 32 bits per code (a quarter of [`AudioCodes`]' `i64`):
+/// segment by segment, codebook-major.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompactCodes {
+    /// Finished segments: codes `[n_q][frames]`, frames, scale.
+    pub segments: Vec<(Vec<u32>, usize, Option<f32>)>,
+    /// Codebooks per frame.
+    pub num_codebooks: usize,
+    /// The current segment's codes, one row per codebook.
+    rows: Vec<Vec<u32>>,
+}
+
+impl CompactCodes {
+    /// Take one event of [`Encodec::encode_stream`].
+    pub fn push(&mut self, event: CodeEvent<'_>) -> Result<(), CodecError> {
+        match event {
+            CodeEvent::Frames { codes, frames } => {
+                let k = codes.len().checked_div(frames).unwrap_or(0);
+                if self.rows.is_empty() {
+                    self.rows = vec![Vec::new(); k];
+                    self.num_codebooks = k;
+                }
+                if k != self.num_codebooks || k * frames != codes.len() {
+                    return Err(CodecError::Codes(format!(
+                        "{} codes in a piece of {frames} frames of {} codebooks",
+                        codes.len(),
+                        self.num_codebooks
+                    )));
+                }
+                for (row, piece) in self.rows.iter_mut().zip(codes.chunks_exact(frames)) {
+                    for &c in piece {
+                        row.push(u32::try_from(c).map_err(|_| {
+                            CodecError::Codes(format!("code {c} does not fit 32 bits"))
+                        })?);
+                    }
+                }
+            }
+            CodeEvent::EndSegment { scale } => {
+                let frames = self.rows.first().map_or(0, Vec::len);
+                let codes = self.rows.iter_mut().flat_map(std::mem::take).collect();
+                self.rows.clear();
+                self.segments.push((codes, frames, scale));
+            }
+        }
+        Ok(())
+    }
+
+    /// The segments for [`Encodec::decode_stream`].
+    pub fn segment_refs(&self) -> Vec<SegmentRef<'_>> {
+        self.segments
+            .iter()
+            .map(|(codes, frames, scale)| SegmentRef {
+                codes: CodesRef::U32(codes),
+                frames: *frames,
+                scale: *scale,
+            })
+            .collect()
+    }
+
+    /// As [`AudioCodes`] of `audio_length` samples (HF's tensor form goes through it).
+    pub fn to_audio_codes(&self, audio_length: usize) -> AudioCodes {
+        AudioCodes {
+            chunks: self
+                .segments
+                .iter()
+                .map(|(codes, frames, scale)| ChunkCodes {
+                    codes: codes.iter().map(|&c| i64::from(c)).collect(),
+                    frames: *frames,
+                    scale: *scale,
+                })
+                .collect(),
+            num_codebooks: self.num_codebooks,
+            audio_length,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! EnCodec through the facade on a stream (issue 22): a file read block by block ([`AudioReader`]), converted
+//! to the model's channels and rate block by block and encoded as it comes, gives the codes of the whole-file
+//! path ([`Encodec::encode`] on [`load_audio`]); the codes decoded to a sink block by block give the samples of
+//! [`Encodec::decode`]. Mono and stereo inputs, resampled or not, the 24 kHz model over many tiles and the
+//! 48 kHz one over many chunks.
+
+use std::path::{Path, PathBuf};
+
+use clvp::audio::{AudioReader, load_audio};
+use clvp::encodec::CodeEvent;
+use clvp::{CompactCodes, Encodec};
+
+/// The sinks' error: small, and built from any of the library's errors.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+use clvp_parity::fixture_path;
+
+/// A 16-bit PCM WAV of `frames` at `rate` Hz: a chirp plus noise per channel.
+fn write_wav(dir: &Path, rate: u32, channels: u16, frames: usize) -> PathBuf {
+    let path = dir.join(format!("in_{rate}_{channels}.wav"));
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..frames {
+        let t = i as f64 / f64::from(rate);
+        for c in 0..channels {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let noise = (s >> 40) as f64 / (1u64 << 24) as f64 - 0.5;
+            let x = 0.4
+                * (std::f64::consts::TAU * (150.0 + 300.0 * t + 70.0 * f64::from(c)) * t).sin()
+                + 0.1 * noise;
+            w.write_sample((x * 32767.0) as i16)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    w.finalize().unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+fn codec(name: &str, stream_frames: usize) -> Encodec {
+    let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
+    let dir = fixture_path(&format!("encodec/{name}"));
+    let mut codec =
+        Encodec::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
+    codec.model.set_stream_frames(stream_frames);
+    codec
+}
+
+#[test]
+fn streamed_encode_and_decode_equal_the_whole_file_path() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (model, frames, bandwidth) in [("tiny_24k", 4, 3.6), ("tiny_48k", 75, 7.2)] {
+        let codec = codec(model, frames);
+        for (rate, channels, seconds) in [
+            (24_000, 1, 1.7),
+            (22_050, 2, 1.3),
+            (48_000, 2, 1.1),
+            (44_100, 1, 0.9),
+            (16_000, 1, 2.1),
+        ] {
+            let label = format!("{model} {rate} Hz × {channels}");
+            let path = write_wav(
+                dir.path(),
+                rate,
+                channels,
+                (seconds * f64::from(rate)) as usize,
+            );
+            let audio = load_audio(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let want = codec
+                .encode(&audio, Some(bandwidth))
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert!(
+                want.chunks.len() > 8 || model == "tiny_24k",
+                "{label}: few chunks"
+            );
+
+            let mut reader = AudioReader::open(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut codes = CompactCodes::default();
+            let summary = codec
+                .encode_stream(&mut reader, Some(bandwidth), &mut |e: CodeEvent<'_>| {
+                    codes.push(e).map_err(Error::from)
+                })
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(summary.audio_length, want.audio_length, "{label}: length");
+            assert!(
+                codes.to_audio_codes(summary.audio_length) == want,
+                "{label}: codes differ"
+            );
+
+            let whole = codec
+                .decode(&want)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut got = vec![Vec::new(); codec.channels()];
+            let mut blocks = 0;
+            let n = codec
+                .decode_stream(
+                    &codes.segment_refs(),
+                    codes.num_codebooks,
+                    summary.audio_length,
+                    &mut |block: &[f32], n: usize| -> Result<(), Error> {
+                        for (g, c) in got.iter_mut().zip(block.chunks_exact(n)) {
+                            g.extend_from_slice(c);
+                        }
+                        blocks += 1;
+                        Ok(())
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(n, whole.num_frames(), "{label}: decoded length");
+            assert!(blocks > 3, "{label}: decoded in {blocks} block(s)");
+            assert!(got == whole.channels, "{label}: decoded samples differ");
+        }
+    }
+}
