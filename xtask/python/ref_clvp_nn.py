@@ -43,6 +43,8 @@ Cases (all float32, CPU):
   speech_features_gen  (tiny) get_speech_features' generate path from its pieces (it fails in 5.23)
   procs.*         (tiny) HF's logits processors, each alone and as `_get_logits_processor`'s chain for Tortoise's
                   sampling settings, on seeded logits with ties, a peaked and a flat row (own generator)
+  torch_order.*   (tiny) torch.topk and torch.sort on CPU over values with many exact ties: the order of equal
+                  values that beam search's survivors and the top-p cut depend on (own generator)
   The beam, forward and processor cases run last and consume no random numbers of the shared generators, so the
   keys before them do not depend on them.
 The tiny checkpoint's lm_head bias of the stop token is raised (searched deterministically) so that greedy
@@ -558,6 +560,29 @@ def forward_cases(model, inputs):
     return t
 
 
+def torch_order_cases(seed):
+    """torch.topk (largest, sorted) and torch.sort on CPU over values with many exact ties (own generator, run
+    last): which of equal values comes first is the order of libstdc++'s partial_sort / nth_element / sort
+    that ATen uses, and beam search's survivors depend on it. Sizes cover both topk paths (k * 64 <= n:
+    partial_sort; else nth_element + sort) and the beam cases' shapes (2k of k*V, k of 2k, k of 3k)."""
+    g = torch.Generator().manual_seed(seed * 1000 + 29)
+    t = {}
+    topk_shapes = [(2, 1), (6, 3), (8, 4), (9, 3), (12, 4), (16, 8), (17, 5), (40, 6), (100, 30), (384, 6),
+                   (780, 6), (1032, 8), (3000, 8), (24582, 6)]
+    for i, (n, k) in enumerate(topk_shapes):
+        levels = 2 + i % 5
+        v = (torch.randint(0, levels, (n,), generator=g).float() / 2.0 - 7.0)
+        if i == 5:
+            v[3] = float("nan")
+        t[f"torch_order.topk{i}.values"] = v
+        t[f"torch_order.topk{i}.indices"] = torch.topk(v, k).indices
+    for i, n in enumerate([5, 16, 17, 40, 300, 2000]):
+        v = torch.randint(0, 3 + i, (n,), generator=g).float()
+        t[f"torch_order.sort{i}.values"] = v
+        t[f"torch_order.sort{i}.indices"] = torch.sort(v).indices
+    return t
+
+
 def make(name, config, out, seed, n_frames):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -585,6 +610,7 @@ def make(name, config, out, seed, n_frames):
             # Appended last; own generator: the keys above do not depend on them.
             tensors.update({k: v.detach().contiguous() for k, v in forward_cases(model, tensors).items()})
             tensors.update({k: v.detach().contiguous() for k, v in processor_cases(model, seed).items()})
+            tensors.update({k: v.detach().contiguous() for k, v in torch_order_cases(seed).items()})
     meta = {"generator": "xtask/python/ref_clvp_nn.py", "seed": str(seed), "torch": torch.__version__,
             "transformers": transformers.__version__}
     save_file(tensors, os.path.join(out, f"{name}.cases.safetensors"), metadata=meta)

@@ -11,6 +11,7 @@ use rand::{RngExt, SeedableRng};
 use crate::config::ClvpDecoderConfig;
 use crate::decoder::{ClvpForCausalLM, KvCache};
 use crate::error::NnError;
+use crate::torch_order::{sort_ascending, topk_largest};
 
 /// Which mel positions the prefill (conditioning + start token) gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -248,7 +249,7 @@ pub fn apply_top_k(scores: &mut [f32], k: usize) {
 pub fn apply_top_p(scores: &mut [f32], p: f32) {
     // Tied scores at the cut: which of them go depends on the sort's order of equal elements, so sort as
     // torch.sort does on CPU.
-    let order = torch_sort_ascending(scores);
+    let order = sort_ascending(scores);
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = order
         .iter()
@@ -270,163 +271,6 @@ pub fn apply_top_p(scores: &mut [f32], p: f32) {
     for i in remove {
         scores[i] = f32::NEG_INFINITY;
     }
-}
-
-/// The indices `torch.sort(values)` (ascending, not stable) returns on CPU: PyTorch sorts with libstdc++'s
-/// `std::sort` (introsort: median-of-three quicksort down to 16 elements, heapsort past a depth of 2·⌊log₂ n⌋,
-/// then insertion sort) under the comparator `(!isnan(a) && isnan(b)) || a < b`, and equal values come out in
-/// the order that algorithm leaves them in. Reproduced step for step, so ties fall as in transformers' `TopPLogitsWarper`.
-fn torch_sort_ascending(values: &[f32]) -> Vec<usize> {
-    const THRESHOLD: usize = 16;
-    let less = |a: usize, b: usize| {
-        let (x, y) = (values[a], values[b]);
-        (!x.is_nan() && y.is_nan()) || x < y
-    };
-    let mut v: Vec<usize> = (0..values.len()).collect();
-    let n = v.len();
-    if n > 1 {
-        let depth = 2 * (usize::BITS - 1 - n.leading_zeros()) as usize;
-        introsort_loop(&mut v, 0, n, depth, &less);
-        if n > THRESHOLD {
-            insertion_sort(&mut v, 0, THRESHOLD, &less);
-            for i in THRESHOLD..n {
-                unguarded_linear_insert(&mut v, i, &less);
-            }
-        } else {
-            insertion_sort(&mut v, 0, n, &less);
-        }
-    }
-    v
-}
-
-type Less<'a> = &'a dyn Fn(usize, usize) -> bool;
-
-fn introsort_loop(v: &mut [usize], first: usize, mut last: usize, mut depth: usize, less: Less) {
-    while last - first > 16 {
-        if depth == 0 {
-            heap_sort(&mut v[first..last], less);
-            return;
-        }
-        depth -= 1;
-        let mid = first + (last - first) / 2;
-        move_median_to_first(v, first, first + 1, mid, last - 1, less);
-        let cut = unguarded_partition(v, first + 1, last, first, less);
-        introsort_loop(v, cut, last, depth, less);
-        last = cut;
-    }
-}
-
-fn move_median_to_first(v: &mut [usize], result: usize, a: usize, b: usize, c: usize, less: Less) {
-    let (x, y, z) = (v[a], v[b], v[c]);
-    let pick = if less(x, y) {
-        if less(y, z) {
-            b
-        } else if less(x, z) {
-            c
-        } else {
-            a
-        }
-    } else if less(x, z) {
-        a
-    } else if less(y, z) {
-        c
-    } else {
-        b
-    };
-    v.swap(result, pick);
-}
-
-fn unguarded_partition(
-    v: &mut [usize],
-    mut first: usize,
-    mut last: usize,
-    pivot: usize,
-    less: Less,
-) -> usize {
-    loop {
-        while less(v[first], v[pivot]) {
-            first += 1;
-        }
-        last -= 1;
-        while less(v[pivot], v[last]) {
-            last -= 1;
-        }
-        if first >= last {
-            return first;
-        }
-        v.swap(first, last);
-        first += 1;
-    }
-}
-
-fn insertion_sort(v: &mut [usize], first: usize, last: usize, less: Less) {
-    for i in first + 1..last {
-        let val = v[i];
-        if less(val, v[first]) {
-            v.copy_within(first..i, first + 1);
-            v[first] = val;
-        } else {
-            unguarded_linear_insert(v, i, less);
-        }
-    }
-}
-
-fn unguarded_linear_insert(v: &mut [usize], mut last: usize, less: Less) {
-    let val = v[last];
-    while less(val, v[last - 1]) {
-        v[last] = v[last - 1];
-        last -= 1;
-    }
-    v[last] = val;
-}
-
-/// libstdc++'s `__partial_sort(first, last, last)`: `__make_heap` then `__sort_heap`.
-fn heap_sort(v: &mut [usize], less: Less) {
-    let len = v.len();
-    if len < 2 {
-        return;
-    }
-    let mut parent = (len - 2) / 2;
-    loop {
-        let value = v[parent];
-        adjust_heap(v, parent, len, value, less);
-        if parent == 0 {
-            break;
-        }
-        parent -= 1;
-    }
-    let mut last = len;
-    while last > 1 {
-        last -= 1;
-        let value = v[last];
-        v[last] = v[0];
-        adjust_heap(v, 0, last, value, less);
-    }
-}
-
-fn adjust_heap(v: &mut [usize], mut hole: usize, len: usize, value: usize, less: Less) {
-    let top = hole;
-    let mut second = hole;
-    while second < (len - 1) / 2 {
-        second = 2 * (second + 1);
-        if less(v[second], v[second - 1]) {
-            second -= 1;
-        }
-        v[hole] = v[second];
-        hole = second;
-    }
-    if len & 1 == 0 && second == (len - 2) / 2 {
-        second = 2 * (second + 1);
-        v[hole] = v[second - 1];
-        hole = second - 1;
-    }
-    let mut parent = hole.wrapping_sub(1) / 2;
-    while hole > top && less(v[parent], value) {
-        v[hole] = v[parent];
-        hole = parent;
-        parent = hole.wrapping_sub(1) / 2;
-    }
-    v[hole] = value;
 }
 
 fn argmax(row: &[f32]) -> u32 {
@@ -748,23 +592,6 @@ fn log_softmax(row: &mut [f32]) {
     }
 }
 
-/// Indices of the `k` largest `values`, largest first (`torch.topk`, sorted); equal values keep the lower
-/// index first, NaN counts as the largest.
-fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
-    let k = k.min(values.len());
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    let order = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, order);
-        idx.truncate(k);
-    }
-    idx.sort_by(order);
-    idx
-}
-
 /// `x / n ^ length_penalty`, the power taken in f64 (Python's `int ** float`) and the division in f32 (a
 /// float32 tensor divided by a Python scalar).
 fn length_normalise(x: f32, n: usize, length_penalty: f64) -> f32 {
@@ -871,7 +698,7 @@ fn beam_search(
                 .enumerate()
                 .map(|(i, &lp)| lp + running_scores[bi * k + i / vocab])
                 .collect();
-            let candidates: Vec<Candidate> = top_k_indices(&acc, beams_to_keep)
+            let candidates: Vec<Candidate> = topk_largest(&acc, beams_to_keep)
                 .into_iter()
                 .map(|i| {
                     let token = (i % vocab) as u32;
@@ -901,7 +728,7 @@ fn beam_search(
                     }
                 })
                 .collect();
-            for j in top_k_indices(&running_log_probs, k) {
+            for j in topk_largest(&running_log_probs, k) {
                 let c = &candidates[j];
                 next_running.push(extend(c));
                 next_scores.push(running_log_probs[j]);
@@ -932,7 +759,7 @@ fn beam_search(
                 });
             }
             let merged_scores: Vec<f32> = merged.iter().map(|h| h.score).collect();
-            let kept: Vec<Hypothesis> = top_k_indices(&merged_scores, k)
+            let kept: Vec<Hypothesis> = topk_largest(&merged_scores, k)
                 .into_iter()
                 .map(|i| merged[i].clone())
                 .collect();

@@ -18,6 +18,7 @@ pub mod host;
 pub mod linear;
 pub mod model;
 pub mod rotary;
+pub mod torch_order;
 
 pub use conditioning::{ClvpConditioningEncoder, pad_extra_bos_eos};
 pub use config::{ClvpConfig, ClvpDecoderConfig, ClvpEncoderConfig, ConfigError};

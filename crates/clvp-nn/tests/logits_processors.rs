@@ -239,3 +239,40 @@ fn sampling_is_seeded_and_stays_in_the_support() {
         }
     }
 }
+
+/// `torch.topk` and `torch.sort` on CPU over values with many exact ties (`torch_order.*`): the same indices in
+/// the same order, so that beam search keeps the beams transformers keeps and the top-p cut drops the tokens it
+/// drops (`clvp_nn::torch_order`).
+#[test]
+fn torch_order_matches_torch() {
+    let t = cases();
+    let mut rec = Recorder::new("torch_order");
+    for kind in ["topk", "sort"] {
+        let mut failures = Vec::new();
+        let mut total = 0;
+        for i in 0.. {
+            let Some(values) = t.get(&format!("torch_order.{kind}{i}.values")) else {
+                break;
+            };
+            let want = &get(&t, &format!("torch_order.{kind}{i}.indices")).i64;
+            let values: Vec<f32> = values.f64.iter().map(|&v| v as f32).collect();
+            let ours: Vec<usize> = if kind == "topk" {
+                clvp_nn::torch_order::topk_largest(&values, want.len())
+            } else {
+                clvp_nn::torch_order::sort_ascending(&values)
+            };
+            let ours: Vec<i64> = ours.iter().map(|&i| i as i64).collect();
+            if &ours != want {
+                failures.push(format!(
+                    "{kind}{i} (n={}, k={}): ours {ours:?}, torch {want:?}",
+                    values.len(),
+                    want.len()
+                ));
+            }
+            total += 1;
+        }
+        assert!(total > 0, "no torch_order.{kind}* cases in the fixtures");
+        rec.record_exact(&format!("torch_order.{kind}"), total, &failures);
+    }
+    rec.finish();
+}
