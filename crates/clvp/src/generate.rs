@@ -17,6 +17,7 @@ use clvp_nn::{
 };
 
 use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
+use crate::score::Scores;
 use crate::voice::VoiceConditioning;
 
 /// Tortoise's presets (`api.py`): candidates, temperature 0.8, top_p 0.8, repetition penalty 2.0, top_k 50,
@@ -127,24 +128,8 @@ impl Clvp {
         }
         voice.require_clips()?;
         let cfg = &self.model.config;
-        let ids = self
-            .processor
-            .tokenizer
-            .encode(text)
-            .map_err(crate::ProcessorError::from)?;
-        let limit = cfg.decoder_config.max_text_tokens.saturating_sub(3);
-        if ids.len() > limit {
-            return Err(ClvpError::Input(format!(
-                "the text has {} tokens, over the limit of {limit} (max_text_tokens {} − 3)",
-                ids.len(),
-                cfg.decoder_config.max_text_tokens
-            )));
-        }
-        if ids.is_empty() {
-            return Err(ClvpError::Input(
-                "the text has no tokens after normalisation".into(),
-            ));
-        }
+        // The text as it conditions and is scored: tokenized, checked, one EOS appended.
+        let ids1 = self.text_ids_for_scoring(text)?;
         if let Some(length) = config.pad_to_max_mel_tokens {
             // Checked before generating: the padded rows (less the start token) go through the speech encoder.
             let heads = cfg.speech_config.num_attention_heads;
@@ -161,9 +146,6 @@ impl Clvp {
 
         // Conditioning: the (averaged) voice vector, then [BOS, text, EOS, EOS] with positions.
         let mel = voice.finish()?;
-        let eos = cfg.text_config.eos_token_id as u32;
-        let mut ids1 = ids.clone();
-        ids1.push(eos);
         let mask1 = vec![vec![1u32; ids1.len()]];
         let text_emb =
             m.conditioning_encoder
@@ -215,30 +197,13 @@ impl Clvp {
         let speech_ids =
             fix_speech_decoder_output(&sequences, stop, &cfg.decoder_config.decoder_fixing_codes);
 
-        let mut speech = Embeddings {
-            values: Vec::new(),
-            shape: [0, 0],
-        };
-        for rows in speech_ids.chunks(CANDIDATE_BATCH) {
-            let e = self.get_speech_features(rows)?;
-            speech.values.extend(e.values);
-            speech.shape = [speech.shape[0] + e.shape[0], e.shape[1]];
-        }
-        let text_e = self.get_text_features(&[ids1], None)?;
-        let dim = text_e.shape[1];
-        let rank_err = |e: clvp_rank::RankError| ClvpError::Input(e.to_string());
-        let logits_per_text =
-            clvp_rank::logits_per_text(&text_e.values, &speech.values, dim, self.model.logit_scale)
-                .map_err(rank_err)?;
-        let ranking = clvp_rank::top_k(&logits_per_text, logits_per_text.len());
-        let text_embeds = Embeddings {
-            values: clvp_rank::normalize(&text_e.values, dim).map_err(rank_err)?,
-            shape: text_e.shape,
-        };
-        let speech_embeds = Embeddings {
-            values: clvp_rank::normalize(&speech.values, dim).map_err(rank_err)?,
-            shape: speech.shape,
-        };
+        let rows: Vec<&[u32]> = speech_ids.iter().map(Vec::as_slice).collect();
+        let Scores {
+            logits_per_text,
+            ranking,
+            text_embeds,
+            speech_embeds,
+        } = self.score_ids(&ids1, &rows)?;
         Ok(Candidates {
             speech_ids,
             logits_per_text,

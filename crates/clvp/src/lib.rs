@@ -18,6 +18,7 @@ pub mod forward;
 pub mod generate;
 pub mod model;
 pub mod processor;
+pub mod score;
 pub mod voice;
 
 pub use clvp_nn::host::Precision as WeightPrecision;
@@ -31,6 +32,7 @@ pub use forward::ClvpForwardOutput;
 pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES, PRESETS, preset};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
+pub use score::Scores;
 pub use voice::{VOICE_BATCH, VoiceConditioning};
 
 pub use clvp_audio as audio;

@@ -224,7 +224,11 @@ impl Clvp {
         )
     }
 
-    /// Tokenize `text` and return its `get_text_features` row `[1, projection_dim]`.
+    /// Tokenize `text` and return its `get_text_features` row `[1, projection_dim]`, of the tokens alone.
+    ///
+    /// `generate` embeds the text with one EOS appended (HF's `_pad_extra_bos_eos_tokens`), which gives another
+    /// vector: to score or re-rank candidates as `generate` does, use [`Clvp::score`] (or
+    /// [`Clvp::text_ids_for_scoring`] with [`Clvp::get_text_features`]).
     pub fn embed_text(&self, text: &str) -> Result<Embeddings, ClvpError> {
         let ids = self
             .processor
