@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clvp::{EarlyStopping, GenerationConfig, PRESETS, PrefillPositions, WeightPrecision, preset};
+use clvp::{EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
@@ -97,14 +97,11 @@ pub struct Args {
 
 fn config(args: &Args) -> Result<GenerationConfig> {
     let mut gc = match &args.preset {
-        Some(name) => preset(name)
-            .with_context(|| format!("unknown preset {name:?}; known: {}", PRESETS.join(", ")))?,
-        None => match preset("ultra_fast") {
-            Some(p) => GenerationConfig {
-                max_new_tokens: 100,
-                ..p
-            },
-            None => GenerationConfig::default(),
+        Some(name) => name.parse::<Preset>()?.config(),
+        // Without a preset: ultra_fast's sampling settings with 100 new tokens.
+        None => GenerationConfig {
+            max_new_tokens: 100,
+            ..Preset::UltraFast.config()
         },
     };
     if let Some(n) = args.candidates {
@@ -187,15 +184,13 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     if args.max_new_tokens.is_none() {
         // Without an explicit --max-new-tokens, stay within the checkpoint's mel position table (a small test
-        // checkpoint has fewer positions than the presets' token counts).
-        let limit = clvp
-            .model
-            .config
-            .decoder_config
-            .max_position_embeddings
-            .saturating_sub(1)
-            .max(1);
-        gc.max_new_tokens = gc.max_new_tokens.min(limit);
+        // checkpoint has fewer positions than the presets' token counts); an explicit one too large is an error.
+        if let Some(limit) = clvp.fit_to_model(&mut gc) {
+            tracing::info!(
+                limit,
+                "max_new_tokens lowered to the checkpoint's mel positions"
+            );
+        }
     }
     let mut voices = Vec::new();
     for v in &args.voices {

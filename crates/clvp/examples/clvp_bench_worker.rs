@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use clvp::{Clvp, GenerationConfig, WeightPrecision, device::device, preset};
+use clvp::{Clvp, GenerationConfig, Preset, WeightPrecision, device::device};
 
 /// The allocator the `clvp` binary uses (see the workspace Cargo.toml).
 #[global_allocator]
@@ -88,7 +88,7 @@ fn main() -> Res<()> {
                 })
             }
             "p2" => {
-                let cfg = fixed(preset("ultra_fast").ok_or("no ultra_fast preset")?);
+                let cfg = fixed(Preset::UltraFast.config());
                 Box::new(move || {
                     let out = clvp.generate(TEXT, &voices, &cfg)?;
                     std::hint::black_box(out);

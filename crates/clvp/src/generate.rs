@@ -6,7 +6,7 @@
 //! let device = clvp::device::device("cpu")?;
 //! let clvp = clvp::Clvp::from_pretrained("susnato/clvp_dev", &device)?;
 //! let voice = clvp.processor.load_voice("voice.wav")?;
-//! let ranked = clvp.generate("Hello there.", &[voice], &clvp::preset("ultra_fast").unwrap_or_default())?;
+//! let ranked = clvp.generate("Hello there.", &[voice], &clvp.preset(clvp::Preset::UltraFast))?;
 //! println!("best candidate: {:?}", ranked.ranking.first());
 //! # Ok(()) }
 //! ```
@@ -19,30 +19,6 @@ use clvp_nn::{
 use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
 use crate::score::Scores;
 use crate::voice::VoiceConditioning;
-
-/// Tortoise's presets (`api.py`): candidates, temperature 0.8, top_p 0.8, repetition penalty 2.0, top_k 50,
-/// 500 new tokens, sampling. `ultra_fast` 16, `fast` 96, `standard` 256, `high_quality` 256 candidates.
-pub fn preset(name: &str) -> Option<GenerationConfig> {
-    let candidates = match name {
-        "ultra_fast" => 16,
-        "fast" => 96,
-        "standard" | "high_quality" => 256,
-        _ => return None,
-    };
-    Some(GenerationConfig {
-        max_new_tokens: 500,
-        do_sample: true,
-        temperature: 0.8,
-        top_k: Some(50),
-        top_p: 0.8,
-        repetition_penalty: 2.0,
-        num_return_sequences: candidates,
-        ..GenerationConfig::default()
-    })
-}
-
-/// The preset names.
-pub const PRESETS: [&str; 4] = ["ultra_fast", "fast", "standard", "high_quality"];
 
 /// Sampled candidates decoded together (Tortoise's `autoregressive_batch_size`, 16): more candidates run in
 /// batches of this size, so the KV cache (≈ 150 MB per candidate at full size and 600 positions) stays bounded
@@ -83,7 +59,7 @@ impl Clvp {
     pub fn generate(
         &self,
         text: &str,
-        voices: &[Vec<f32>],
+        voices: &[impl AsRef<[f32]>],
         config: &GenerationConfig,
     ) -> Result<Candidates, ClvpError> {
         self.generate_with_progress(text, voices, config, &mut |_, _| {})
@@ -93,13 +69,13 @@ impl Clvp {
     pub fn generate_with_progress(
         &self,
         text: &str,
-        voices: &[Vec<f32>],
+        voices: &[impl AsRef<[f32]>],
         config: &GenerationConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
         let mut voice = self.voice_conditioning();
         for clip in voices {
-            voice.push(clip)?;
+            voice.push(clip.as_ref())?;
         }
         self.generate_with_voice(text, voice, config, progress)
     }

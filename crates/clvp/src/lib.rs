@@ -17,6 +17,7 @@ pub mod device;
 pub mod forward;
 pub mod generate;
 pub mod model;
+pub mod preset;
 pub mod processor;
 pub mod score;
 pub mod voice;
@@ -29,8 +30,9 @@ pub use codec::{
 };
 pub use device::{DeviceChoice, DeviceError};
 pub use forward::ClvpForwardOutput;
-pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES, PRESETS, preset};
+pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
+pub use preset::{Preset, UnknownPreset};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 pub use score::Scores;
 pub use voice::{VOICE_BATCH, VoiceConditioning};
