@@ -255,7 +255,10 @@ fn hostile_input_through_the_library() {
     let c1 = clvp.clone();
     add(
         "generate without a voice",
-        Box::new(move || err_text(c1.generate("Hi.", &[], &GenerationConfig::default()))),
+        Box::new(move || {
+            let none: &[Vec<f32>] = &[];
+            err_text(c1.generate("Hi.", none, &GenerationConfig::default()))
+        }),
         Some(vec!["no voice clip"]),
     );
     let c2 = clvp.clone();
