@@ -1,16 +1,21 @@
-//! The outputs of the commands, resolved and checked before any work, written once the work is done.
+//! The outputs of the commands, resolved and checked before any work, written once the work is done
+//! ([`write_all`]) or as it is produced ([`Output::writer`], [`writer`]); the only way the commands write.
 //!
 //! A regular file (or a name not taken yet) is replaced atomically: the data goes to a temporary file in the
 //! destination's directory, flushed, and renamed into place, so a failure or a signal never leaves a
 //! half-written output or a temporary file behind ([`staging`], [`cleanup`]). A symlink is followed and its
 //! target replaced the same way (the link stays a link). A character or block device or a FIFO is written in
 //! place, as the shell's `>` does, and its write errors are reported (`/dev/full`: no space left on device);
-//! a socket, which cannot be opened as a file, is refused. `-` is standard output where the command allows it. An output that is one of the inputs, or
-//! another output, is refused before any work ([`same`]).
+//! a socket, which cannot be opened as a file, is refused. `-` is standard output where the command allows it.
+//! An output that is one of the inputs, or another output, is refused before any work ([`same`]). Data that
+//! must wait before it can go to its output waits in an unnamed scratch file ([`scratch`]); a safetensors
+//! output too large to build in memory is written header first ([`safetensors_header`]).
 
 mod cleanup;
 mod same;
 mod staging;
+mod tensors;
+mod writer;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +24,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use safetensors::{Dtype, View};
 
 pub use same::{Input, model_files, refuse_same};
+pub use tensors::{TensorHead, safetensors_header};
+pub use writer::{OutputWriter, Scratch, scratch};
 
 /// One tensor to write: name, dtype, shape, little-endian bytes.
 pub struct TensorOut {
@@ -243,7 +250,7 @@ pub fn write_all(outputs: &[(&Output, &[u8])]) -> Result<()> {
                     plain(&e)
                 )
             })?;
-            s.write(bytes)
+            s.fill(bytes)
                 .map_err(|e| anyhow!("cannot write {}: {}", out.given.display(), plain(&e)))?;
             staged.push((out, file, s));
         }

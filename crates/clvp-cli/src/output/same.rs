@@ -1,4 +1,5 @@
-//! Refusing an output that is one of the inputs, or another output, before any work is done.
+//! Refusing an output that is one of the inputs, or another output, before any work is done; and two inputs
+//! that both read standard input (`-`), which can be read only once.
 //!
 //! Two names are the same file when both exist and have the same device and inode (a hard link, a symlink,
 //! `./x` and `x`), or, when one does not exist yet, when their directories resolve to the same one and the
@@ -90,8 +91,33 @@ fn both(a: &str, pa: &Path, b: &str, pb: &Path) -> String {
     }
 }
 
-/// Fail, naming both arguments, if an output is an input or another output.
+/// Whether an input is `-`, standard input.
+fn is_stdin(input: &Input) -> bool {
+    input.path.as_os_str() == "-"
+}
+
+/// Fail, naming both arguments, if more than one input is `-`: standard input can be read only once.
+fn refuse_stdin_twice(inputs: &[Input]) -> Result<()> {
+    let mut dashes = inputs.iter().filter(|i| is_stdin(i));
+    if let (Some(first), Some(second)) = (dashes.next(), dashes.next()) {
+        if first.arg == second.arg {
+            bail!(
+                "{} - is given twice: standard input can be read only once; give a file for all but one",
+                first.arg
+            );
+        }
+        bail!(
+            "{} - and {} - both read standard input, which can be read only once; give a file for one of them",
+            first.arg,
+            second.arg
+        );
+    }
+    Ok(())
+}
+
+/// Fail, naming both arguments, if an output is an input or another output, or if two inputs are `-`.
 pub fn refuse_same(outputs: &[&Output], inputs: &[Input]) -> Result<()> {
+    refuse_stdin_twice(inputs)?;
     let ids: Vec<Option<Id>> = outputs
         .iter()
         .map(|o| match &o.target {
@@ -116,7 +142,7 @@ pub fn refuse_same(outputs: &[&Output], inputs: &[Input]) -> Result<()> {
                 bail!("{}", both(earlier.arg, &earlier.given, out.arg, &out.given));
             }
         }
-        for input in inputs {
+        for input in inputs.iter().filter(|i| !is_stdin(i)) {
             if identity(&input.path).as_ref() == Some(id) {
                 bail!("{}", both(out.arg, &out.given, input.arg, &input.path));
             }

@@ -19,12 +19,23 @@ pub const NO_TMPFILE: &str = "CLVP_NO_TMPFILE";
 /// Attempts at a fresh name before giving up (a collision of 64 random bits is already unheard of).
 const ATTEMPTS: usize = 100;
 
-/// A temporary file in `dir`, written and flushed, not yet under its destination's name. Dropping it without
-/// [`Staged::commit`] removes it.
+/// A temporary file in `dir` (open for reading and writing), not yet under its destination's name. Dropping it
+/// without [`Staged::commit`] removes it.
 pub struct Staged {
     file: File,
     dir: PathBuf,
     named: Option<Named>,
+}
+
+/// Written piece by piece ([`Staged::finish`] once complete).
+impl Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// A temporary file's name and its registration; dropping it removes the file.
@@ -61,6 +72,7 @@ pub fn create(dir: &Path) -> io::Result<Staged> {
     if std::env::var_os(NO_TMPFILE).is_none() {
         use std::os::unix::fs::OpenOptionsExt;
         let unnamed = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_TMPFILE)
@@ -83,7 +95,7 @@ pub fn create(dir: &Path) -> io::Result<Staged> {
         }
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -113,8 +125,24 @@ pub fn create(dir: &Path) -> io::Result<Staged> {
 
 impl Staged {
     /// Write `bytes` to the file, flushed to disk, and give it mode 0644.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn fill(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
+        self.finish()
+    }
+
+    /// A scratch file: the same temporary file with no name at all (a named one loses its name now), read and
+    /// written by this process only and gone when the handle is closed.
+    pub fn into_scratch(self) -> io::Result<File> {
+        let Staged { file, named, .. } = self;
+        if let Some(named) = named {
+            // Removed here to report a failure; dropping `named` then finds nothing under the name.
+            std::fs::remove_file(&named.path)?;
+        }
+        Ok(file)
+    }
+
+    /// Flush the written data to disk and give the file mode 0644.
+    pub fn finish(&mut self) -> io::Result<()> {
         self.file.sync_all()?;
         // Created 0600; an output file gets the usual 0644 (as `File::create` under umask 022). Best effort:
         // some file systems (FAT, SMB mounts) have no modes to set.
