@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clvp::{Clvp, DEFAULT_MODEL};
 
 use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
+use crate::text::text_arg;
 
 /// Options shared by the model commands.
 #[derive(clap::Args)]
@@ -37,8 +38,16 @@ pub struct TextArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The text.
+    #[arg(
+        long,
+        required_unless_present = "text_file",
+        conflicts_with = "text_file"
+    )]
+    text: Option<String>,
+    /// A file holding the text (`-`: standard input, or a pipe such as `<(cmd)`; its final line break is
+    /// dropped; at most 1 MiB).
     #[arg(long)]
-    text: String,
+    text_file: Option<PathBuf>,
     /// Output safetensors file with `text_embeds` (f32 [1, P], not normalised); `-`: standard output.
     #[arg(long)]
     output: PathBuf,
@@ -57,8 +66,9 @@ pub struct SpeechArgs {
     output: PathBuf,
 }
 
-/// `--output` of the embedding commands: a safetensors file or `-`, not one of the checkpoint's files.
-fn embeds_output(model: &ModelArgs, path: &Path) -> Result<Output> {
+/// `--output` of the embedding commands: a safetensors file or `-`, not one of the checkpoint's files nor
+/// another input.
+fn embeds_output(model: &ModelArgs, path: &Path, mut inputs: Vec<Input>) -> Result<Output> {
     let out = Output::new(
         "--output",
         path,
@@ -66,14 +76,21 @@ fn embeds_output(model: &ModelArgs, path: &Path) -> Result<Output> {
             what: "safetensors",
         },
     )?;
-    refuse_same(&[&out], &model.files())?;
+    inputs.extend(model.files());
+    refuse_same(&[&out], &inputs)?;
     Ok(out)
 }
 
 pub fn run_text(args: &TextArgs) -> Result<()> {
-    let out = embeds_output(&args.model, &args.output)?;
+    let inputs = args
+        .text_file
+        .iter()
+        .map(|p| Input::new("--text-file", p))
+        .collect();
+    let out = embeds_output(&args.model, &args.output, inputs)?;
+    let text = text_arg(args.text.as_deref(), args.text_file.as_deref())?;
     let clvp = args.model.load()?;
-    let e = clvp.embed_text(&args.text)?;
+    let e = clvp.embed_text(&text)?;
     write_safetensors(
         &out,
         &[TensorOut::f32("text_embeds", e.shape.to_vec(), &e.values)],
@@ -98,7 +115,7 @@ fn parse_codes(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run_speech(args: &SpeechArgs) -> Result<()> {
-    let out = embeds_output(&args.model, &args.output)?;
+    let out = embeds_output(&args.model, &args.output, Vec::new())?;
     let codes = parse_codes(&args.codes)?;
     let clvp = args.model.load()?;
     let e = clvp.get_speech_features(&[codes])?;

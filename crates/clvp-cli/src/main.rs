@@ -6,6 +6,7 @@ mod features;
 mod generate;
 mod output;
 mod plot;
+mod text;
 mod tokenize;
 
 use clap::{Parser, Subcommand};

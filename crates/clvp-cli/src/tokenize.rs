@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clvp::text::ClvpTokenizer;
+
+use crate::text::read_text_file;
 
 /// Arguments of `clvp tokenize`.
 #[derive(clap::Args)]
@@ -12,7 +14,7 @@ pub struct Args {
     /// Text to tokenize (repeatable).
     #[arg(long = "text", conflicts_with = "text_file")]
     texts: Vec<String>,
-    /// A file with one text per line.
+    /// A file with one text per line (`-`: standard input; a pipe such as `<(cmd)` works; at most 1 MiB).
     #[arg(long)]
     text_file: Option<PathBuf>,
     /// One JSON object per input: {"text": ..., "input_ids": [...]}.
@@ -29,11 +31,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => ClvpTokenizer::tortoise()?,
     };
     let texts: Vec<String> = match &args.text_file {
-        Some(path) => {
-            let content = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read text file {}", path.display()))?;
-            content.lines().map(str::to_string).collect()
-        }
+        Some(path) => read_text_file(path)?.lines().map(str::to_string).collect(),
         None => args.texts.clone(),
     };
     if texts.is_empty() {
