@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clvp::ClvpProcessor;
-use clvp::audio::load_audio_prefix;
+use clvp::audio::{STDIN_LABEL, STDIN_PATH, load_audio_prefix};
 
 use crate::output::{
     Dash, Input, Output, TensorOut, model_files, refuse_same, safetensors_bytes, write_all,
@@ -14,7 +14,8 @@ use crate::plot;
 /// Arguments of `clvp features`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Audio file (WAV, FLAC, MP3, OGG/Vorbis); resampled to 22050 Hz and downmixed to mono as needed.
+    /// Audio file (WAV, FLAC, MP3, OGG/Vorbis); resampled to 22050 Hz and downmixed to mono as needed. A pipe
+    /// (`<(cmd)`, a FIFO) or `-` (standard input) works too: only its first seconds are read.
     #[arg(long)]
     audio: PathBuf,
     /// Write `input_features` (f32 [1, 80, 517]) to this safetensors file (`-`: standard output).
@@ -97,11 +98,14 @@ pub fn run(args: &Args) -> Result<()> {
         rendered.push((out, safetensors_bytes(&[t])?));
     }
     if let Some(png) = &png {
-        let name = args
-            .audio
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = if args.audio.as_os_str() == STDIN_PATH {
+            STDIN_LABEL.to_string()
+        } else {
+            args.audio
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         let title = format!("{name} — {duration} at {rate} Hz, {channels} ch");
         let bytes = plot::mel_png(
             &features.input_features,

@@ -1,6 +1,6 @@
 //! `clvp generate`: text + voice clip(s) → speech-code candidates, scored and ranked by CLVP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::{EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
 use crate::output::{Dash, Input, Output, TensorOut, refuse_same, write_safetensors};
+use crate::text::text_arg;
 
 /// Prefill positions, as on the command line.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -44,9 +45,18 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
     /// The text to speak.
+    #[arg(
+        long,
+        required_unless_present = "text_file",
+        conflicts_with = "text_file"
+    )]
+    text: Option<String>,
+    /// A file holding the text to speak (`-`: standard input, or a pipe such as `<(cmd)`; its final line break
+    /// is dropped; at most 1 MiB).
     #[arg(long)]
-    text: String,
-    /// Voice clip(s) of the speaker (repeatable; several are averaged, as Tortoise does).
+    text_file: Option<PathBuf>,
+    /// Voice clip(s) of the speaker (repeatable; several are averaged, as Tortoise does, one at a time: memory
+    /// does not grow with their number). A file, a pipe, or `-` for standard input.
     #[arg(long = "voice", required = true)]
     voices: Vec<PathBuf>,
     /// Tortoise preset: ultra_fast (16 candidates), fast (96), standard (256), high_quality (256).
@@ -164,6 +174,15 @@ fn config(args: &Args) -> Result<GenerationConfig> {
     Ok(gc)
 }
 
+/// A voice clip as errors name it: `-` is standard input.
+fn voice_label(path: &Path) -> String {
+    if path.as_os_str() == clvp::audio::STDIN_PATH {
+        clvp::audio::STDIN_LABEL.to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let mut gc = config(args)?;
     let dash = Dash::Refused {
@@ -176,7 +195,9 @@ pub fn run(args: &Args) -> Result<()> {
         .transpose()?;
     let mut inputs = args.model.files();
     inputs.extend(args.voices.iter().map(|v| Input::new("--voice", v)));
+    inputs.extend(args.text_file.iter().map(|p| Input::new("--text-file", p)));
     refuse_same(&output.iter().collect::<Vec<_>>(), &inputs)?;
+    let text = text_arg(args.text.as_deref(), args.text_file.as_deref())?;
     let mut clvp = args.model.load()?;
     clvp.set_decoder_weights(match args.decoder_weights {
         DecoderWeights::F32 => WeightPrecision::F32,
@@ -192,20 +213,24 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     }
-    let mut voices = Vec::new();
+    // The running mean of the clips' conditioning: each clip is dropped once it is in (16 at most wait for the
+    // encoder together), so memory does not grow with the number of clips.
+    let mut voice = clvp.voice_conditioning();
     for v in &args.voices {
-        voices.push(
-            clvp.processor
-                .load_voice(v)
-                .with_context(|| format!("loading voice {}", v.display()))?,
-        );
+        let clip = clvp
+            .processor
+            .load_voice(v)
+            .with_context(|| format!("loading voice {}", voice_label(v)))?;
+        voice
+            .push(&clip)
+            .with_context(|| format!("loading voice {}", voice_label(v)))?;
     }
     let bar = ProgressBar::new(gc.max_new_tokens as u64);
     bar.set_style(
         ProgressStyle::with_template("generating {bar:30} {pos}/{len} tokens {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = clvp.generate_with_progress(&args.text, &voices, &gc, &mut |step, _| {
+    let result = clvp.generate_with_voice(&text, voice, &gc, &mut |step, _| {
         bar.set_position(step as u64)
     });
     bar.finish_and_clear();
@@ -246,10 +271,7 @@ pub fn run(args: &Args) -> Result<()> {
                 v
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({"text": args.text, "ranking": ranking})
-        );
+        println!("{}", serde_json::json!({"text": text, "ranking": ranking}));
     } else {
         match &c.sequences_scores {
             None => println!("rank  candidate  logit      probability  codes"),
