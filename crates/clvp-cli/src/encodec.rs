@@ -1,14 +1,22 @@
 //! `clvp encodec encode|decode|roundtrip`: Meta's `encodec` CLI verbs plus machine-readable safetensors output.
 
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clvp::audio::{Audio, load_audio};
-use clvp::encodec::ecdc::{EcdcModel, read_ecdc, write_ecdc};
-use clvp::{AudioCodes, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes};
+use clvp::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
+use clvp::encodec::SegmentRef;
+use clvp::encodec::ecdc::{EcdcFile, EcdcModel, read_ecdc};
+use clvp::{
+    AudioCodes, CodecError, CompactCodes, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
+    ecdc_segment_refs,
+};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
+use crate::audio_out::{AudioFormat, AudioWriter};
+use crate::codes_out::CodesWriter;
+use crate::output::{Dash, Input, Output, model_files, refuse_same};
 
 /// `clvp encodec` subcommands.
 #[derive(clap::Subcommand)]
@@ -148,8 +156,37 @@ fn refuse_inputs(out: &Output, input: &Path, model: &ModelChoice) -> Result<()> 
     refuse_same(&[out], &inputs)
 }
 
-fn load_input(path: &Path) -> Result<Audio> {
-    load_audio(path).with_context(|| format!("reading audio {}", path.display()))
+/// The input as errors name it: `-` is standard input.
+fn label(path: &Path) -> String {
+    if path.as_os_str() == STDIN_PATH {
+        STDIN_LABEL.to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Open the input audio (a file, a FIFO, `-` for standard input) to be read block by block.
+fn open_audio(path: &Path) -> Result<AudioReader> {
+    AudioReader::open(path).with_context(|| format!("reading audio {}", label(path)))
+}
+
+/// An error of an encoding: the audio's own errors read as `reading audio {path}`, the rest as `encoding`.
+fn encode_error(e: anyhow::Error, input: &Path) -> anyhow::Error {
+    let audio = matches!(e.downcast_ref::<CodecError>(), Some(CodecError::Audio(_)));
+    let what = if audio { "reading audio" } else { "encoding" };
+    e.context(format!("{what} {}", label(input)))
+}
+
+/// The format of decoded audio written to `out` (`.wav`, also for a stream; or `.safetensors`).
+fn audio_format(out: &Output) -> Result<AudioFormat> {
+    match format(out, "wav").as_str() {
+        "wav" => Ok(AudioFormat::Wav),
+        "safetensors" => Ok(AudioFormat::Safetensors),
+        _ => bail!(
+            "{}: decoded audio is written as .wav or .safetensors",
+            out.path().display()
+        ),
+    }
 }
 
 fn encode(args: &EncodeArgs) -> Result<()> {
@@ -163,51 +200,28 @@ fn encode(args: &EncodeArgs) -> Result<()> {
         );
     }
     let codec = args.model.load(args.model.name())?;
-    let audio = load_input(&args.input)?;
-    let codes = codec
-        .encode(&audio, Some(args.bandwidth))
-        .with_context(|| format!("encoding {}", args.input.display()))?;
-    if ext == "ecdc" {
-        let model = codec.ecdc_model()?;
-        let file = codes.to_ecdc(&model)?;
-        let mut bytes = Vec::new();
-        write_ecdc(&mut bytes, &file)?;
-        out.write(&bytes)?;
+    let mut codes = if ext == "ecdc" {
+        CodesWriter::ecdc(codec.ecdc_model()?)?
     } else {
-        write_codes(&out, &codes.to_hf()?)?;
-    }
+        CodesWriter::tensors()
+    };
+    let mut reader = open_audio(&args.input)?;
+    let summary = codec
+        .encode_stream(&mut reader, Some(args.bandwidth), &mut |event| {
+            codes.push(event)
+        })
+        .map_err(|e| encode_error(e, &args.input))?;
+    codes.finish(&out, summary.audio_length)?;
     eprintln!(
         "{}: {} samples → {} chunk(s) × {} codebooks ({} kbps) → {}",
-        args.input.display(),
-        codes.audio_length,
-        codes.chunks.len(),
-        codes.num_codebooks,
+        label(&args.input),
+        summary.audio_length,
+        summary.segments,
+        summary.num_codebooks,
         args.bandwidth,
         args.output.display()
     );
     Ok(())
-}
-
-fn write_codes(out: &Output, hf: &HfCodes) -> Result<()> {
-    let mut tensors = vec![TensorOut::i64(
-        "audio_codes",
-        hf.shape.to_vec(),
-        &hf.audio_codes,
-    )];
-    if let Some(s) = &hf.audio_scales {
-        tensors.push(TensorOut::f32("audio_scales", vec![s.len(), 1], s));
-    }
-    tensors.push(TensorOut::i64(
-        "last_frame_pad_length",
-        vec![1],
-        &[hf.last_frame_pad_length as i64],
-    ));
-    tensors.push(TensorOut::i64(
-        "audio_length",
-        vec![1],
-        &[hf.audio_length as i64],
-    ));
-    write_safetensors(out, &tensors)
 }
 
 fn read_i64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
@@ -229,9 +243,9 @@ fn read_i64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<usize>, Ve
     Ok((t.shape().to_vec(), v))
 }
 
-fn read_codes(path: &Path) -> Result<AudioCodes> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes)
+/// The codes of a `.safetensors` file as `encode` writes them (`path` names it in errors).
+fn read_codes(path: &Path, bytes: &[u8]) -> Result<AudioCodes> {
+    let st = SafeTensors::deserialize(bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let (shape, codes) = read_i64(&st, path, "audio_codes")?;
     let shape: [usize; 4] = shape.as_slice().try_into().map_err(|_| {
@@ -282,121 +296,158 @@ fn read_codes(path: &Path) -> Result<AudioCodes> {
     AudioCodes::from_hf(&hf).with_context(|| format!("{}", path.display()))
 }
 
+/// The codes `decode` reads.
+enum CodesIn {
+    /// An `.ecdc` file (16-bit codes).
+    Ecdc(EcdcFile),
+    /// HF's tensors from a `.safetensors` file.
+    Tensors(AudioCodes),
+}
+
+/// Read the codes of `path`: `.ecdc` or `.safetensors` by the extension; standard input (`-`), or a pipe or
+/// device named without one (`<(cmd)`), by the first bytes (`ECDC` is Meta's container).
+fn read_input_codes(path: &Path) -> Result<CodesIn> {
+    let name = label(path);
+    let ext = extension(path);
+    let stdin = path.as_os_str() == STDIN_PATH;
+    let stream = stdin || std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    let ecdc = match ext.as_str() {
+        "ecdc" => Some(true),
+        "safetensors" => Some(false),
+        "" if stream => None,
+        _ => bail!("{name}: the input of `decode` must end in .ecdc or .safetensors"),
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) && !stdin {
+        bail!("reading {name}: it is a directory");
+    }
+    let source: Box<dyn Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(path).with_context(|| format!("reading {name}"))?)
+    };
+    let mut source = BufReader::new(source);
+    // The first four bytes, put back in front of the rest.
+    let mut head = Vec::new();
+    (&mut source)
+        .take(4)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {name}"))?;
+    let ecdc = ecdc.unwrap_or(head == b"ECDC");
+    let mut reader = Cursor::new(head).chain(source);
+    if ecdc {
+        let file = read_ecdc(&mut reader)
+            .with_context(|| format!("{name} is not a readable .ecdc file"))?;
+        return Ok(CodesIn::Ecdc(file));
+    }
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name}"))?;
+    Ok(CodesIn::Tensors(read_codes(Path::new(&name), &bytes)?))
+}
+
 fn decode(args: &DecodeArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
     refuse_inputs(&out, &args.input, &args.model)?;
-    let ext = extension(&args.input);
-    let mut written_by = None;
-    let (codes, name) = match ext.as_str() {
-        "ecdc" => {
-            let bytes = std::fs::read(&args.input)
-                .with_context(|| format!("reading {}", args.input.display()))?;
-            let file = read_ecdc(&mut bytes.as_slice()).with_context(|| {
-                format!("{} is not a readable .ecdc file", args.input.display())
-            })?;
-            // Meta rebuilds the model from the header's name; an explicit --model overrides it.
-            let name = match (&args.model.model, file.model.as_str()) {
-                (Some(m), _) => m.clone(),
-                (None, "encodec_48khz") => DEFAULT_ENCODEC_HQ.to_string(),
-                (None, _) => DEFAULT_ENCODEC.to_string(),
-            };
-            written_by = EcdcModel::by_name(&file.model);
-            (AudioCodes::from_ecdc(&file), name)
+    let format = audio_format(&out)?;
+    let input = read_input_codes(&args.input)?;
+    let name = match (&args.model.model, &input) {
+        (Some(m), _) => m.clone(),
+        // Meta rebuilds the model from the header's name; an explicit --model overrides it.
+        (None, CodesIn::Ecdc(file)) if file.model == "encodec_48khz" => {
+            DEFAULT_ENCODEC_HQ.to_string()
         }
-        "safetensors" => (read_codes(&args.input)?, args.model.name().to_string()),
-        _ => bail!(
-            "{}: the input of `decode` must end in .ecdc or .safetensors",
-            args.input.display()
-        ),
+        (None, CodesIn::Ecdc(_)) => DEFAULT_ENCODEC.to_string(),
+        (None, CodesIn::Tensors(_)) => args.model.name().to_string(),
     };
     let codec = args.model.load(&name)?;
-    if let Some(m) = written_by {
-        let expected = codec.ecdc_model()?;
-        if m != expected {
-            bail!(
-                "{} was written by {}, but the model {name} has the layout of {}",
-                args.input.display(),
-                m.name,
-                expected.name
-            );
+    let (segments, num_codebooks, audio_length) = match &input {
+        CodesIn::Ecdc(file) => {
+            if let Some(m) = EcdcModel::by_name(&file.model) {
+                let expected = codec.ecdc_model()?;
+                if m != expected {
+                    bail!(
+                        "{} was written by {}, but the model {name} has the layout of {}",
+                        label(&args.input),
+                        m.name,
+                        expected.name
+                    );
+                }
+            }
+            (
+                ecdc_segment_refs(file),
+                file.num_codebooks,
+                file.audio_length,
+            )
         }
-    }
-    let audio = codec
-        .decode(&codes)
-        .with_context(|| format!("decoding {}", args.input.display()))?;
-    write_audio(&out, &audio, args.out.rescale)
+        CodesIn::Tensors(codes) => (
+            codes.segment_refs(),
+            codes.num_codebooks,
+            codes.audio_length,
+        ),
+    };
+    let decoded = Decoded {
+        segments: &segments,
+        num_codebooks,
+        audio_length,
+    };
+    decode_to(&codec, &decoded, &out, format, args.out.rescale)
+        .with_context(|| format!("decoding {}", label(&args.input)))
 }
 
+/// Codes to decode: segments, codebooks, audio length.
+struct Decoded<'a> {
+    segments: &'a [SegmentRef<'a>],
+    num_codebooks: usize,
+    audio_length: usize,
+}
+
+/// Decode `codes` block by block into `out`.
+fn decode_to(
+    codec: &Encodec,
+    codes: &Decoded<'_>,
+    out: &Output,
+    format: AudioFormat,
+    rescale: bool,
+) -> Result<()> {
+    let frames = codec.decoded_length(codes.segments, codes.audio_length);
+    let mut writer = AudioWriter::new(
+        out,
+        format,
+        rescale,
+        codec.channels(),
+        codec.sample_rate(),
+        frames,
+    )?;
+    codec.decode_stream(
+        codes.segments,
+        codes.num_codebooks,
+        codes.audio_length,
+        &mut |block, n| writer.push(block, n),
+    )?;
+    writer.finish()
+}
+
+/// Encode the input as a stream, gather the codes (4 bytes a code, [`CompactCodes`]), decode them block by
+/// block into the output: the audio is never held whole.
 fn roundtrip(args: &RoundtripArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
     refuse_inputs(&out, &args.input, &args.model)?;
+    let format = audio_format(&out)?;
     let codec = args.model.load(args.model.name())?;
-    let audio = load_input(&args.input)?;
-    let codes = codec
-        .encode(&audio, Some(args.bandwidth))
-        .with_context(|| format!("encoding {}", args.input.display()))?;
-    let decoded = codec.decode(&codes)?;
-    write_audio(&out, &decoded, args.out.rescale)
-}
-
-/// `.safetensors` (`audio_values` f32 [1, C, L]) or 16-bit PCM `.wav` with Meta's `save_audio` limits:
-/// clamp to ±0.99 (warning "Clipping!!" when the peak exceeds it) or, with `rescale`, scale by
-/// `min(0.99 / peak, 1)`.
-fn write_audio(out: &Output, audio: &Audio, rescale: bool) -> Result<()> {
-    let frames = audio.num_frames();
-    let channels = audio.num_channels();
-    match format(out, "wav").as_str() {
-        "safetensors" => {
-            let planar: Vec<f32> = audio.channels.concat();
-            write_safetensors(
-                out,
-                &[TensorOut::f32(
-                    "audio_values",
-                    vec![1, channels, frames],
-                    &planar,
-                )],
-            )
-        }
-        "wav" => {
-            let peak = audio
-                .channels
-                .iter()
-                .flatten()
-                .fold(0.0f32, |m, v| m.max(v.abs()));
-            let (gain, clip) = if rescale {
-                ((0.99 / peak).min(1.0), false)
-            } else {
-                if peak > 0.99 {
-                    eprintln!("Clipping!!");
-                }
-                (1.0, true)
-            };
-            let spec = hound::WavSpec {
-                channels: channels as u16,
-                sample_rate: audio.sample_rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut cursor = std::io::Cursor::new(Vec::new());
-            {
-                let mut w = hound::WavWriter::new(&mut cursor, spec)?;
-                for i in 0..frames {
-                    for ch in &audio.channels {
-                        let mut v = ch[i] * gain;
-                        if clip {
-                            v = v.clamp(-0.99, 0.99);
-                        }
-                        let v = if v.is_finite() { v } else { 0.0 };
-                        w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?;
-                    }
-                }
-                w.finalize()?;
-            }
-            out.write(&cursor.into_inner())
-        }
-        _ => bail!(
-            "{}: decoded audio is written as .wav or .safetensors",
-            out.path().display()
-        ),
-    }
+    let mut reader = open_audio(&args.input)?;
+    let mut codes = CompactCodes::default();
+    let summary = codec
+        .encode_stream(&mut reader, Some(args.bandwidth), &mut |event| {
+            codes.push(event).map_err(anyhow::Error::from)
+        })
+        .map_err(|e| encode_error(e, &args.input))?;
+    drop(reader);
+    let segments = codes.segment_refs();
+    let decoded = Decoded {
+        segments: &segments,
+        num_codebooks: codes.num_codebooks,
+        audio_length: summary.audio_length,
+    };
+    decode_to(&codec, &decoded, &out, format, args.out.rescale)
 }

@@ -1,5 +1,7 @@
 //! `clvp`: the command line of the CLVP / EnCodec workspace.
 
+mod audio_out;
+mod codes_out;
 mod embed;
 mod encodec;
 mod features;

@@ -1,0 +1,337 @@
+//! Decoded audio written as the decoder hands it out ([`AudioWriter`]), in the bytes the whole-clip writer
+//! wrote:
+//!
+//! * `.wav`: 16-bit PCM with Meta's `save_audio` limits. The length is known before decoding
+//!   ([`clvp::Encodec::decoded_length`]), so the header goes first and the samples follow block by block,
+//!   clamped to ±0.99 ("Clipping!!" on stderr when the peak exceeds it). With `--rescale` the gain
+//!   `min(0.99 / peak, 1)` needs the peak of the whole clip: the samples wait in a scratch file (f32, 4 bytes a
+//!   sample, on disk in `TMPDIR`) and are converted once the peak is known.
+//! * `.safetensors`: `audio_values` f32 `[1, C, L]`, planar: channel 0 goes to the output as it comes, the other
+//!   channels wait in scratch files and follow it.
+//!
+//! Nothing is opened before the first block: codes that the decoder refuses (it checks them all first) leave
+//! the output untouched, even a FIFO or standard output.
+
+use std::io::{Read, Write};
+
+use anyhow::{Result, bail};
+use safetensors::Dtype;
+
+use crate::output::{Output, OutputWriter, Scratch, TensorHead, safetensors_header, scratch};
+
+/// The format of decoded audio.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AudioFormat {
+    /// 16-bit PCM WAV.
+    Wav,
+    /// `audio_values` f32 `[1, C, L]`.
+    Safetensors,
+}
+
+/// The bytes of a 16-bit PCM WAV header (what `hound` writes for one or two channels) for `frames` frames;
+/// `None` when the data would pass the format's 4 GiB.
+pub fn wav_header(channels: u16, rate: u32, frames: usize) -> Option<[u8; 44]> {
+    let data = frames
+        .checked_mul(usize::from(channels) * 2)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| n.checked_add(36).is_some())?;
+    let block = channels * 2;
+    let mut h = [0u8; 44];
+    let fields: [&[u8]; 12] = [
+        b"RIFF",
+        &(data + 36).to_le_bytes(),
+        b"WAVEfmt ",
+        &16u32.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &channels.to_le_bytes(),
+        &rate.to_le_bytes(),
+        &(rate.wrapping_mul(u32::from(block))).to_le_bytes(),
+        &block.to_le_bytes(),
+        &16u16.to_le_bytes(),
+        b"data",
+        &data.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for f in fields {
+        h[at..at + f.len()].copy_from_slice(f);
+        at += f.len();
+    }
+    Some(h)
+}
+
+/// One sample as 16-bit PCM: times `gain`, clamped to ±0.99 when `clip`, non-finite values as 0.
+pub fn pcm16(v: f32, gain: f32, clip: bool) -> i16 {
+    let mut v = v * gain;
+    if clip {
+        v = v.clamp(-0.99, 0.99);
+    }
+    let v = if v.is_finite() { v } else { 0.0 };
+    (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// The largest magnitude, NaN ignored (`f32::max`).
+fn peak_of(peak: f32, values: &[f32]) -> f32 {
+    values.iter().fold(peak, |m, v| m.max(v.abs()))
+}
+
+/// Where the samples are, once the first block came.
+enum State<'a> {
+    /// WAV, clipped: written as they come.
+    Clip(OutputWriter<'a>),
+    /// WAV, rescaled: interleaved f32 in a scratch file until the peak is known.
+    Rescale(Scratch),
+    /// `audio_values`: channel 0 written, the others in scratch files.
+    Tensor(OutputWriter<'a>, Vec<Scratch>),
+}
+
+/// Decoded audio of a known length written block by block (see the module documentation).
+pub struct AudioWriter<'a> {
+    out: &'a Output,
+    format: AudioFormat,
+    rescale: bool,
+    channels: usize,
+    rate: u32,
+    /// Frames the decoder will hand out.
+    frames: usize,
+    /// Frames received.
+    received: usize,
+    peak: f32,
+    buf: Vec<u8>,
+    state: Option<State<'a>>,
+}
+
+impl<'a> AudioWriter<'a> {
+    /// A writer of `frames` frames of `channels` channels at `rate` Hz to `out`. Fails now if WAV cannot
+    /// hold that many.
+    pub fn new(
+        out: &'a Output,
+        format: AudioFormat,
+        rescale: bool,
+        channels: usize,
+        rate: u32,
+        frames: usize,
+    ) -> Result<Self> {
+        if format == AudioFormat::Wav
+            && u16::try_from(channels)
+                .ok()
+                .and_then(|c| wav_header(c, rate, frames))
+                .is_none()
+        {
+            bail!(
+                "{}: {frames} frames of {channels} channel(s) are more than a 16-bit WAV file holds (4 GiB of \
+                 samples); split the input",
+                out.path().display()
+            );
+        }
+        Ok(AudioWriter {
+            out,
+            format,
+            rescale: rescale && format == AudioFormat::Wav,
+            channels,
+            rate,
+            frames,
+            received: 0,
+            peak: 0.0,
+            buf: Vec::new(),
+            state: None,
+        })
+    }
+
+    /// Open the output (or the scratch files) and write what goes before the samples.
+    fn start(&mut self) -> Result<State<'a>> {
+        let (channels, frames) = (self.channels, self.frames);
+        match self.format {
+            AudioFormat::Wav if self.rescale => Ok(State::Rescale(scratch()?)),
+            AudioFormat::Wav => {
+                let mut w = self.out.writer()?;
+                w.write_all(&self.header()?)?;
+                Ok(State::Clip(w))
+            }
+            AudioFormat::Safetensors => {
+                let head = TensorHead::new("audio_values", Dtype::F32, vec![1, channels, frames]);
+                let (bytes, _) = safetensors_header(&[head])?;
+                let mut w = self.out.writer()?;
+                w.write_all(&bytes)?;
+                let rest = (1..channels).map(|_| scratch()).collect::<Result<_>>()?;
+                Ok(State::Tensor(w, rest))
+            }
+        }
+    }
+
+    fn header(&self) -> Result<[u8; 44]> {
+        u16::try_from(self.channels)
+            .ok()
+            .and_then(|c| wav_header(c, self.rate, self.frames))
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}: too long for a WAV file", self.out.path().display())
+            })
+    }
+
+    /// A planar block (`block[c * n + t]`) of `n` frames.
+    pub fn push(&mut self, block: &[f32], n: usize) -> Result<()> {
+        if block.len() != n * self.channels || self.received + n > self.frames {
+            bail!(
+                "the decoder handed out {} samples for {n} frames of {} channel(s) after {} of {} frames",
+                block.len(),
+                self.channels,
+                self.received,
+                self.frames
+            );
+        }
+        let mut state = match self.state.take() {
+            Some(s) => s,
+            None => self.start()?,
+        };
+        self.received += n;
+        self.peak = peak_of(self.peak, block);
+        self.buf.clear();
+        let r = match &mut state {
+            State::Clip(w) => {
+                for t in 0..n {
+                    for c in 0..self.channels {
+                        let s = pcm16(block[c * n + t], 1.0, true);
+                        self.buf.extend_from_slice(&s.to_le_bytes());
+                    }
+                }
+                w.write_all(&self.buf)
+            }
+            State::Rescale(s) => {
+                for t in 0..n {
+                    for c in 0..self.channels {
+                        self.buf.extend_from_slice(&block[c * n + t].to_le_bytes());
+                    }
+                }
+                s.write_all(&self.buf)
+            }
+            State::Tensor(w, rest) => {
+                let mut r = Ok(());
+                for (c, values) in block.chunks_exact(n.max(1)).enumerate() {
+                    self.buf.clear();
+                    values
+                        .iter()
+                        .for_each(|v| self.buf.extend_from_slice(&v.to_le_bytes()));
+                    r = match c {
+                        0 => w.write_all(&self.buf),
+                        _ => match rest.get_mut(c - 1) {
+                            Some(s) => s.write_all(&self.buf),
+                            None => Ok(()),
+                        },
+                    };
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        self.state = Some(state);
+        Ok(r?)
+    }
+
+    /// Write what waits (rescaled samples, the other channels) and move the output into place.
+    pub fn finish(mut self) -> Result<()> {
+        if self.received != self.frames {
+            bail!(
+                "the decoder handed out {} frames, {} were announced",
+                self.received,
+                self.frames
+            );
+        }
+        let state = match self.state.take() {
+            Some(s) => s,
+            None => self.start()?,
+        };
+        match state {
+            State::Clip(w) => {
+                if self.peak > 0.99 {
+                    eprintln!("Clipping!!");
+                }
+                w.commit()
+            }
+            State::Rescale(s) => {
+                let gain = (0.99 / self.peak).min(1.0);
+                let mut w = self.out.writer()?;
+                w.write_all(&self.header()?)?;
+                let mut r = s.into_reader()?;
+                let mut f32s = vec![0u8; 1 << 16];
+                loop {
+                    let got = read_full(&mut r, &mut f32s)?;
+                    self.buf.clear();
+                    for b in f32s[..got].chunks_exact(4) {
+                        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        self.buf
+                            .extend_from_slice(&pcm16(v, gain, false).to_le_bytes());
+                    }
+                    w.write_all(&self.buf)?;
+                    if got < f32s.len() {
+                        break;
+                    }
+                }
+                w.commit()
+            }
+            State::Tensor(mut w, rest) => {
+                for s in rest {
+                    std::io::copy(&mut s.into_reader()?, &mut w)?;
+                }
+                w.commit()
+            }
+        }
+    }
+}
+
+/// Fill `buf` from `r` as far as it goes; the bytes read (fewer than `buf.len()` only at the end).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wav_header_is_hounds() {
+        for (channels, rate, frames) in
+            [(1u16, 24_000u32, 4850usize), (2, 48_000, 0), (2, 44_100, 7)]
+        {
+            let spec = hound::WavSpec {
+                channels,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut cursor = std::io::Cursor::new(Vec::new());
+            let mut w = hound::WavWriter::new(&mut cursor, spec).expect("hound");
+            for i in 0..frames * usize::from(channels) {
+                w.write_sample(i as i16).expect("sample");
+            }
+            w.finalize().expect("finalize");
+            let bytes = cursor.into_inner();
+            let header = wav_header(channels, rate, frames).expect("fits");
+            assert_eq!(
+                &bytes[..44],
+                &header[..],
+                "{channels} ch, {rate} Hz, {frames} frames"
+            );
+        }
+        assert!(wav_header(2, 48_000, 1 << 30).is_none());
+    }
+
+    #[test]
+    fn samples_are_clamped_or_scaled_as_before() {
+        assert_eq!(pcm16(1.5, 1.0, true), 32440);
+        assert_eq!(pcm16(-1.5, 1.0, true), -32440);
+        assert_eq!(pcm16(f32::NAN, 1.0, true), 0);
+        assert_eq!(pcm16(1.0, 1.0, false), 32767);
+        assert_eq!(pcm16(0.5, 0.5, false), 8192);
+        assert_eq!(peak_of(0.0, &[0.1, f32::NAN, -0.7]), 0.7);
+    }
+}
