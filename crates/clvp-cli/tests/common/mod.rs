@@ -395,8 +395,13 @@ pub struct Run {
 /// `clvp` with the suites' environment, run in `cwd`: anything written to a relative path (a file named `-` by
 /// a command that did not take it as standard output) lands there, not in the source tree; nothing may reach
 /// the network (every model is a local directory, and a hub id stays in an empty cache).
+///
+/// `CLVP_TEST_BIN` runs the suites against another build of `clvp` (the release binary, or an older one to see
+/// a regression test fail).
 pub fn clvp(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clvp"));
+    let bin =
+        std::env::var_os("CLVP_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_clvp").into());
+    let mut c = Command::new(bin);
     c.current_dir(cwd)
         .env("HF_HUB_OFFLINE", "1")
         .env("HF_HUB_CACHE", cwd.join("hf-cache"))
