@@ -16,7 +16,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::audio_out::{AudioFormat, AudioWriter};
 use crate::codes_out::CodesWriter;
-use crate::output::{Dash, Input, Output, model_files, refuse_same};
+use crate::output::{Dash, Input, Output, model_files, refuse_same, refuse_terminal_stdin};
 
 /// `clvp encodec` subcommands.
 #[derive(clap::Subcommand)]
@@ -149,8 +149,10 @@ fn format(out: &Output, stream: &str) -> String {
     }
 }
 
-/// Refuse an output that is the input or one of the checkpoint's files.
-fn refuse_inputs(out: &Output, input: &Path, model: &ModelChoice) -> Result<()> {
+/// Refuse an output that is the input or one of the checkpoint's files, and `-` for input (`what`: audio or
+/// codes) when standard input is a terminal.
+fn refuse_inputs(out: &Output, input: &Path, model: &ModelChoice, what: &str) -> Result<()> {
+    refuse_terminal_stdin("the input", input, what)?;
     let mut inputs = vec![Input::new("the input", input)];
     inputs.extend(model.files());
     refuse_same(&[out], &inputs)
@@ -191,7 +193,7 @@ fn audio_format(out: &Output) -> Result<AudioFormat> {
 
 fn encode(args: &EncodeArgs) -> Result<()> {
     let out = output(&args.output, ".ecdc codes")?;
-    refuse_inputs(&out, &args.input, &args.model)?;
+    refuse_inputs(&out, &args.input, &args.model, "audio")?;
     let ext = format(&out, "ecdc");
     if ext != "ecdc" && ext != "safetensors" {
         bail!(
@@ -339,16 +341,85 @@ fn read_input_codes(path: &Path) -> Result<CodesIn> {
             .with_context(|| format!("{name} is not a readable .ecdc file"))?;
         return Ok(CodesIn::Ecdc(file));
     }
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {name}"))?;
+    let bytes = if stream {
+        read_safetensors_stream(&mut reader, &name)?
+    } else {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {name}"))?;
+        bytes
+    };
+    if bytes.is_empty() {
+        bail!("{name}: no codes: the input is empty");
+    }
     Ok(CodesIn::Tensors(read_codes(Path::new(&name), &bytes)?))
+}
+
+/// The largest safetensors header read from a stream (the `safetensors` crate's own limit).
+const MAX_SAFETENSORS_HEADER: u64 = 100_000_000;
+
+/// The bytes of a safetensors file from a stream that may never end (`/dev/zero`, a pipe): the header's length
+/// (at most [`MAX_SAFETENSORS_HEADER`]), the header, then exactly the data its tensors' offsets reach, whatever
+/// the stream would still give. A stream that goes on after that is not one safetensors file.
+fn read_safetensors_stream(r: &mut impl Read, name: &str) -> Result<Vec<u8>> {
+    let fail = || format!("reading {name}");
+    let mut bytes = Vec::new();
+    r.by_ref()
+        .take(8)
+        .read_to_end(&mut bytes)
+        .with_context(fail)?;
+    let Ok(len) = <[u8; 8]>::try_from(bytes.as_slice()) else {
+        return Ok(bytes);
+    };
+    let n = u64::from_le_bytes(len);
+    if n > MAX_SAFETENSORS_HEADER {
+        bail!(
+            "{name} is not a safetensors file: its header would be {n} bytes, more than {MAX_SAFETENSORS_HEADER}"
+        );
+    }
+    r.by_ref()
+        .take(n)
+        .read_to_end(&mut bytes)
+        .with_context(fail)?;
+    // A header that is not JSON is reported by the parser, with the file's usual message.
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..]) else {
+        return Ok(bytes);
+    };
+    let end = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, v)| v["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    let room = usize::try_from(end)
+        .ok()
+        .filter(|&e| bytes.try_reserve_exact(e).is_ok());
+    if room.is_none() {
+        bail!(
+            "{name}: its header declares {end} bytes of tensors, more than this machine can hold"
+        );
+    }
+    r.by_ref()
+        .take(end)
+        .read_to_end(&mut bytes)
+        .with_context(fail)?;
+    let mut more = Vec::new();
+    r.by_ref()
+        .take(1)
+        .read_to_end(&mut more)
+        .with_context(fail)?;
+    if !more.is_empty() {
+        bail!("{name} is not a safetensors file: data goes on after its last tensor");
+    }
+    Ok(bytes)
 }
 
 fn decode(args: &DecodeArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
-    refuse_inputs(&out, &args.input, &args.model)?;
+    refuse_inputs(&out, &args.input, &args.model, "codes")?;
     let format = audio_format(&out)?;
     let input = read_input_codes(&args.input)?;
     let name = match (&args.model.model, &input) {
@@ -432,7 +503,7 @@ fn decode_to(
 /// block into the output: the audio is never held whole.
 fn roundtrip(args: &RoundtripArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
-    refuse_inputs(&out, &args.input, &args.model)?;
+    refuse_inputs(&out, &args.input, &args.model, "audio")?;
     let format = audio_format(&out)?;
     let codec = args.model.load(args.model.name())?;
     let mut reader = open_audio(&args.input)?;

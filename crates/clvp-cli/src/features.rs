@@ -7,7 +7,8 @@ use clvp::ClvpProcessor;
 use clvp::audio::{STDIN_LABEL, STDIN_PATH, load_audio_prefix};
 
 use crate::output::{
-    Dash, Input, Output, TensorOut, model_files, refuse_same, safetensors_bytes, write_all,
+    Dash, Input, Output, TensorOut, model_files, refuse_same, refuse_terminal_stdin,
+    safetensors_bytes, write_all,
 };
 use crate::plot;
 
@@ -60,6 +61,7 @@ pub fn run(args: &Args) -> Result<()> {
             )
         })
         .transpose()?;
+    refuse_terminal_stdin("--audio", &args.audio, "audio")?;
     let mut inputs = vec![Input::new("--audio", &args.audio)];
     if let Some(dir) = &args.model {
         inputs.extend(model_files("--model", dir));

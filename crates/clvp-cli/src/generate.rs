@@ -7,7 +7,9 @@ use clvp::{EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrec
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
-use crate::output::{Dash, Input, Output, TensorOut, refuse_same, write_safetensors};
+use crate::output::{
+    Dash, Input, Output, TensorOut, refuse_same, refuse_terminal_stdin, write_safetensors,
+};
 use crate::text::text_arg;
 
 /// Prefill positions, as on the command line.
@@ -193,6 +195,9 @@ pub fn run(args: &Args) -> Result<()> {
         .as_deref()
         .map(|p| Output::new("--output", p, dash))
         .transpose()?;
+    for v in &args.voices {
+        refuse_terminal_stdin("--voice", v, "audio")?;
+    }
     let mut inputs = args.model.files();
     inputs.extend(args.voices.iter().map(|v| Input::new("--voice", v)));
     inputs.extend(args.text_file.iter().map(|p| Input::new("--text-file", p)));

@@ -14,7 +14,7 @@ use std::process::{Output, Stdio};
 use common::*;
 
 /// `clvp ARGS` in `cwd` with `stdin` (none: /dev/null); stdout and stderr captured.
-fn run(cwd: &Path, args: &[&str], stdin: Option<&Path>) -> Output {
+fn run<A: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[A], stdin: Option<&Path>) -> Output {
     let mut c = clvp(cwd);
     c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(p) = stdin {
@@ -34,7 +34,12 @@ fn ok(cwd: &Path, args: &[&str], stdin: Option<&Path>) -> Vec<u8> {
 }
 
 /// Fails with exit status 1 and every needle in its message.
-fn refused(cwd: &Path, args: &[&str], stdin: Option<&Path>, needles: &[&str]) {
+fn refused<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    cwd: &Path,
+    args: &[A],
+    stdin: Option<&Path>,
+    needles: &[&str],
+) {
     let o = run(cwd, args, stdin);
     let msg = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "clvp {args:?}: {msg}");
@@ -59,6 +64,17 @@ fn fifo_of(dir: &Path, name: &str, bytes: Vec<u8>) -> (PathBuf, std::thread::Joi
 /// A FIFO in `dir` that gives `line` over and over, as `yes` would, up to `limit` bytes (a bound for the
 /// test's sake: the command must give up long before it).
 fn endless_fifo(dir: &Path, name: &str, line: &'static [u8], limit: usize) -> PathBuf {
+    endless_after(dir, name, Vec::new(), line, limit)
+}
+
+/// [`endless_fifo`] after `head`.
+fn endless_after(
+    dir: &Path,
+    name: &str,
+    head: Vec<u8>,
+    line: &'static [u8],
+    limit: usize,
+) -> PathBuf {
     let path = dir.join(name);
     mkfifo(&path);
     let p = path.clone();
@@ -66,7 +82,9 @@ fn endless_fifo(dir: &Path, name: &str, line: &'static [u8], limit: usize) -> Pa
         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
             let block: Vec<u8> = line.iter().copied().cycle().take(1 << 16).collect();
             let mut sent = 0;
-            while sent < limit && f.write_all(&block).is_ok() {
+            let mut ok = f.write_all(&head).is_ok();
+            while ok && sent < limit {
+                ok = f.write_all(&block).is_ok();
                 sent += block.len();
             }
         }
@@ -290,4 +308,153 @@ fn many_voices_are_averaged_one_at_a_time() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&d.root, &args, None);
     assert!(out.exists());
+}
+
+/// A signal while `encodec encode` streams (its `.ecdc` body in a scratch file in TMPDIR, the audio from a FIFO
+/// that stalls halfway) leaves nothing in TMPDIR nor at the output, SIGKILL included: the scratch file has no
+/// name (`O_TMPFILE`, or with CLVP_NO_TMPFILE a name removed the moment it is made).
+#[test]
+fn a_signal_while_streaming_leaves_no_scratch_file() {
+    let d = Dirs::new();
+    let wav = std::fs::read(clvp_parity::fixture_path("encodec/e2e_24k.wav")).expect("read");
+    let runs = [
+        (libc::SIGTERM, true),
+        (libc::SIGINT, false),
+        (libc::SIGKILL, false),
+        (libc::SIGKILL, true),
+    ];
+    for (k, (sig, named)) in runs.into_iter().enumerate() {
+        let dir = d.out.join(format!("run-{k}"));
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("mkdir");
+        let fifo = dir.join("audio.wav");
+        mkfifo(&fifo);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (sent, written) = std::sync::mpsc::channel::<()>();
+        let half = wav[..wav.len() / 2].to_vec();
+        let p = fifo.clone();
+        let feeder = std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+                let _ = f.write_all(&half);
+                let _ = sent.send(());
+                // Stalls, the FIFO open, until the test is done with the command.
+                let _ = stopped.recv();
+            }
+        });
+        let out = dir.join("out.ecdc");
+        let mut cmd = clvp(&d.logs);
+        cmd.args([
+            "encodec",
+            "encode",
+            "--model",
+            &fixture("encodec/tiny_24k"),
+            "-b",
+            "3.6",
+            s(&fifo),
+            s(&out),
+        ])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if named {
+            cmd.env("CLVP_NO_TMPFILE", "1");
+        }
+        let mut child = cmd.spawn().expect("clvp starts");
+        // The command has the first half of the audio and waits for the rest, its scratch file open.
+        let fed = written.recv_timeout(DEADLINE);
+        let open = temp_file_open(&mut child, &tmp);
+        // SAFETY: a signal to the child this test started and has not yet reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let status = child.wait().expect("wait");
+        let _ = stop.send(());
+        if fed.is_err() {
+            // The command never opened the FIFO: open it here, so that the feeder's open returns.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+        }
+        feeder.join().expect("feeder");
+        let tag = format!("signal {sig}, named {named}");
+        assert!(fed.is_ok(), "[{tag}] the command did not read the audio");
+        assert!(open.is_ok(), "[{tag}] {open:?}");
+        assert!(status.code().is_none(), "[{tag}] ended by itself: {status}");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .expect("tmp")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "[{tag}] left in TMPDIR: {left:?}");
+        assert!(!out.exists(), "[{tag}] an output was written");
+    }
+}
+
+/// Codes from a stream that does not end (`/dev/zero`, a safetensors file followed by endless bytes) or that is
+/// empty, and a scratch directory that does not exist, are errors naming the problem, and write nothing.
+#[test]
+fn endless_or_empty_codes_and_a_missing_tmpdir_are_errors() {
+    let d = Dirs::new();
+    let dir = &d.root;
+    let m = fixture("encodec/tiny_24k");
+    let out = d.o("x.wav");
+    let decode = |input: &str| -> Vec<String> {
+        ["encodec", "decode", "--model", &m, input, s(&out)]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let zero = endless_fifo(dir, "zero", b"\0", 64 << 20);
+    refused(
+        dir,
+        &decode(s(&zero)),
+        None,
+        &["zero", "is not a safetensors file"],
+    );
+    let codes = 3i64.to_le_bytes().repeat(4);
+    let head = safetensors_file(
+        &[("audio_codes".into(), "I64".into(), vec![1, 1, 1, 4], codes)],
+        None,
+    );
+    let tail = endless_after(dir, "tail", head, b"\0", 64 << 20);
+    refused(
+        dir,
+        &decode(s(&tail)),
+        None,
+        &["tail", "data goes on after its last tensor"],
+    );
+    let empty = d.i("empty");
+    std::fs::write(&empty, b"").expect("write");
+    refused(
+        dir,
+        &decode("-"),
+        Some(&empty),
+        &["<stdin>", "no codes: the input is empty"],
+    );
+    assert!(!out.exists());
+
+    // The .ecdc body waits in TMPDIR: a TMPDIR that is not there is named, and nothing is written.
+    let ecdc = d.o("x.ecdc");
+    let missing = dir.join("no-such-dir");
+    let o = clvp(dir)
+        .args([
+            "encodec",
+            "encode",
+            "--model",
+            &m,
+            "-b",
+            "3.6",
+            &fixture("encodec/e2e_24k.wav"),
+            s(&ecdc),
+        ])
+        .env("TMPDIR", &missing)
+        .output()
+        .expect("clvp runs");
+    let msg = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("cannot create a temporary file in") && msg.contains("no-such-dir"),
+        "{msg}"
+    );
+    assert!(!ecdc.exists());
 }

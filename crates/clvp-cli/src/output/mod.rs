@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use safetensors::{Dtype, View};
 
-pub use same::{Input, model_files, refuse_same};
+pub use same::{Input, model_files, refuse_same, refuse_terminal_stdin};
 pub use tensors::{TensorHead, safetensors_header};
 pub use writer::{OutputWriter, Scratch, scratch};
 

@@ -115,6 +115,18 @@ fn refuse_stdin_twice(inputs: &[Input]) -> Result<()> {
     Ok(())
 }
 
+/// Fail if the input `arg` is `-` and standard input is a terminal: audio or codes cannot be typed, and the
+/// command would wait for them forever.
+pub fn refuse_terminal_stdin(arg: &str, path: &Path, what: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    if path.as_os_str() == "-" && std::io::stdin().is_terminal() {
+        bail!(
+            "{arg} -: standard input is a terminal, which cannot give {what}; pipe or redirect them into it"
+        );
+    }
+    Ok(())
+}
+
 /// Fail, naming both arguments, if an output is an input or another output, or if two inputs are `-`.
 pub fn refuse_same(outputs: &[&Output], inputs: &[Input]) -> Result<()> {
     refuse_stdin_twice(inputs)?;
