@@ -1,11 +1,14 @@
-//! `clvp encodec` in memory flat in the input's length (issue 22, item 6): encode, decode and roundtrip of a
-//! 300 s clip peak within a few MB of a 24 s clip's peak on the tiny 24 kHz model. Before streaming, each held
-//! the whole clip (and decode its whole WAV image): +55 to +100 MB between 24 s and 240 s.
+//! Memory flat in the input's size (issue 22, items 5 and 6), on the tiny checkpoints:
+//!
+//! * `clvp encodec` encode, decode and roundtrip of a 300 s clip peak within a few MB of a 24 s clip's peak.
+//!   Before streaming, each held the whole clip (and decode its whole WAV image): +55 to +130 MB.
+//! * `clvp generate` with 160 `--voice` clips peaks within a few MB of 16 clips (one batch of the conditioning
+//!   encoder). Before the running mean, every clip was kept until all were loaded: +70 MB.
 //!
 //! The peak is the child's `VmHWM` (its own high-water resident set since `exec`), sampled from
 //! `/proc/PID/status` while it runs: `wait4`'s `ru_maxrss` would also count the test process, whose memory a
 //! spawned child starts from. Sampling gives a lower bound of the peak, close to it: `VmHWM` only grows, and
-//! the whole-clip buffers of the old path lived for most of the run.
+//! the buffers of the old paths lived for most of the run.
 
 #![cfg(target_os = "linux")]
 
@@ -18,8 +21,9 @@ use std::time::{Duration, Instant};
 use clvp_parity::fixture_path;
 use common::{DEADLINE, clvp, s};
 
-/// Growth of the peak allowed from 24 s to 300 s of audio: allocator noise (±15 MB seen between runs of one
-/// input), far below one copy of the long clip (300 s × 24 kHz × 4 bytes = 29 MB, held several times before).
+/// Growth of the peak allowed from 24 s to 300 s of audio, or from 16 to 160 voice clips: allocator noise (±15
+/// MB seen between runs of one input), far below what the old paths held (300 s × 24 kHz × 4 bytes = 29 MB,
+/// several times; 144 clips × 6 s × 22.05 kHz × 4 bytes = 76 MB).
 const ALLOWED_GROWTH_KIB: u64 = 35 * 1024;
 
 /// `VmHWM` of a running process, in KiB.
@@ -56,18 +60,19 @@ fn peak_kib(cwd: &Path, args: &[&str]) -> u64 {
     peak
 }
 
-/// A 16-bit mono WAV of `seconds` at 24 kHz: a gliding tone.
-fn wav(path: &Path, seconds: usize) {
+/// A 16-bit mono WAV of `seconds` at `rate` Hz: a gliding tone.
+fn wav(path: &Path, rate: u32, seconds: usize) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 24_000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("wav");
     let mut phase = 0.0f64;
-    for i in 0..seconds * 24_000 {
-        phase += std::f64::consts::TAU * (200.0 + (i % 240_000) as f64 / 400.0) / 24_000.0;
+    let r = f64::from(rate);
+    for i in 0..seconds * rate as usize {
+        phase += std::f64::consts::TAU * (200.0 + (i % 240_000) as f64 / 400.0) / r;
         w.write_sample((phase.sin() * 12_000.0) as i16)
             .expect("sample");
     }
@@ -83,7 +88,7 @@ fn encodec_memory_does_not_grow_with_the_length() {
     let mut peaks = Vec::new();
     for seconds in [24, 300] {
         let input = dir.join(format!("in_{seconds}.wav"));
-        wav(&input, seconds);
+        wav(&input, 24_000, seconds);
         let codes = dir.join(format!("codes_{seconds}.ecdc"));
         let out = dir.join(format!("out_{seconds}.wav"));
         let i = s(&input);
@@ -123,5 +128,41 @@ fn encodec_memory_does_not_grow_with_the_length() {
     }
     let report = report.join("\n");
     assert!(!report.contains('^'), "{report}");
+    println!("{report}");
+}
+
+#[test]
+fn generate_memory_does_not_grow_with_the_voice_count() {
+    let d = tempfile::tempdir().expect("temp dir");
+    let dir = d.path();
+    let voice = dir.join("voice.wav");
+    wav(&voice, 22_050, 6);
+    let model = fixture_path("clvp/tiny");
+    let mut peaks = Vec::new();
+    for clips in [16, 160] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            s(&model),
+            "--text",
+            "Hi.",
+            "--greedy",
+            "--max-new-tokens",
+            "4",
+        ];
+        for _ in 0..clips {
+            args.extend(["--voice", s(&voice)]);
+        }
+        peaks.push(peak_kib(dir, &args));
+    }
+    let growth = peaks[1].saturating_sub(peaks[0]);
+    let report = format!(
+        "generate: 16 clips {} KiB, 160 clips {} KiB, +{growth} KiB",
+        peaks[0], peaks[1]
+    );
+    assert!(
+        growth <= ALLOWED_GROWTH_KIB,
+        "{report}: grows by more than {ALLOWED_GROWTH_KIB} KiB"
+    );
     println!("{report}");
 }
