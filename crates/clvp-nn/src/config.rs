@@ -357,6 +357,11 @@ impl ClvpConfig {
                     ),
                 );
             }
+            if let Some((field, message)) =
+                bad_eps(&format!("{name}.layer_norm_eps"), c.layer_norm_eps)
+            {
+                return bad(&field, message);
+            }
             if c.hidden_act != "gelu" {
                 return bad(
                     &format!("{name}.hidden_act"),
@@ -425,6 +430,11 @@ impl ClvpConfig {
                 ),
             );
         }
+        if let Some((field, message)) =
+            bad_eps("decoder_config.layer_norm_epsilon", d.layer_norm_epsilon)
+        {
+            return bad(&field, message);
+        }
         if let Err(m) = d.groupnorm_groups() {
             return bad("decoder_config.hidden_size", m);
         }
@@ -478,6 +488,17 @@ impl ClvpConfig {
         }
         Ok(())
     }
+}
+
+/// A norm epsilon that is not a positive finite number: `-1` or `0` give NaN embeddings (the variance plus
+/// eps reaches zero or below), NaN or infinity NaN or zeros everywhere.
+fn bad_eps(field: &str, eps: f64) -> Option<(String, String)> {
+    (!(eps.is_finite() && eps > 0.0)).then(|| {
+        (
+            field.to_string(),
+            format!("must be a positive number (HF's default is 1e-5), found {eps}"),
+        )
+    })
 }
 
 /// Largest vocabulary accepted.
@@ -648,6 +669,32 @@ mod tests {
             assert!(e.contains("c.json") && e.contains(field), "{json}: {e}");
         }
         assert!(ClvpConfig::clvp_dev().parameter_count() < 700_000_000);
+    }
+
+    #[test]
+    fn norm_epsilons_must_be_positive() {
+        for (json, field) in [
+            (
+                r#"{"text_config": {"layer_norm_eps": -1}}"#,
+                "text_config.layer_norm_eps",
+            ),
+            (
+                r#"{"speech_config": {"layer_norm_eps": 0}}"#,
+                "speech_config.layer_norm_eps",
+            ),
+            (
+                r#"{"decoder_config": {"layer_norm_epsilon": -1e-5}}"#,
+                "decoder_config.layer_norm_epsilon",
+            ),
+        ] {
+            let e = ClvpConfig::from_json(json, "c.json")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains("positive"), "{json}: {e}");
+        }
+        let mut c = ClvpConfig::clvp_dev();
+        c.decoder_config.layer_norm_epsilon = f64::NAN;
+        assert!(c.validate("m").is_err());
     }
 
     #[test]
