@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clvp::{Clvp, DEFAULT_MODEL};
 
+use crate::finite::{MODEL_CAUSE, ensure_finite};
 use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
 
 /// Options shared by the model commands.
@@ -74,6 +75,7 @@ pub fn run_text(args: &TextArgs) -> Result<()> {
     let out = embeds_output(&args.model, &args.output)?;
     let clvp = args.model.load()?;
     let e = clvp.embed_text(&args.text)?;
+    ensure_finite("the text embedding", &e.values, MODEL_CAUSE)?;
     write_safetensors(
         &out,
         &[TensorOut::f32("text_embeds", e.shape.to_vec(), &e.values)],
@@ -102,6 +104,7 @@ pub fn run_speech(args: &SpeechArgs) -> Result<()> {
     let codes = parse_codes(&args.codes)?;
     let clvp = args.model.load()?;
     let e = clvp.get_speech_features(&[codes])?;
+    ensure_finite("the speech embedding", &e.values, MODEL_CAUSE)?;
     write_safetensors(
         &out,
         &[TensorOut::f32("speech_embeds", e.shape.to_vec(), &e.values)],
