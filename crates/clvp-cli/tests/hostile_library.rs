@@ -255,7 +255,9 @@ fn hostile_input_through_the_library() {
     let c1 = clvp.clone();
     add(
         "generate without a voice",
-        Box::new(move || err_text(c1.generate("Hi.", &[], &GenerationConfig::default()))),
+        Box::new(move || {
+            err_text(c1.generate("Hi.", &[] as &[Vec<f32>], &GenerationConfig::default()))
+        }),
         Some(vec!["no voice clip"]),
     );
     let c2 = clvp.clone();
