@@ -5,157 +5,16 @@
 //! checkpoint without a vocabulary, and what stderr shows besides the one-line error. See `common/mod.rs`.
 
 mod common;
+#[path = "hostile_validation/helpers.rs"]
+mod helpers;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 
 use clvp_parity::{fixture_path, read_safetensors};
 use serde_json::json;
 
 use common::*;
-
-/// A copy of the safetensors `src` at `dst` with the `index`-th value of `key` replaced by `value`'s bytes.
-fn edit_value(src: &Path, dst: &Path, key: &str, index: usize, value: &[u8]) {
-    let mut entries = safetensors_entries(src);
-    let e = entries
-        .iter_mut()
-        .find(|e| e.0 == key)
-        .unwrap_or_else(|| panic!("{key} in {}", src.display()));
-    let n = value.len();
-    e.3[index * n..(index + 1) * n].copy_from_slice(value);
-    std::fs::write(dst, safetensors_file(&entries, None)).expect("write");
-}
-
-/// `clvp encodec encode` of `audio` with `model` at `bandwidth` into `target`.
-fn encode(model: &str, bandwidth: &str, audio: &str, target: &Path) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clvp"))
-        .args([
-            "encodec", "encode", "--model", model, "-b", bandwidth, audio,
-        ])
-        .arg(target)
-        .output()
-        .expect("clvp runs");
-    assert!(
-        o.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// `encodec decode` of `input` with `model`, expected to fail naming `input` and every needle.
-fn decode_with(d: &Dirs, name: &'static str, model: &str, input: &Path, needles: &[&str]) -> Case {
-    let output = d.o(&format!("{name}.wav"));
-    let file = input.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-    let mut needles = needles.to_vec();
-    needles.push(file);
-    fails(
-        name,
-        &["encodec", "decode", "--model", model, s(input), s(&output)],
-        &[&output],
-        &needles,
-    )
-}
-
-/// The tiny CLVP checkpoint copied to `root/name` with every value of `key` set to `value` (alternating in
-/// sign when `alternate`).
-fn tiny_with(root: &Path, name: &str, key: &str, value: f32, alternate: bool) -> PathBuf {
-    let mut entries = safetensors_entries(&fixture_path("clvp/tiny/model.safetensors"));
-    let e = entries
-        .iter_mut()
-        .find(|e| e.0 == key)
-        .unwrap_or_else(|| panic!("{key} in the tiny checkpoint"));
-    e.3 = (0..e.3.len() / 4)
-        .flat_map(|i| {
-            let v = if alternate && i % 2 == 1 {
-                -value
-            } else {
-                value
-            };
-            v.to_le_bytes()
-        })
-        .collect();
-    tiny_with_weights(root, name, &safetensors_file(&entries, None))
-}
-
-/// A WAV with a 16-byte `fmt ` chunk (`tag` 1: PCM, 3: float) and `data`.
-fn wav_raw(path: &Path, tag: u16, channels: u16, bits: u16, data: &[u8]) {
-    let align = channels * bits / 8;
-    let mut v = b"RIFF".to_vec();
-    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    for x in [tag, channels] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.extend_from_slice(&22050u32.to_le_bytes());
-    v.extend_from_slice(&(22050 * u32::from(align)).to_le_bytes());
-    for x in [align, bits] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    std::fs::write(path, v).expect("write wav");
-}
-
-/// A 16-bit WAV (hound; `WAVE_FORMAT_EXTENSIBLE` with an 18-bit mask beyond 2 channels), every channel `tone`.
-fn wav_i16(path: &Path, channels: u16, frames: usize) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: 22050,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for x in tone(frames, 1) {
-        for _ in 0..channels {
-            w.write_sample((x * 32767.0) as i16).expect("sample");
-        }
-    }
-    w.finalize().expect("finalize");
-}
-
-/// `generate --greedy` of "Hi." with `model` into `out/{name}.safetensors`, expected to fail.
-fn generate_with(
-    d: &Dirs,
-    name: &'static str,
-    model: &Path,
-    voice: &str,
-    needles: &[&str],
-) -> Case {
-    let output = d.o(&format!("{name}.safetensors"));
-    fails(
-        name,
-        &[
-            "generate",
-            "--model",
-            s(model),
-            "--text",
-            "Hi.",
-            "--voice",
-            voice,
-            "--greedy",
-            "--output",
-            s(&output),
-        ],
-        &[&output],
-        needles,
-    )
-}
-
-/// Exit code and stderr of `clvp args` with extra environment variables.
-fn run_env(logs: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut c = clvp(logs);
-    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c.output().expect("clvp runs");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use helpers::*;
 
 #[test]
 fn hostile_values_through_the_cli() {
@@ -465,10 +324,7 @@ fn hostile_values_through_the_cli() {
         ),
         fails(
             "audio loud enough to overflow the features",
-            &features_args(s(&i("loud.wav")), &o("loud.safetensors"))
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            &features_args_str(&i("loud.wav"), &o("loud.safetensors")),
             &[&o("loud.safetensors")],
             &[
                 "log-mel features has",
@@ -497,19 +353,13 @@ fn hostile_values_through_the_cli() {
         // (c)
         succeeds(
             "WAV of 33 channels (extensible)",
-            &features_args(s(&i("ch33-ext.wav")), &o("ch33.safetensors"))
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            &features_args_str(&i("ch33-ext.wav"), &o("ch33.safetensors")),
             &[&o("ch33.safetensors")],
             features_ok(),
         ),
         succeeds(
             "WAV of 30 channels (PCM)",
-            &features_args(s(&i("ch30-pcm.wav")), &o("ch30.safetensors"))
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            &features_args_str(&i("ch30-pcm.wav"), &o("ch30.safetensors")),
             &[&o("ch30.safetensors")],
             features_ok(),
         ),
@@ -530,10 +380,7 @@ fn hostile_values_through_the_cli() {
         ),
         fails(
             "WAV of 2000 channels",
-            &features_args(s(&i("ch2000.wav")), &o("ch2000.safetensors"))
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            &features_args_str(&i("ch2000.wav"), &o("ch2000.safetensors")),
             &[&o("ch2000.safetensors")],
             &["ch2000.wav", "channel count is 2000", "limit of 1024"],
         ),
@@ -697,9 +544,4 @@ fn hostile_values_through_the_cli() {
         failures.push(format!("[with vocab.json] stderr not empty: {err:?}"));
     }
     report(&failures, total);
-}
-
-/// `features --audio AUDIO --output OUTPUT` as string slices.
-fn features_args_str<'a>(audio: &'a Path, output: &'a Path) -> Vec<&'a str> {
-    vec!["features", "--audio", s(audio), "--output", s(output)]
 }
