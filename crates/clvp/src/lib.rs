@@ -35,7 +35,7 @@ pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use preset::{Preset, UnknownPreset};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 pub use score::Scores;
-pub use voice::{VOICE_BATCH, VoiceConditioning};
+pub use voice::{VOICE_BATCH, Voice, VoiceConditioning};
 
 pub use clvp_audio as audio;
 pub use clvp_hub as hub;
