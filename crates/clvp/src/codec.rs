@@ -9,6 +9,7 @@ use clvp_hub::{Checkpoint, HubError};
 use encodec_codec::ecdc::{EcdcError, EcdcFile, EcdcModel, EcdcSegment};
 use encodec_codec::{EncodecError, EncodecModel, EncodedSegment};
 
+mod files;
 mod stream;
 
 pub use stream::{CompactCodes, ecdc_segment_refs};
