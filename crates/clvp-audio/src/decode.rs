@@ -73,8 +73,13 @@ pub fn decode_bytes(bytes: impl Into<Vec<u8>>, hint: Option<&str>) -> Result<Aud
     if let Some(ext) = hint {
         probe_hint.with_extension(ext.trim_start_matches('.'));
     }
-    let reader =
-        AudioReader::from_source(Box::new(std::io::Cursor::new(bytes)), &probe_hint, file)?;
+    let head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
+    let reader = AudioReader::from_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        &head,
+        &probe_hint,
+        file,
+    )?;
     read_all(reader, &|_| None).map(|(audio, _)| audio)
 }
 
@@ -292,7 +297,7 @@ mod tests {
                 None
             }
         }
-        let err = AudioReader::from_source(Box::new(Exploding), &Hint::new(), "x.wav".into())
+        let err = AudioReader::from_source(Box::new(Exploding), &[], &Hint::new(), "x.wav".into())
             .map(|_| ())
             .unwrap_err();
         assert_eq!(

@@ -29,6 +29,7 @@ pub mod mel;
 pub mod reader;
 pub mod resample;
 pub(crate) mod stft;
+pub mod wav;
 
 pub use audio::{Audio, convert_channels};
 pub use decode::{AudioPrefix, decode_bytes, load_audio, load_audio_prefix};

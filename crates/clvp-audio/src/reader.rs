@@ -19,6 +19,7 @@ use symphonia::core::meta::MetadataOptions;
 use crate::audio::find_non_finite;
 use crate::decode::{HEAD_LEN, check_header, io_error};
 use crate::error::AudioError;
+use crate::wav::{WavLayout, WideWav, wide_layout};
 
 /// The path that means standard input (`clvp encodec encode - out.ecdc`).
 pub const STDIN_PATH: &str = "-";
@@ -32,9 +33,7 @@ pub const STDIN_LABEL: &str = "<stdin>";
 /// message equals the whole-file one) and a panic inside the decoder are errors naming the file.
 pub struct AudioReader {
     file: String,
-    format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
-    track_id: u32,
+    source: Source,
     sample_rate: u32,
     declared_frames: Option<u64>,
     /// The last decoded block.
@@ -60,6 +59,18 @@ impl std::fmt::Debug for AudioReader {
             .field("frames", &self.frames)
             .finish_non_exhaustive()
     }
+}
+
+/// Where the blocks come from.
+enum Source {
+    /// symphonia's demuxer and decoder for the track.
+    Symphonia {
+        format: Box<dyn FormatReader>,
+        decoder: Box<dyn AudioDecoder>,
+        track_id: u32,
+    },
+    /// A WAV of more channels than symphonia takes ([`crate::wav`]).
+    Wav(WideWav),
 }
 
 /// Run `f`, turning a panic inside symphonia into [`AudioError::Malformed`]: its parsers still have integer
@@ -112,7 +123,7 @@ impl AudioReader {
             .seek(SeekFrom::Start(0))
             .map_err(|e| io_error(&file, e))?;
         check_header(&head, &file)?;
-        Self::from_source(Box::new(handle), &hint, file)
+        Self::from_source(Box::new(handle), &head, &hint, file)
     }
 
     /// Decode a stream that cannot seek (a pipe, a socket, standard input), named `label` in errors; `hint` is
@@ -139,18 +150,38 @@ impl AudioReader {
             return Err(AudioError::EmptyFile { file });
         }
         check_header(&head, &file)?;
+        let wide = wide_layout(&head, &file)?;
         let source = ReadOnlySource::new(Cursor::new(head).chain(reader));
-        Self::from_source(Box::new(source), &hint, file)
+        Self::open_source(Box::new(source), wide, &hint, file)
     }
 
-    /// Probe `source`, pick its default audio track and decode up to the first packet with samples.
+    /// Probe `source` (whose first bytes are `head`), pick its default audio track and decode up to the first
+    /// packet with samples.
     pub(crate) fn from_source(
         source: Box<dyn MediaSource>,
+        head: &[u8],
+        hint: &Hint,
+        file: String,
+    ) -> Result<Self, AudioError> {
+        let wide = wide_layout(head, &file)?;
+        Self::open_source(source, wide, hint, file)
+    }
+
+    fn open_source(
+        source: Box<dyn MediaSource>,
+        wide: Option<WavLayout>,
         hint: &Hint,
         file: String,
     ) -> Result<Self, AudioError> {
         let label = file.clone();
-        guarded(&label, move || Self::open_unguarded(source, hint, file))
+        guarded(&label, move || match wide {
+            Some(layout) => {
+                let wav = WideWav::open(Box::new(source), layout, &file)?;
+                let declared_frames = wav.declared_frames;
+                Self::start(file, Source::Wav(wav), declared_frames)
+            }
+            None => Self::open_unguarded(source, hint, file),
+        })
     }
 
     fn open_unguarded(
@@ -209,11 +240,23 @@ impl AudioReader {
                     reason: other.to_string(),
                 },
             })?;
-        let mut reader = AudioReader {
-            file,
+        let source = Source::Symphonia {
             format,
             decoder,
             track_id,
+        };
+        Self::start(file, source, declared_frames)
+    }
+
+    /// The reader over `source`, its first block decoded (to learn the rate and channels).
+    fn start(
+        file: String,
+        source: Source,
+        declared_frames: Option<u64>,
+    ) -> Result<Self, AudioError> {
+        let mut reader = AudioReader {
+            file,
+            source,
             sample_rate: 0,
             declared_frames,
             block: Vec::new(),
@@ -333,9 +376,22 @@ impl AudioReader {
 
     /// Decode packets up to the next one with samples into `block`; `false` at the end of the stream.
     fn decode_next(&mut self) -> Result<bool, AudioError> {
+        let (format, decoder, track_id) = match &mut self.source {
+            Source::Wav(wav) => {
+                let got = wav.next_block(&mut self.block, &self.file)?;
+                self.sample_rate = wav.sample_rate();
+                self.hit_eof |= wav.hit_eof;
+                return Ok(got);
+            }
+            Source::Symphonia {
+                format,
+                decoder,
+                track_id,
+            } => (format, decoder, *track_id),
+        };
         let f = || self.file.clone();
         loop {
-            let packet = match self.format.next_packet() {
+            let packet = match format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return Ok(false),
                 Err(SymphoniaError::IoError(io)) if io.kind() == ErrorKind::UnexpectedEof => {
@@ -362,10 +418,10 @@ impl AudioReader {
                     });
                 }
             };
-            if packet.track_id != self.track_id {
+            if packet.track_id != track_id {
                 continue;
             }
-            let buffer = match self.decoder.decode(&packet) {
+            let buffer = match decoder.decode(&packet) {
                 Ok(buffer) => buffer,
                 Err(e @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
                     self.skipped += 1;

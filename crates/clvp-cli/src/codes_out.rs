@@ -11,8 +11,8 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use clvp::CompactCodes;
-use clvp::encodec::CodeEvent;
 use clvp::encodec::ecdc::{EcdcBodyWriter, EcdcModel, write_ecdc_header};
+use clvp::encodec::{CodeEvent, is_valid_scale};
 use safetensors::Dtype;
 
 use crate::output::{Output, Scratch, TensorHead, safetensors_header, scratch};
@@ -73,13 +73,13 @@ impl CodesWriter {
 
 /// `codes` in HF's form (`audio_codes` i64 `[chunks, 1, n_q, T]`, the last chunk right-padded with 0,
 /// `audio_scales`, `last_frame_pad_length`, `audio_length`), as `AudioCodes::to_hf` and the whole-clip writer
-/// give them, written without a second copy of the codes.
+/// give them (with `to_hf`'s checks and messages), written without a second copy of the codes.
 fn write_hf_codes(out: &Output, codes: &CompactCodes, audio_length: usize) -> Result<()> {
     let segments = &codes.segments;
     let k = codes.num_codebooks;
     let n = segments.len();
     let first = segments.first().map_or(0, |s| s.1);
-    for (i, (_, frames, _)) in segments.iter().enumerate() {
+    for (i, (_, frames, scale)) in segments.iter().enumerate() {
         if *frames != first && i + 1 != n {
             bail!(
                 "chunk {i} has {frames} frames where the first has {first}: this length cannot be stacked into \
@@ -88,6 +88,14 @@ fn write_hf_codes(out: &Output, codes: &CompactCodes, audio_length: usize) -> Re
         }
         if *frames > first {
             bail!("the last chunk has {frames} frames, more than the first's {first}");
+        }
+        if let Some(s) = scale
+            && !is_valid_scale(*s)
+        {
+            bail!(
+                "chunk {i} has the scale {s}, which no file may hold: the audio's level overflows float32 \
+                 (samples far outside [-1, 1]?)"
+            );
         }
     }
     let pad = segments.last().map_or(0, |s| first - s.1);

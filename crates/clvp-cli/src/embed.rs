@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clvp::{Clvp, DEFAULT_MODEL};
 
+use crate::finite::{MODEL_CAUSE, ensure_finite};
 use crate::output::{Dash, Input, Output, TensorOut, model_files, refuse_same, write_safetensors};
 use crate::text::text_arg;
 
@@ -91,6 +92,7 @@ pub fn run_text(args: &TextArgs) -> Result<()> {
     let text = text_arg(args.text.as_deref(), args.text_file.as_deref())?;
     let clvp = args.model.load()?;
     let e = clvp.embed_text(&text)?;
+    ensure_finite("the text embedding", &e.values, MODEL_CAUSE)?;
     write_safetensors(
         &out,
         &[TensorOut::f32("text_embeds", e.shape.to_vec(), &e.values)],
@@ -119,6 +121,7 @@ pub fn run_speech(args: &SpeechArgs) -> Result<()> {
     let codes = parse_codes(&args.codes)?;
     let clvp = args.model.load()?;
     let e = clvp.get_speech_features(&[codes])?;
+    ensure_finite("the speech embedding", &e.values, MODEL_CAUSE)?;
     write_safetensors(
         &out,
         &[TensorOut::f32("speech_embeds", e.shape.to_vec(), &e.values)],

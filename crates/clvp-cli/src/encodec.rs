@@ -259,11 +259,12 @@ fn read_codes(path: &Path, bytes: &[u8]) -> Result<AudioCodes> {
     let scalar = |name: &str| -> Result<usize> {
         let (s, v) = read_i64(&st, path, name)?;
         match v.as_slice() {
-            [x] if *x >= 0 => Ok(*x as usize),
-            [x] => bail!(
-                "{}: `{name}` must be one non-negative integer, found {x}",
-                path.display()
-            ),
+            [x] => usize::try_from(*x).or_else(|_| {
+                bail!(
+                    "{}: `{name}` must be one non-negative integer, found {x}",
+                    path.display()
+                )
+            }),
             _ => bail!(
                 "{}: `{name}` must be one non-negative integer, found shape {s:?}",
                 path.display()

@@ -86,6 +86,15 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("preparing {}", args.audio.display()))?;
     let fe = &processor.feature_extractor;
     let features = fe.extract(&[&clip], Some(fe.sampling_rate))?;
+    let peak = clip.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    crate::finite::ensure_finite(
+        "the log-mel features",
+        &features.input_features,
+        &format!(
+            "the audio's samples reach {peak:e}, far outside [-1, 1]: their spectrum overflows float32; \
+             normalise the file"
+        ),
+    )?;
     tracing::info!(
         file = %args.audio.display(), rate, channels, duration, shape = ?features.shape, "features computed"
     );

@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clvp::{EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
+use clvp::nn::NnError;
+use clvp::{ClvpError, EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
+use crate::finite::{MODEL_CAUSE, ensure_finite};
 use crate::output::{
     Dash, Input, Output, TensorOut, refuse_same, refuse_terminal_stdin, write_safetensors,
 };
@@ -172,7 +174,7 @@ fn config(args: &Args) -> Result<GenerationConfig> {
         Prefill::Tortoise => PrefillPositions::Tortoise,
         Prefill::Hf523 => PrefillPositions::Hf523,
     };
-    gc.validate()?;
+    gc.validate().map_err(name_flag)?;
     Ok(gc)
 }
 
@@ -182,6 +184,35 @@ fn voice_label(path: &Path) -> String {
         clvp::audio::STDIN_LABEL.to_string()
     } else {
         path.display().to_string()
+    }
+}
+
+/// The flag of a generation setting (a `GenerationConfig` field) the library names in an error; the
+/// others come from the preset.
+fn flag_of(option: &str) -> &'static str {
+    match option {
+        "length_penalty" => "--length-penalty",
+        "max_new_tokens" => "--max-new-tokens",
+        "num_beams" => "--beams",
+        "num_return_sequences" => "--candidates",
+        "pad_to_max_mel_tokens" => "--pad-to-max-mel-tokens",
+        "early_stopping" => "--early-stopping",
+        _ => "--preset",
+    }
+}
+
+/// A library error about one generation setting, prefixed with its flag.
+fn name_flag(e: NnError) -> anyhow::Error {
+    let flag = match &e {
+        NnError::Generation {
+            option: Some(option),
+            ..
+        } => Some(flag_of(option)),
+        _ => None,
+    };
+    match flag {
+        Some(flag) => anyhow::Error::new(e).context(flag),
+        None => e.into(),
     }
 }
 
@@ -239,7 +270,21 @@ pub fn run(args: &Args) -> Result<()> {
         bar.set_position(step as u64)
     });
     bar.finish_and_clear();
-    let c = result?;
+    let c = result.map_err(|e| match e {
+        ClvpError::Nn(e) => name_flag(e),
+        other => other.into(),
+    })?;
+    ensure_finite(
+        "the CLVP logits (logits_per_text)",
+        &c.logits_per_text,
+        MODEL_CAUSE,
+    )?;
+    ensure_finite("the text embedding", &c.text_embeds.values, MODEL_CAUSE)?;
+    ensure_finite(
+        "the speech embeddings",
+        &c.speech_embeds.values,
+        MODEL_CAUSE,
+    )?;
     if let Some(out) = &output {
         let n = c.speech_ids.len();
         let w = c.speech_ids.first().map_or(0, Vec::len);

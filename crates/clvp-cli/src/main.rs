@@ -5,14 +5,22 @@ mod codes_out;
 mod embed;
 mod encodec;
 mod features;
+mod finite;
 mod generate;
 mod output;
 mod plot;
 mod text;
 mod tokenize;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+/// The log filter without `CLVP_LOG`: warnings and errors, less the audio decoders' own (symphonia logs
+/// through the `log` crate, e.g. `riff form is not wave` while probing a file that the one-line error then
+/// names). `CLVP_LOG=warn` (or `debug`, `symphonia=info`, ...) shows them.
+const DEFAULT_LOG: &str = "warn,symphonia=off";
 
 /// mimalloc: it reuses freed tensor buffers where glibc hands large ones back to the kernel (workspace Cargo.toml).
 #[global_allocator]
@@ -49,9 +57,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

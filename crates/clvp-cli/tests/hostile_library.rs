@@ -256,8 +256,7 @@ fn hostile_input_through_the_library() {
     add(
         "generate without a voice",
         Box::new(move || {
-            let none: &[Vec<f32>] = &[];
-            err_text(c1.generate("Hi.", none, &GenerationConfig::default()))
+            err_text(c1.generate("Hi.", &[] as &[Vec<f32>], &GenerationConfig::default()))
         }),
         Some(vec!["no voice clip"]),
     );

@@ -20,6 +20,18 @@ pub enum HubError {
     /// The weights do not fit the module they are loaded into (boxed: it carries shapes and paths).
     #[error(transparent)]
     Load(#[from] Box<LoadError>),
+    /// The checkpoint is of another model (an EnCodec checkpoint given to CLVP, say).
+    #[error("{location} is {found}, not {expected} ({evidence})")]
+    WrongModel {
+        /// The checkpoint (directory, hub id or weights file).
+        location: String,
+        /// What the model it was given to loads (`a CLVP checkpoint`, `an EnCodec checkpoint`).
+        expected: String,
+        /// What it is (`an EnCodec checkpoint`, a `` `bert` checkpoint ``).
+        found: String,
+        /// How that was found (`config.json has model_type "encodec"`).
+        evidence: String,
+    },
 }
 
 impl From<LoadError> for HubError {
@@ -251,6 +263,24 @@ pub enum WeightsError {
         key: String,
         /// The dtype found.
         dtype: String,
+    },
+    /// A weight is NaN or infinite (an F64 value beyond float32's range becomes infinite): the model would
+    /// compute NaN from it.
+    #[error(
+        "{file}: tensor `{key}` has {count} non-finite values (NaN or infinity), the first {value} at index \
+         {index}: the weights are corrupt; re-download or re-export the checkpoint"
+    )]
+    NonFinite {
+        /// The file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+        /// How many values are not finite.
+        count: usize,
+        /// Flat index of the first.
+        index: usize,
+        /// The first (as float32).
+        value: f32,
     },
     /// No weights file in the checkpoint.
     #[error(

@@ -23,6 +23,7 @@
 //! * [`remap`]: [`NameMap`], one documented key table per model.
 //! * [`norms`], [`lstm`]: weight-norm folding and LSTM gate splitting.
 //! * [`load`]: [`load_module`], strict loading into a burn module through `burn::store`.
+//! * [`kind`]: [`ModelKind`], what a checkpoint is (an EnCodec checkpoint given to CLVP is named as such).
 //!
 //! What burn-store (0.22.1) does and why it is only partly used here:
 //! * `PyTorchToBurnAdapter` transposes the weight of **every** module whose type is `Linear`, and
@@ -40,8 +41,9 @@
 //! `ModuleSnapshot::apply` deferred f32 tensors with no adapter.
 //!
 //! An f32 safetensors tensor that needs no rearranging is not copied: the parameter is a view of the
-//! memory map (burn's shared bytes, copy-on-write), so loading reads nothing from disk and pages come
-//! in as a computation first touches them. The map stays open while any such parameter lives, so a
+//! memory map (burn's shared bytes, copy-on-write). Loading reads each such tensor once to check that every
+//! value is finite (as every weight is checked), then hands its pages back, so pages come in again as a
+//! computation first touches them. The map stays open while any such parameter lives, so a
 //! checkpoint file must not be rewritten in place while a model loaded from it is in use (the hub
 //! cache never does; its blobs are immutable).
 
@@ -51,6 +53,7 @@ pub mod config;
 pub mod device;
 mod download;
 pub mod error;
+pub mod kind;
 pub mod load;
 pub mod lstm;
 pub mod norms;
@@ -67,6 +70,7 @@ pub use device::is_cpu;
 pub use error::{
     ConfigError, DownloadError, HubError, LoadError, ShapeMismatch, SourceError, WeightsError,
 };
+pub use kind::ModelKind;
 pub use load::{LoadReport, load_module, load_module_with_report};
 pub use remap::{ENCODEC_IGNORED, Layout, NameMap, Rule};
 pub use source::{DEFAULT_REVISION, HubId, Source};

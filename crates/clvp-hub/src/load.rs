@@ -133,12 +133,24 @@ pub fn load_module_with_report<M: Module>(
     LoadError::from_list(errors)?;
 
     let mut tensors = Vec::with_capacity(planned.len());
+    // Problems found while burn reads the tensors (a NaN weight), kept typed: burn only passes strings on.
+    let failures = Failures::default();
     for (target, p) in planned {
         let dtype = params.get(&target).map(|i| i.dtype).unwrap_or(DType::F32);
         report.loaded.push((p.key.clone(), target.clone()));
-        tensors.push(deferred(target, dtype, p));
+        tensors.push(deferred(target, dtype, p, failures.clone()));
     }
     let result = module.apply(tensors, None, None, false);
+    // Sorted, and once each (an LSTM tensor is read once per gate).
+    let mut typed: Vec<(String, LoadError)> = failures
+        .take()
+        .into_iter()
+        .map(|e| (e.to_string(), e))
+        .collect();
+    typed.sort_by(|a, b| a.0.cmp(&b.0));
+    typed.dedup_by(|a, b| a.0 == b.0);
+    let typed: Vec<LoadError> = typed.into_iter().map(|(_, e)| e).collect();
+    LoadError::from_list(typed)?;
     let mut errors: Vec<LoadError> = result
         .errors
         .iter()
@@ -253,15 +265,53 @@ enum Src {
 }
 
 impl Canon {
-    fn read(&self) -> Result<Vec<f32>, String> {
+    /// The values as f32, every one finite (weight-norm pairs folded).
+    fn read(&self) -> Result<Vec<f32>, LoadError> {
         match &self.src {
-            Src::One(e) => e.to_f32().map_err(|e| e.to_string()),
+            Src::One(e) => Ok(e.to_f32()?),
             Src::Norm { g, v } => {
-                let gv = g.to_f32().map_err(|e| e.to_string())?;
-                let vv = v.to_f32().map_err(|e| e.to_string())?;
-                fold_weight_norm(&gv, &vv, v.shape())
+                let wn = |message: String| LoadError::WeightNorm {
+                    file: v.file().to_path_buf(),
+                    prefix: self.key.trim_end_matches(".weight").to_string(),
+                    message,
+                };
+                let gv = g.to_f32()?;
+                let vv = v.to_f32()?;
+                let w = fold_weight_norm(&gv, &vv, v.shape()).map_err(wn)?;
+                if w.iter().any(|x| !x.is_finite()) {
+                    return Err(wn(format!(
+                        "folding g · v / ‖v‖ gives non-finite values (a slice of `{}` is all zeros?)",
+                        v.key()
+                    )));
+                }
+                Ok(w)
             }
         }
+    }
+}
+
+/// Typed errors raised inside burn's `apply` (which keeps only their text), shared by the deferred tensors.
+#[derive(Clone, Default)]
+struct Failures(std::sync::Arc<std::sync::Mutex<Vec<LoadError>>>);
+
+impl Failures {
+    /// Keep `e`; burn gets its text.
+    fn record(&self, e: LoadError) -> PackError {
+        let message = e.to_string();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(e);
+        PackError::ValidationError(message)
+    }
+
+    fn take(&self) -> Vec<LoadError> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -462,20 +512,33 @@ fn check(
     None
 }
 
-/// A tensor burn reads only when it applies it: read, fold, transpose or split, convert.
-fn deferred(target: String, dtype: DType, p: Planned) -> burn::store::burn_pack::Tensor {
+/// A tensor burn reads only when it applies it: read (every value checked finite), fold, transpose or split,
+/// convert.
+fn deferred(
+    target: String,
+    dtype: DType,
+    p: Planned,
+    failures: Failures,
+) -> burn::store::burn_pack::Tensor {
     let Planned { canon, out, .. } = p;
     let shape = out.shape.clone();
     bridge::deferred(target, dtype, Shape::from(shape.clone()), None, move || {
         // The common case (an f32 safetensors tensor that needs no rearranging) is not copied at all:
-        // the parameter reads the mapped file.
+        // the parameter reads the mapped file. Its values are checked once; the pages the check read are
+        // handed back, so only those a computation touches stay in the process.
         if let (Layout::AsIs, DType::F32, Src::One(entry)) = (out.layout, dtype, &canon.src)
             && let Some(bytes) = entry.mapped_f32()
         {
+            entry
+                .check_finite_bytes(&bytes)
+                .map_err(|e| failures.record(e.into()))?;
+            if let Some(pages) = entry.mapped_pages() {
+                pages.release();
+            }
             return TensorData::try_from_bytes(bytes, shape.clone(), DType::F32)
                 .map_err(|e| PackError::ValidationError(format!("`{}`: {e}", canon.key)));
         }
-        let values = canon.read().map_err(PackError::ValidationError)?;
+        let values = canon.read().map_err(|e| failures.record(e))?;
         let values = match out.layout {
             Layout::AsIs => values,
             Layout::Transpose => match canon.shape.as_slice() {

@@ -112,7 +112,8 @@ impl TensorEntry {
         self.shape.iter().product()
     }
 
-    /// The values widened (F16, BF16) or narrowed (F64) to f32, row-major.
+    /// The values widened (F16, BF16) or narrowed (F64) to f32, row-major; every one finite
+    /// ([`WeightsError::NonFinite`] otherwise).
     pub fn to_f32(&self) -> Result<Vec<f32>, WeightsError> {
         let unsupported = || WeightsError::UnsupportedDtype {
             file: self.file.to_path_buf(),
@@ -144,7 +145,45 @@ impl TensorEntry {
                 self.dtype
             )));
         }
-        Ok(decode(&bytes, &self.dtype, little))
+        let values = decode(&bytes, &self.dtype, little);
+        self.check_finite(&values)?;
+        Ok(values)
+    }
+
+    /// [`WeightsError::NonFinite`] naming this tensor when `values` (its values as f32) hold a NaN or an
+    /// infinity.
+    pub fn check_finite(&self, values: &[f32]) -> Result<(), WeightsError> {
+        let bad = |v: &f32| non_finite_bits(v.to_bits());
+        if !values
+            .chunks(4096)
+            .any(|c| c.iter().fold(false, |acc, v| acc | bad(v)))
+        {
+            return Ok(());
+        }
+        let index = values.iter().position(bad).unwrap_or(0);
+        Err(WeightsError::NonFinite {
+            file: self.file.to_path_buf(),
+            key: self.key.clone(),
+            count: values.iter().filter(|v| bad(v)).count(),
+            index,
+            value: values.get(index).copied().unwrap_or(f32::NAN),
+        })
+    }
+
+    /// [`Self::check_finite`] over the little-endian f32 bytes of a mapped tensor ([`Self::mapped_f32`]).
+    pub fn check_finite_bytes(&self, bytes: &[u8]) -> Result<(), WeightsError> {
+        let bad = |c: &[u8]| non_finite_bits(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        if !bytes
+            .chunks(4 * 4096)
+            .any(|c| c.chunks_exact(4).fold(false, |acc, v| acc | bad(v)))
+        {
+            return Ok(());
+        }
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        self.check_finite(&values)
     }
 
     /// The tensor's bytes as a zero-copy view of the memory-mapped file, when burn can use them as
@@ -239,6 +278,11 @@ impl AsRef<[u8]> for MappedPages {
         // `TensorEntry::mapped_pages` checked the range against the map.
         &self.map[self.start..self.end]
     }
+}
+
+/// NaN and ±inf have every exponent bit set: a branch-free test, so the scan over a tensor vectorises.
+fn non_finite_bits(bits: u32) -> bool {
+    bits & 0x7f80_0000 == 0x7f80_0000
 }
 
 fn decode(bytes: &[u8], dtype: &SourceDtype, little: bool) -> Vec<f32> {

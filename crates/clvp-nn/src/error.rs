@@ -16,9 +16,16 @@ pub enum NnError {
         /// What kind of id (`text token`, `speech code`).
         what: &'static str,
     },
-    /// Generation settings that are out of range or cannot be combined (HF's `GenerationConfig.validate`).
-    #[error("invalid generation config: {0}")]
-    Generation(String),
+    /// Generation settings that are out of range or cannot be combined (HF's `GenerationConfig.validate`), or
+    /// a search that these settings left without a result.
+    #[error("invalid generation config: {message}")]
+    Generation {
+        /// The setting at fault (a `GenerationConfig` field: `length_penalty`, `max_new_tokens`, …), where one
+        /// alone is (a front end names its own flag for it).
+        option: Option<&'static str>,
+        /// What is wrong; it names the setting.
+        message: String,
+    },
     /// Inputs of incompatible shapes or lengths.
     #[error("{0}")]
     Shape(String),

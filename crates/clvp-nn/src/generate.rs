@@ -110,9 +110,10 @@ impl std::str::FromStr for EarlyStopping {
             "false" => Ok(EarlyStopping::False),
             "true" => Ok(EarlyStopping::True),
             "never" => Ok(EarlyStopping::Never),
-            _ => Err(NnError::Generation(format!(
-                "early_stopping must be true, false or never, not {s:?}"
-            ))),
+            _ => Err(NnError::Generation {
+                option: Some("early_stopping"),
+                message: format!("early_stopping must be true, false or never, not {s:?}"),
+            }),
         }
     }
 }
@@ -127,17 +128,32 @@ impl GenerationConfig {
     /// `max_new_tokens ≥ 1`, `num_beams ≥ 1`, `num_return_sequences ≥ 1`, greedy decoding with one return
     /// sequence only, `num_return_sequences ≤ num_beams` with beams, no beam sampling (not implemented),
     /// a positive repetition penalty, a positive temperature and `0 < top_p ≤ 1` when sampling, a finite
-    /// length penalty, and `pad_to_max_mel_tokens ≥ 2` (at least one code after the start token).
+    /// length penalty whose normalisation stays inside float32 ([`length_penalty_range`]), and
+    /// `pad_to_max_mel_tokens ≥ 2` (at least one code after the start token). Errors name the setting.
     pub fn validate(&self) -> Result<(), NnError> {
-        let err = |m: String| Err(NnError::Generation(m));
+        let err = |m: String| {
+            Err(NnError::Generation {
+                option: None,
+                message: m,
+            })
+        };
+        let bad = |option: &'static str, message: String| {
+            Err(NnError::Generation {
+                option: Some(option),
+                message,
+            })
+        };
         if self.max_new_tokens == 0 {
-            return err("max_new_tokens must be at least 1".into());
+            return bad("max_new_tokens", "max_new_tokens must be at least 1".into());
         }
         if self.num_beams == 0 {
-            return err("num_beams must be at least 1".into());
+            return bad("num_beams", "num_beams must be at least 1".into());
         }
         if self.num_return_sequences == 0 {
-            return err("num_return_sequences must be at least 1".into());
+            return bad(
+                "num_return_sequences",
+                "num_return_sequences must be at least 1".into(),
+            );
         }
         if self.num_beams == 1 && !self.do_sample && self.num_return_sequences > 1 {
             return err(format!(
@@ -179,21 +195,53 @@ impl GenerationConfig {
                 ));
             }
         }
-        if !self.length_penalty.is_finite() {
-            return err(format!(
-                "length_penalty must be finite, but is {}",
-                self.length_penalty
-            ));
+        let lp = self.length_penalty;
+        if !lp.is_finite() {
+            return bad(
+                "length_penalty",
+                format!("length_penalty must be finite, but is {lp}"),
+            );
+        }
+        let range = length_penalty_range(self.max_new_tokens);
+        if self.is_beam_search() && !range.contains(&lp) {
+            return bad(
+                "length_penalty",
+                format!(
+                    "length_penalty {lp} is outside {:.1}..={:.1}, the range {} new tokens allow: a finished \
+                     hypothesis scores log-prob / length^length_penalty, and {}^{lp} leaves float32's range \
+                     (every hypothesis would score ±inf or 0, and beam search would return none)",
+                    range.start(),
+                    range.end(),
+                    self.max_new_tokens,
+                    self.max_new_tokens
+                ),
+            );
         }
         if let Some(p) = self.pad_to_max_mel_tokens
             && p < 2
         {
-            return err(format!(
-                "pad_to_max_mel_tokens must be at least 2 (the start token and one code), not {p}"
-            ));
+            return bad(
+                "pad_to_max_mel_tokens",
+                format!(
+                    "pad_to_max_mel_tokens must be at least 2 (the start token and one code), not {p}"
+                ),
+            );
         }
         Ok(())
     }
+}
+
+/// The length penalties whose normalisation `length ^ length_penalty` stays within `1e-30..=1e30` for every
+/// length up to `max_new_tokens`, so a finished hypothesis' score (a log-probability sum divided by it) stays
+/// a finite, ordered float32. Outside it HF's scores overflow to ±inf or collapse to 0 and beam search returns
+/// unfinished slots (a candidate without codes).
+pub fn length_penalty_range(max_new_tokens: usize) -> std::ops::RangeInclusive<f64> {
+    if max_new_tokens < 2 {
+        // Every length is 1, and 1^p = 1.
+        return f64::NEG_INFINITY..=f64::INFINITY;
+    }
+    let bound = 30.0 * std::f64::consts::LN_10 / (max_new_tokens as f64).ln();
+    -bound..=bound
 }
 
 /// What [`generate`] returns.
@@ -814,6 +862,16 @@ fn beam_search(
     let mut sequences_scores = Vec::with_capacity(b * r);
     for bi in 0..b {
         for h in &slots[bi * k..bi * k + r] {
+            if !h.finished {
+                // An empty slot: every finished hypothesis scored below its −1e9 (HF returns the bare start token).
+                return Err(NnError::Generation {
+                    option: Some("length_penalty"),
+                    message: format!(
+                        "beam search finished no hypothesis for row {bi}: with length_penalty {lp} every \
+                         finished one scored below -1e9 (log-prob / length^{lp}); use a length penalty nearer 0"
+                    ),
+                });
+            }
             sequences.push(h.tokens.clone());
             sequences_scores.push(h.score);
         }

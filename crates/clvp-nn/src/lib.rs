@@ -28,6 +28,6 @@ pub use error::NnError;
 pub use generate::{
     EarlyStopping, GenerateOutput, GenerationConfig, PrefillPositions, apply_logits_processors,
     apply_repetition_penalty, apply_top_k, apply_top_p, fix_speech_decoder_output, generate,
-    generate_with_progress, pad_to_max_mel_tokens, teacher_forced_logits,
+    generate_with_progress, length_penalty_range, pad_to_max_mel_tokens, teacher_forced_logits,
 };
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};

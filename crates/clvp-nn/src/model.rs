@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use clvp_hub::{Checkpoint, HubError, Weights, load_module};
+use clvp_hub::{Checkpoint, HubError, ModelKind, Weights, load_module};
 use clvp_hub::{Layout, NameMap};
 
 use crate::conditioning::ClvpConditioningEncoder;
@@ -100,6 +100,7 @@ impl LoadedClvp {
         checkpoint: &Checkpoint,
         device: &Device,
     ) -> Result<Self, LoadModelError> {
+        checkpoint.expect_model(ModelKind::Clvp)?;
         let config_path = checkpoint.require("config.json")?;
         let config = ClvpConfig::from_file(&config_path)?;
         let weights = checkpoint.weights()?;
@@ -112,6 +113,7 @@ impl LoadedClvp {
         weights: &Weights,
         device: &Device,
     ) -> Result<Self, LoadModelError> {
+        weights.expect_model(ModelKind::Clvp)?;
         let model = ClvpModelForConditionalGeneration::new(&config, device)?;
         let mut model = load_module(model, weights, &clvp_name_map()).map_err(HubError::from)?;
         let mapped = |key: String| weights.get(&key).and_then(|e| e.mapped_pages());

@@ -554,7 +554,7 @@ fn generation_config_is_validated() {
     for gc in bad {
         let e = gc.validate().err();
         assert!(
-            matches!(e, Some(clvp_nn::NnError::Generation(_))),
+            matches!(e, Some(clvp_nn::NnError::Generation { .. })),
             "{gc:?} must be rejected"
         );
     }

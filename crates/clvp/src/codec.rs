@@ -9,6 +9,7 @@ use clvp_hub::{Checkpoint, HubError};
 use encodec_codec::ecdc::{EcdcError, EcdcFile, EcdcModel, EcdcSegment};
 use encodec_codec::{EncodecError, EncodecModel, EncodedSegment};
 
+mod files;
 mod stream;
 
 pub use stream::{CompactCodes, ecdc_segment_refs};
@@ -97,6 +98,14 @@ impl AudioCodes {
                     c.frames
                 )));
             }
+            if let Some(s) = c.scale
+                && !encodec_codec::is_valid_scale(s)
+            {
+                return Err(CodecError::Codes(format!(
+                    "chunk {i} has the scale {s}, which no file may hold: the audio's level overflows float32 \
+                     (samples far outside [-1, 1]?)"
+                )));
+            }
             last_frame_pad_length = first - c.frames;
             for k in 0..self.num_codebooks {
                 audio_codes.extend_from_slice(&c.codes[k * c.frames..(k + 1) * c.frames]);
@@ -117,7 +126,8 @@ impl AudioCodes {
         })
     }
 
-    /// From HF's stacked form (batch 1).
+    /// From HF's stacked form (batch 1). The scales are checked ([`encodec_codec::check_scale`]: finite and
+    /// positive, as `.ecdc` files' are); the codes are checked against a model when decoding.
     pub fn from_hf(hf: &HfCodes) -> Result<Self, CodecError> {
         let [n, b, k, t] = hf.shape;
         if b != 1 {
@@ -125,12 +135,13 @@ impl AudioCodes {
                 "audio_codes have batch {b}; one clip (batch 1) is expected"
             )));
         }
-        if hf.audio_codes.len() != n * k * t {
+        let needed = n.checked_mul(k).and_then(|nk| nk.checked_mul(t));
+        if needed != Some(hf.audio_codes.len()) {
             return Err(CodecError::Codes(format!(
                 "audio_codes have {} values, the shape {:?} needs {}",
                 hf.audio_codes.len(),
                 hf.shape,
-                n * k * t
+                needed.map_or_else(|| "more than memory holds".to_string(), |v| v.to_string())
             )));
         }
         if n == 0 || k == 0 || t == 0 {
@@ -145,13 +156,16 @@ impl AudioCodes {
                 hf.last_frame_pad_length
             )));
         }
-        if let Some(s) = &hf.audio_scales
-            && s.len() != n
-        {
-            return Err(CodecError::Codes(format!(
-                "audio_scales have {} values for {n} chunks",
-                s.len()
-            )));
+        if let Some(s) = &hf.audio_scales {
+            if s.len() != n {
+                return Err(CodecError::Codes(format!(
+                    "audio_scales have {} values for {n} chunks",
+                    s.len()
+                )));
+            }
+            for (i, &v) in s.iter().enumerate() {
+                encodec_codec::check_scale(i, v)?;
+            }
         }
         let chunks = (0..n)
             .map(|i| {
@@ -357,8 +371,11 @@ impl Encodec {
         })
     }
 
-    /// Decode codes to audio at the model's rate, cut to `codes.audio_length` samples.
+    /// Decode codes to audio at the model's rate, cut to `codes.audio_length` samples. The codes and scales
+    /// are checked on the host first ([`EncodecModel::check_segments`]): a code from a file can be any `i64`.
     pub fn decode(&self, codes: &AudioCodes) -> Result<Audio, CodecError> {
+        self.model
+            .check_segments(&codes.segment_refs(), codes.num_codebooks)?;
         let mut segments = Vec::with_capacity(codes.chunks.len());
         for (i, c) in codes.chunks.iter().enumerate() {
             if c.codes.len() != codes.num_codebooks * c.frames {

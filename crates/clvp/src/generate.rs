@@ -18,7 +18,7 @@ use clvp_nn::{
 
 use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
 use crate::score::Scores;
-use crate::voice::VoiceConditioning;
+use crate::voice::{Voice, VoiceConditioning};
 
 /// Sampled candidates decoded together (Tortoise's `autoregressive_batch_size`, 16): more candidates run in
 /// batches of this size, so the KV cache (≈ 150 MB per candidate at full size and 600 positions) stays bounded
@@ -89,6 +89,28 @@ impl Clvp {
         config: &GenerationConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
+        // Everything is checked before the clips go through the conditioning encoder.
+        let ids1 = self.check_request(text, config)?;
+        voice.require_clips()?;
+        let voice = voice.finish_voice()?;
+        self.generate_checked(ids1, &voice, config, progress)
+    }
+
+    /// [`Clvp::generate_with_progress`] for a [`Voice`] computed before ([`Clvp::voice`], [`Voice::load`]): the
+    /// clips are not encoded again.
+    pub fn generate_for_voice(
+        &self,
+        text: &str,
+        voice: &Voice,
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
+        let ids1 = self.check_request(text, config)?;
+        self.generate_checked(ids1, voice, config, progress)
+    }
+
+    /// Check a request before any work; returns the text's ids as they condition and are scored.
+    fn check_request(&self, text: &str, config: &GenerationConfig) -> Result<Vec<u32>, ClvpError> {
         config.validate()?;
         if config.num_return_sequences > MAX_CANDIDATES {
             return Err(ClvpError::Input(format!(
@@ -102,7 +124,6 @@ impl Clvp {
                 config.num_beams
             )));
         }
-        voice.require_clips()?;
         let cfg = &self.model.config;
         // The text as it conditions and is scored: tokenized, checked, one EOS appended.
         let ids1 = self.text_ids_for_scoring(text)?;
@@ -117,11 +138,22 @@ impl Clvp {
                 "lower pad_to_max_mel_tokens",
             )?;
         }
+        Ok(ids1)
+    }
+
+    fn generate_checked(
+        &self,
+        ids1: Vec<u32>,
+        voice: &Voice,
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
+        let cfg = &self.model.config;
         let device = self.device().clone();
         let m = &self.model.model;
 
         // Conditioning: the (averaged) voice vector, then [BOS, text, EOS, EOS] with positions.
-        let mel = voice.finish()?;
+        let mel = voice.tensor(self)?;
         let mask1 = vec![vec![1u32; ids1.len()]];
         let text_emb =
             m.conditioning_encoder

@@ -4,6 +4,33 @@
 //! end ([`audio`]), checkpoint loading ([`hub`]), the networks ([`nn`]), ranking ([`rank`]) and EnCodec
 //! ([`encodec`]), and picks a burn backend at run time ([`device`]).
 //!
+//! # Example
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = clvp::device::device("cpu")?;
+//! let clvp = clvp::Clvp::from_pretrained("susnato/clvp_dev", &device)?;
+//! // A speaker's conditioning, computed once (and savable with `Voice::save`).
+//! let voice = clvp.voice(&[clvp.processor.load_voice("speaker.wav")?])?;
+//! // Generate and rank candidates for a sentence (Tortoise's ultra_fast preset, fitted to the checkpoint).
+//! let config = clvp.preset(clvp::Preset::UltraFast);
+//! let ranked = clvp.generate_for_voice("Hello there.", &voice, &config, &mut |_, _| {})?;
+//! let best = &ranked.speech_ids[ranked.ranking[0].0];
+//! // Score codes that came from elsewhere exactly as `generate` ranks its own.
+//! let scores = clvp.score("Hello there.", &[best.clone()])?;
+//! println!("best candidate: {} codes, logit {}", best.len(), scores.logits_per_text[0]);
+//!
+//! // EnCodec: a WAV to codes, Meta's `.ecdc` container, and back.
+//! let codec = clvp::Encodec::from_pretrained(clvp::DEFAULT_ENCODEC, &device)?;
+//! let codes = codec.encode(&clvp::audio::load_audio("speech.wav")?, Some(6.0))?;
+//! codec.save_ecdc(&codes, "speech.ecdc")?;
+//! let audio = codec.decode(&codec.load_ecdc("speech.ecdc")?)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Runnable versions on the repository's tiny checkpoints: `examples/rank_candidates.rs`,
+//! `examples/reuse_voice.rs`, `examples/encodec_roundtrip.rs` (`cargo run -p clvp --example NAME`).
+//!
 //! # Speed on the CPU
 //!
 //! The `flex` feature (default) runs burn-flex with gemm's AVX-512 kernels, chosen at run time. burn-flex
@@ -11,6 +38,8 @@
 //! cost 20 % of a batched speech-encoder run. A library cannot pick the allocator, so a binary should:
 //! the `clvp` command line uses mimalloc (`#[global_allocator] static A: mimalloc::MiMalloc = mimalloc::MiMalloc;`).
 //! Measured figures: `docs/performance.md`.
+
+#![warn(missing_docs)]
 
 pub mod codec;
 pub mod device;
@@ -35,7 +64,7 @@ pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
 pub use preset::{Preset, UnknownPreset};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 pub use score::Scores;
-pub use voice::{VOICE_BATCH, VoiceConditioning};
+pub use voice::{VOICE_BATCH, Voice, VoiceConditioning};
 
 pub use clvp_audio as audio;
 pub use clvp_hub as hub;

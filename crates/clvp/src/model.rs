@@ -119,8 +119,10 @@ impl Clvp {
 
     /// Load an opened checkpoint onto `device`.
     pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ClvpError> {
-        let processor = ClvpProcessor::from_checkpoint(checkpoint)?;
+        // The networks before the processor: a checkpoint of another model is named as such (from its config,
+        // else its weights' keys), with no word on its tokenizer files.
         let model = LoadedClvp::from_checkpoint(checkpoint, device)?;
+        let processor = ClvpProcessor::from_checkpoint(checkpoint)?;
         Ok(Clvp {
             processor,
             model,

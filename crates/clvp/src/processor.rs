@@ -77,15 +77,27 @@ impl ClvpProcessor {
     }
 
     /// The processor files of a checkpoint (fetched from the hub when needed): its `vocab.json`/`merges.txt`
-    /// and `preprocessor_config.json`, the Tortoise defaults for whichever is absent.
+    /// and `preprocessor_config.json`, the Tortoise defaults for whichever is absent. Falling back to the
+    /// built-in Tortoise vocabulary is said with a warning (`tracing::warn!`): a checkpoint trained with
+    /// another vocabulary would silently get wrong token ids.
     pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self, ProcessorError> {
         let files = checkpoint.tokenizer_files()?;
+        let builtin = |missing: &str| {
+            tracing::warn!(
+                "{}: no {missing}; using the built-in Tortoise vocabulary (the one susnato/clvp_dev ships). \
+                 A model trained with another vocabulary needs its vocab.json and merges.txt",
+                checkpoint.source()
+            );
+            ClvpTokenizer::tortoise()
+        };
         let tokenizer = match (&files.vocab, &files.merges) {
             (Some(vocab), Some(_)) => match vocab.parent() {
                 Some(dir) => ClvpTokenizer::from_dir(dir)?,
-                None => ClvpTokenizer::tortoise()?,
+                None => builtin("tokenizer directory")?,
             },
-            _ => ClvpTokenizer::tortoise()?,
+            (None, None) => builtin("vocab.json or merges.txt")?,
+            (None, Some(_)) => builtin("vocab.json")?,
+            (Some(_), None) => builtin("merges.txt")?,
         };
         let feature_extractor = match checkpoint.file("preprocessor_config.json")? {
             Some(path) => ClvpFeatureExtractor::from_preprocessor_config(&path)?,

@@ -209,6 +209,8 @@ impl EncodecConfig {
         }
         // Sizes far beyond any real model are a corrupt config, not a model to allocate.
         let limits = [
+            // Also keeps `sample_rate() as u32` exact.
+            ("sampling_rate", self.sampling_rate, 1 << 20),
             ("hidden_size", self.hidden_size, 1 << 14),
             ("num_filters", self.num_filters, 1 << 12),
             ("codebook_size", self.codebook_size, 1 << 20),
@@ -461,6 +463,7 @@ mod tests {
             ),
             (r#"{"codebook_dim": 64}"#, "codebook_dim"),
             (r#"{"target_bandwidths": []}"#, "target_bandwidths"),
+            (r#"{"sampling_rate": 4294967297}"#, "sampling_rate"),
             (r#"{"model_type": "clvp"}"#, "model_type"),
             (r#"[1, 2]"#, "(file)"),
         ] {

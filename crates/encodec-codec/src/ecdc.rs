@@ -26,7 +26,7 @@
 //!   read back.
 //! * **Strictness.** Python ignores bytes after the last segment and unused bits of a segment's last
 //!   byte; we ignore the unused bits too, but reject trailing bytes ([`EcdcError::TrailingBytes`]),
-//!   an `nc` the model's quantizer cannot decode, an empty audio length and non-finite scales.
+//!   an `nc` the model's quantizer cannot decode, an empty audio length and non-finite, zero or negative scales.
 //! * **Entropy coding.** Files written with `lm: true` (arithmetic-coded with Meta's language model)
 //!   are rejected with [`EcdcError::EntropyCodedNotSupported`].
 
@@ -325,8 +325,11 @@ pub enum EcdcError {
         /// How many.
         count: u64,
     },
-    /// A scale is NaN or infinite.
-    #[error(".ecdc segment {segment} has a non-finite scale {value}")]
+    /// A scale is NaN, infinite, zero or negative ([`crate::is_valid_scale`]; the name is historical).
+    #[error(
+        ".ecdc segment {segment} has the scale {value}; a scale must be finite and positive (the encoder's \
+         RMS scale always is): the file is corrupt"
+    )]
     NonFiniteScale {
         /// The segment index.
         segment: usize,
@@ -494,7 +497,7 @@ pub fn read_ecdc(r: &mut impl Read) -> Result<EcdcFile, EcdcError> {
                 });
             };
             let value = f32::from_be_bytes([b0, b1, b2, b3]);
-            if !value.is_finite() {
+            if !crate::is_valid_scale(value) {
                 return Err(EcdcError::NonFiniteScale { segment: i, value });
             }
             Some(value)
@@ -587,7 +590,7 @@ fn validate(file: &EcdcFile) -> Result<EcdcModel, EcdcError> {
                     model: model.name,
                 });
             }
-            (Some(value), true) if !value.is_finite() => {
+            (Some(value), true) if !crate::is_valid_scale(value) => {
                 return Err(EcdcError::NonFiniteScale { segment: i, value });
             }
             _ => {}
@@ -1215,20 +1218,25 @@ mod tests {
                 .contains("segment 2 codes needs 80 bytes, only 79"),
             "{e}"
         );
-        let mut nan = good.clone();
-        nan[head + 754..head + 758].copy_from_slice(&f32::NAN.to_be_bytes());
-        let e = read_err(&nan);
-        assert!(
-            matches!(e, EcdcError::NonFiniteScale { segment: 1, .. }),
-            "{e}"
-        );
+        // NaN, infinite, negative and zero scales: the same rule as HF tensors' (`crate::is_valid_scale`).
+        for bad in [f32::NAN, f32::INFINITY, -0.5, 0.0] {
+            let mut b = good.clone();
+            b[head + 754..head + 758].copy_from_slice(&bad.to_be_bytes());
+            let e = read_err(&b);
+            assert!(
+                matches!(e, EcdcError::NonFiniteScale { segment: 1, .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("finite and positive"), "{e}");
+        }
 
         // A header claiming a huge length fails at the first short segment without a huge allocation.
         for (m, k) in [("encodec_24khz", 32), ("encodec_48khz", 16)] {
             let json =
                 format!(r#"{{"m": "{m}", "al": 18446744073709551615, "nc": {k}, "lm": false}}"#);
             let mut b = with_json(json.as_bytes());
-            b.extend_from_slice(&[0; 100]);
+            // 0x3f3f3f3f: a valid 48 kHz scale (0.75).
+            b.extend_from_slice(&[0x3f; 100]);
             let e = read_err(&b);
             assert!(
                 matches!(
@@ -1383,7 +1391,7 @@ mod tests {
             EcdcError::UnexpectedScale { segment: 0, .. }
         ));
 
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.0, 0.0] {
             let mut f = file(M48, 100_000, 2);
             f.segments[0].scale = Some(bad);
             assert!(matches!(

@@ -70,7 +70,76 @@ pub enum EncodecError {
         /// Entries per codebook.
         size: usize,
     },
+    /// A chunk's scale that no encoder writes: NaN, infinite, zero or negative.
+    #[error(
+        "chunk {chunk} has the scale {value}; a scale must be finite and positive (the encoder's RMS scale \
+         always is): the codes are corrupt"
+    )]
+    InvalidScale {
+        /// Chunk index.
+        chunk: usize,
+        /// The scale.
+        value: f32,
+    },
+    /// Decoding gave NaN or infinite samples (finite codes, scales and weights can still overflow float32).
+    #[error(
+        "the decoded audio has {count} non-finite samples (NaN or infinity), the first at sample {frame} of \
+         channel {channel}: {cause}"
+    )]
+    NonFiniteAudio {
+        /// How many samples of the first non-finite block.
+        count: usize,
+        /// Channel of the first one.
+        channel: usize,
+        /// Sample (per channel, from the start of the clip) of the first one.
+        frame: usize,
+        /// The likely cause.
+        cause: String,
+    },
     /// Inputs of the wrong shape, length or value.
     #[error("{0}")]
     Input(String),
 }
+
+/// Whether `scale` can be a chunk's RMS scale: finite and positive, as the encoder's `sqrt(mean(x²)) + 1e-8`
+/// always is. The one check of scales read from HF tensors, `.ecdc` files and hand-built codes.
+pub fn is_valid_scale(scale: f32) -> bool {
+    scale.is_finite() && scale > 0.0
+}
+
+/// [`is_valid_scale`] as an error naming the chunk.
+pub fn check_scale(chunk: usize, scale: f32) -> Result<(), EncodecError> {
+    if is_valid_scale(scale) {
+        Ok(())
+    } else {
+        Err(EncodecError::InvalidScale {
+            chunk,
+            value: scale,
+        })
+    }
+}
+
+/// [`EncodecError::NonFiniteAudio`] for a planar block (`[channel][n]`) whose first sample is sample `start`
+/// of the clip, if it holds a NaN or an infinity.
+pub(crate) fn check_finite_block(
+    values: &[f32],
+    n: usize,
+    start: usize,
+    cause: &str,
+) -> Result<(), EncodecError> {
+    let count = values.iter().filter(|v| !v.is_finite()).count();
+    if count == 0 {
+        return Ok(());
+    }
+    let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(EncodecError::NonFiniteAudio {
+        count,
+        channel: first / n.max(1),
+        frame: start + first % n.max(1),
+        cause: cause.to_string(),
+    })
+}
+
+/// The likely cause of non-finite decoded audio, once codes, scales and weights have been checked.
+pub(crate) const OVERFLOW_CAUSE: &str = "the chunks' scales or the checkpoint's weights are so large that \
+     the decoder overflows float32; check the codes file and the checkpoint";

@@ -4,10 +4,12 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clvp_hub::{Checkpoint, ENCODEC_IGNORED, HubError, Layout, NameMap, Weights, load_module};
+use clvp_hub::{
+    Checkpoint, ENCODEC_IGNORED, HubError, Layout, ModelKind, NameMap, Weights, load_module,
+};
 
 use crate::config::EncodecConfig;
-use crate::error::EncodecError;
+use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale, is_valid_scale};
 use crate::host::read_f32;
 use crate::quantizer::EncodecResidualVectorQuantizer;
 use crate::seanet::{EncodecDecoder, EncodecEncoder, LayerSlot, layer_table};
@@ -234,6 +236,7 @@ impl EncodecModel {
 
     /// Read `config.json` and the weights of `checkpoint` onto `device`, strictly.
     pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, EncodecError> {
+        checkpoint.expect_model(ModelKind::Encodec)?;
         let config = EncodecConfig::from_file(checkpoint.require("config.json")?)?;
         let weights = checkpoint.weights()?;
         Self::from_weights(config, &weights, device)
@@ -245,6 +248,7 @@ impl EncodecModel {
         weights: &Weights,
         device: &Device,
     ) -> Result<Self, EncodecError> {
+        weights.expect_model(ModelKind::Encodec)?;
         let model = Self::new(config, device)?;
         let map = encodec_name_map(&model.config);
         let nets = load_module(model.nets, weights, &map).map_err(HubError::from)?;
@@ -651,6 +655,9 @@ impl EncodecModel {
                     ),
                     None => None,
                 };
+                if let Some(bad) = scale.iter().flatten().find(|s| !is_valid_scale(**s)) {
+                    check_scale(offset / stride.max(1), *bad)?;
+                }
                 for (row, src) in decoded.chunks_exact(n).enumerate() {
                     let dst = &mut out[row * total + offset..row * total + offset + n];
                     let s = scale.as_ref().map(|s| s[row / c]);
@@ -694,6 +701,7 @@ impl EncodecModel {
             }
         }
         drop(out);
+        check_finite_block(&audio, keep, 0, OVERFLOW_CAUSE)?;
         Ok(Tensor::from_data(
             TensorData::new(audio, [b, c, keep]),
             &device,

@@ -98,7 +98,7 @@ impl<W: Write> EcdcBodyWriter<W> {
                     model: self.model.name,
                 });
             }
-            (Some(value), true) if !value.is_finite() => {
+            (Some(value), true) if !crate::is_valid_scale(value) => {
                 return Err(EcdcError::NonFiniteScale { segment, value });
             }
             (Some(value), true) => self.w.write_all(&value.to_be_bytes())?,

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::error::EncodecError;
+use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale};
 use crate::host::read_f32;
 use crate::model::{EncodecModel, batches, overlap_weights};
 use crate::stream::{self, Lengths, Stack};
@@ -105,8 +105,10 @@ impl EncodecModel {
         Ok(out.at)
     }
 
-    /// `decode_segments`' checks, on the host codes.
-    fn check_segments(&self, segments: &[SegmentRef], k: usize) -> Result<(), EncodecError> {
+    /// `decode_segments`' checks, on the host codes: the codebook count, each chunk's code count, frames and
+    /// scale ([`crate::check_scale`]), and every code inside the codebook. Callers that build integer tensors
+    /// from codes read from a file run it first: a code beyond `i32` would fail inside the tensor library.
+    pub fn check_segments(&self, segments: &[SegmentRef], k: usize) -> Result<(), EncodecError> {
         let chunked = self.config.chunk_length().is_some() && self.config.chunk_stride().is_some();
         let Some(first) = segments.first() else {
             return Err(EncodecError::Input("no chunks of codes to decode".into()));
@@ -158,6 +160,9 @@ impl EncodecModel {
                 return Err(EncodecError::Input(format!(
                     "chunk {i} has no scale, and this model normalises its chunks"
                 )));
+            }
+            if let Some(s) = seg.scale {
+                check_scale(i, s)?;
             }
             if chunked && (t > first.frames || (i * stride).saturating_add(t * hop) > total) {
                 return Err(EncodecError::Input(format!(
@@ -319,6 +324,7 @@ impl<E: From<EncodecError>> Output<'_, '_, E> {
         if take == 0 {
             return Ok(());
         }
+        check_finite_block(values, n, self.at, OVERFLOW_CAUSE)?;
         if take == n {
             (self.sink)(values, n)?;
         } else {
