@@ -213,3 +213,54 @@ impl Read for ScratchReader {
             .map_err(|e| scratch_error(&self.dir, "read back", &e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::scratch;
+    use crate::output::{Dash, Output};
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_writer_leaves_nothing_unless_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("out.bin");
+        std::fs::write(&path, b"old").expect("write");
+        let out = Output::new("--output", &path, Dash::Refused { why: "test" }).expect("output");
+        let mut w = out.writer().expect("writer");
+        w.write_all(b"half of it").expect("write");
+        drop(w);
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        assert_eq!(std::fs::read(&path).expect("read"), b"old");
+        let mut w = out.writer().expect("writer");
+        for piece in [&b"new "[..], b"and ", b"whole"] {
+            w.write_all(piece).expect("write");
+        }
+        w.commit().expect("commit");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        assert_eq!(std::fs::read(&path).expect("read"), b"new and whole");
+    }
+
+    #[test]
+    fn a_scratch_file_reads_back_what_was_written() {
+        let mut s = scratch().expect("scratch");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        s.write_all(&data).expect("write");
+        let mut back = Vec::new();
+        s.into_reader()
+            .expect("reader")
+            .read_to_end(&mut back)
+            .expect("read");
+        assert!(back == data);
+    }
+}
