@@ -37,6 +37,9 @@ pub struct Component {
     pub other_tests: &'static [(&'static str, &'static str)],
     /// The extracted sdists the script needs, each passed as `--<name> DIR`.
     pub sdists: &'static [Sdist],
+    /// The script and tests have full-size cases (`--full` is passed on, and the ignored full-size tests run);
+    /// the others do not depend on a model size and run as without `--full`.
+    pub has_full: bool,
 }
 
 impl Component {
@@ -64,6 +67,7 @@ pub const COMPONENTS: &[Component] = &[
         package: "clvp-text",
         tests: &["parity"],
         other_tests: &[],
+        has_full: false,
         sdists: &[],
     },
     Component {
@@ -73,6 +77,7 @@ pub const COMPONENTS: &[Component] = &[
         package: "clvp-audio",
         tests: &["parity"],
         other_tests: &[],
+        has_full: false,
         sdists: &[Sdist::Tortoise],
     },
     Component {
@@ -82,6 +87,7 @@ pub const COMPONENTS: &[Component] = &[
         package: "clvp-hub",
         tests: &["parity"],
         other_tests: &[],
+        has_full: false,
         sdists: &[],
     },
     Component {
@@ -91,6 +97,7 @@ pub const COMPONENTS: &[Component] = &[
         package: "clvp-nn",
         tests: &["parity", "generate", "logits_processors"],
         other_tests: &[("clvp", "forward_parity")],
+        has_full: true,
         sdists: &[],
     },
     Component {
@@ -100,6 +107,7 @@ pub const COMPONENTS: &[Component] = &[
         package: "encodec-codec",
         tests: &["parity", "ecdc"],
         other_tests: &[],
+        has_full: true,
         sdists: &[Sdist::Encodec],
     },
 ];

@@ -265,7 +265,7 @@ pub fn run_seed(
             .arg("--seed")
             .arg(seed.to_string())
             .args(c.script_args(env.sdists));
-        if env.full {
+        if env.full && c.has_full {
             cmd.arg("--full");
         }
         run(&mut cmd)
@@ -283,7 +283,7 @@ pub fn run_seed(
         for t in c.tests {
             cmd.args(["--test", t]);
         }
-        if env.full {
+        if env.full && c.has_full {
             // Full-size cases are #[ignore]d in the normal suite (their checkpoints are generated on demand).
             cmd.args(["--", "--include-ignored"]);
         }
