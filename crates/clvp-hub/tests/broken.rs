@@ -8,36 +8,8 @@ use clvp_hub::{
     Checkpoint, ConfigError, HubError, JsonConfig, Layout, LoadError, NameMap, Weights,
     WeightsError, load_module,
 };
-use common::{HubRef, device, hub_fixture, table};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-
-type Raw = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
-
-fn read_raw(path: &Path) -> Raw {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
-    let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
-    let mut v: Raw = st
-        .tensors()
-        .into_iter()
-        .map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn write_raw(path: &Path, raw: &Raw) {
-    let views: Vec<(String, TensorView<'_>)> = raw
-        .iter()
-        .map(|(k, d, s, b)| {
-            (
-                k.clone(),
-                TensorView::new(*d, s.clone(), b).unwrap_or_else(|e| panic!("{k}: {e}")),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
-}
+use common::{HubRef, Raw, device, hub_fixture, read_raw, table, write_raw};
+use safetensors::Dtype;
 
 /// A copy of the f32 checkpoint with `edit` applied, in a fresh directory.
 fn edited(edit: impl FnOnce(&mut Raw)) -> (tempfile::TempDir, PathBuf) {

@@ -209,3 +209,35 @@ pub fn dir_files(dir: &str) -> Vec<(String, PathBuf)> {
     v.sort();
     v
 }
+
+/// A safetensors file's tensors as raw bytes (name, dtype, shape, data), sorted by name.
+pub type Raw = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The tensors of the safetensors file at `path`.
+pub fn read_raw(path: &Path) -> Raw {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut v: Raw = st
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Write `raw` as a safetensors file at `path`.
+pub fn write_raw(path: &Path, raw: &Raw) {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = raw
+        .iter()
+        .map(|(k, d, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b)
+                    .unwrap_or_else(|e| panic!("{k}: {e}")),
+            )
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+}
