@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
-use clvp::encodec::SegmentRef;
-use clvp::encodec::ecdc::{EcdcFile, EcdcModel, read_ecdc};
-use clvp::{
-    AudioCodes, CodecError, CompactCodes, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes,
-    ecdc_segment_refs,
-};
+use clvp::encodec::ecdc::{EcdcModel, EcdcReader};
+use clvp::encodec::streaming::AudioSink;
+use clvp::{AudioCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::audio_out::{AudioFormat, AudioWriter};
+use crate::code_spool::CodeSpool;
 use crate::codes_out::CodesWriter;
 use crate::output::{Dash, Input, Output, model_files, refuse_same, refuse_terminal_stdin};
 
@@ -301,8 +299,8 @@ fn read_codes(path: &Path, bytes: &[u8]) -> Result<AudioCodes> {
 
 /// The codes `decode` reads.
 enum CodesIn {
-    /// An `.ecdc` file (16-bit codes).
-    Ecdc(EcdcFile),
+    /// An `.ecdc` file or stream, its header read: the codes are read as they are decoded.
+    Ecdc(Box<EcdcReader<Box<dyn Read>>>),
     /// HF's tensors from a `.safetensors` file.
     Tensors(AudioCodes),
 }
@@ -338,9 +336,18 @@ fn read_input_codes(path: &Path) -> Result<CodesIn> {
     let ecdc = ecdc.unwrap_or(head == b"ECDC");
     let mut reader = Cursor::new(head).chain(source);
     if ecdc {
-        let file = read_ecdc(&mut reader)
+        let boxed: Box<dyn Read> = Box::new(reader);
+        let file = EcdcReader::new(boxed)
             .with_context(|| format!("{name} is not a readable .ecdc file"))?;
-        return Ok(CodesIn::Ecdc(file));
+        // A regular file's size tells now whether it holds every segment its header declares.
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.is_file()
+            && !stdin
+        {
+            file.check_body_len(meta.len().saturating_sub(file.header_len()))
+                .with_context(|| format!("{name} is not a readable .ecdc file"))?;
+        }
+        return Ok(CodesIn::Ecdc(Box::new(file)));
     }
     let bytes = if stream {
         read_safetensors_stream(&mut reader, &name)?
@@ -426,63 +433,68 @@ fn decode(args: &DecodeArgs) -> Result<()> {
     let name = match (&args.model.model, &input) {
         (Some(m), _) => m.clone(),
         // Meta rebuilds the model from the header's name; an explicit --model overrides it.
-        (None, CodesIn::Ecdc(file)) if file.model == "encodec_48khz" => {
+        (None, CodesIn::Ecdc(file)) if file.model() == EcdcModel::ENCODEC_48KHZ => {
             DEFAULT_ENCODEC_HQ.to_string()
         }
         (None, CodesIn::Ecdc(_)) => DEFAULT_ENCODEC.to_string(),
         (None, CodesIn::Tensors(_)) => args.model.name().to_string(),
     };
     let codec = args.model.load(&name)?;
-    let (segments, num_codebooks, audio_length) = match &input {
-        CodesIn::Ecdc(file) => {
-            if let Some(m) = EcdcModel::by_name(&file.model) {
-                let expected = codec.ecdc_model()?;
-                if m != expected {
-                    bail!(
-                        "{} was written by {}, but the model {name} has the layout of {}",
-                        label(&args.input),
-                        m.name,
-                        expected.name
-                    );
-                }
+    let label = label(&args.input);
+    match input {
+        CodesIn::Ecdc(mut file) => {
+            let expected = codec.ecdc_model()?;
+            if file.model() != expected {
+                bail!(
+                    "{label} was written by {}, but the model {name} has the layout of {}",
+                    file.model().name,
+                    expected.name
+                );
             }
-            (
-                ecdc_segment_refs(file),
-                file.num_codebooks,
-                file.audio_length,
+            // The layout is the model's: its segments cover the audio length, which is what comes out.
+            let frames = file.audio_length();
+            decode_to(
+                &codec,
+                frames,
+                &out,
+                format,
+                args.out.rescale,
+                &mut |sink| codec.decode_ecdc_stream(&mut file, sink).map(drop),
             )
+            .with_context(|| format!("decoding {label}"))
         }
-        CodesIn::Tensors(codes) => (
-            codes.segment_refs(),
-            codes.num_codebooks,
-            codes.audio_length,
-        ),
-    };
-    let decoded = Decoded {
-        segments: &segments,
-        num_codebooks,
-        audio_length,
-    };
-    decode_to(&codec, &decoded, &out, format, args.out.rescale)
-        .with_context(|| format!("decoding {}", label(&args.input)))
+        CodesIn::Tensors(codes) => {
+            let segments = codes.segment_refs();
+            let frames = codec.decoded_length(&segments, codes.audio_length);
+            decode_to(
+                &codec,
+                frames,
+                &out,
+                format,
+                args.out.rescale,
+                &mut |sink| {
+                    codec
+                        .decode_stream(&segments, codes.num_codebooks, codes.audio_length, sink)
+                        .map(drop)
+                },
+            )
+            .with_context(|| format!("decoding {label}"))
+        }
+    }
 }
 
-/// Codes to decode: segments, codebooks, audio length.
-struct Decoded<'a> {
-    segments: &'a [SegmentRef<'a>],
-    num_codebooks: usize,
-    audio_length: usize,
-}
+/// The decoder run of [`decode_to`]: it hands the sink planar blocks as they are final.
+type DecodeRun<'a> = dyn FnMut(&mut AudioSink<'_, anyhow::Error>) -> Result<()> + 'a;
 
-/// Decode `codes` block by block into `out`.
+/// Decode `frames` samples per channel block by block into `out` (`run` drives the decoder).
 fn decode_to(
     codec: &Encodec,
-    codes: &Decoded<'_>,
+    frames: usize,
     out: &Output,
     format: AudioFormat,
     rescale: bool,
+    run: &mut DecodeRun<'_>,
 ) -> Result<()> {
-    let frames = codec.decoded_length(codes.segments, codes.audio_length);
     let mut writer = AudioWriter::new(
         out,
         format,
@@ -491,35 +503,39 @@ fn decode_to(
         codec.sample_rate(),
         frames,
     )?;
-    codec.decode_stream(
-        codes.segments,
-        codes.num_codebooks,
-        codes.audio_length,
-        &mut |block, n| writer.push(block, n),
-    )?;
+    run(&mut |block, n| writer.push(block, n))?;
     writer.finish()
 }
 
-/// Encode the input as a stream, gather the codes (4 bytes a code, [`CompactCodes`]), decode them block by
-/// block into the output: the audio is never held whole.
+/// Encode the input as a stream, its codes written as they come to a scratch file ([`CodeSpool`]: 4 bytes a
+/// code, unnamed, in `TMPDIR`), then read back and pushed to the decoder, the audio written block by block:
+/// neither the audio nor the codes are held whole. (The output's length, in its header, is the input's, known
+/// only once it is read: the decoding cannot start before.)
 fn roundtrip(args: &RoundtripArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
     refuse_inputs(&out, &args.input, &args.model, "audio")?;
     let format = audio_format(&out)?;
     let codec = args.model.load(args.model.name())?;
     let mut reader = open_audio(&args.input)?;
-    let mut codes = CompactCodes::default();
+    let mut spool = CodeSpool::new()?;
     let summary = codec
         .encode_stream(&mut reader, Some(args.bandwidth), &mut |event| {
-            codes.push(event).map_err(anyhow::Error::from)
+            spool.push(event)
         })
         .map_err(|e| encode_error(e, &args.input))?;
     drop(reader);
-    let segments = codes.segment_refs();
-    let decoded = Decoded {
-        segments: &segments,
-        num_codebooks: codes.num_codebooks,
-        audio_length: summary.audio_length,
-    };
-    decode_to(&codec, &decoded, &out, format, args.out.rescale)
+    let frames = summary.audio_length;
+    let mut decoder = Some(codec.decoder(summary.num_codebooks, Some(frames))?);
+    let mut events = spool.into_reader()?;
+    decode_to(
+        &codec,
+        frames,
+        &out,
+        format,
+        args.out.rescale,
+        &mut |sink| match decoder.take() {
+            Some(d) => events.replay(d, sink),
+            None => Ok(()),
+        },
+    )
 }

@@ -1,6 +1,7 @@
 //! `clvp`: the command line of the CLVP / EnCodec workspace.
 
 mod audio_out;
+mod code_spool;
 mod codes_out;
 mod embed;
 mod encodec;

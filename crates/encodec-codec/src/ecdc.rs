@@ -33,8 +33,10 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+mod reader;
 mod writer;
 
+pub use reader::{EcdcPiece, EcdcReader};
 pub use writer::EcdcBodyWriter;
 
 /// The magic bytes every `.ecdc` file starts with.
@@ -457,72 +459,23 @@ pub fn write_ecdc_header(
 /// Reads incrementally: memory grows with the bytes actually present, whatever the header claims.
 /// The whole stream must be consumed: bytes after the last segment are an error.
 pub fn read_ecdc(r: &mut impl Read) -> Result<EcdcFile, EcdcError> {
-    let pre = read_up_to(r, 9)?;
-    if let Some(Ok(found)) = pre.get(..4).map(<[u8; 4]>::try_from)
-        && found != ECDC_MAGIC
-    {
-        return Err(EcdcError::BadMagic { found });
-    }
-    let &[_, _, _, _, version, l0, l1, l2, l3] = pre.as_slice() else {
-        return Err(EcdcError::TruncatedHeader {
-            what: "header",
-            expected: 9,
-            available: pre.len() as u64,
-        });
-    };
-    if version != ECDC_VERSION {
-        return Err(EcdcError::UnsupportedVersion(version));
-    }
-    let json_len = u64::from(u32::from_be_bytes([l0, l1, l2, l3]));
-    let json = read_up_to(r, json_len)?;
-    if (json.len() as u64) < json_len {
-        return Err(EcdcError::TruncatedHeader {
-            what: "metadata JSON",
-            expected: json_len,
-            available: json.len() as u64,
-        });
-    }
-    let (model, audio_length, num_codebooks) = parse_metadata(&json)?;
-
+    let mut reader = EcdcReader::new(r)?;
+    let (model, audio_length, num_codebooks) = (
+        reader.model(),
+        reader.audio_length(),
+        reader.num_codebooks(),
+    );
     let mut segments = Vec::new();
-    for (i, layout) in model.segment_iter(audio_length).enumerate() {
-        let scale = if model.normalize {
-            let b = read_up_to(r, 4)?;
-            let &[b0, b1, b2, b3] = b.as_slice() else {
-                return Err(EcdcError::TruncatedSegment {
-                    segment: i,
-                    part: SegmentPart::Scale,
-                    expected: 4,
-                    available: b.len() as u64,
-                });
-            };
-            let value = f32::from_be_bytes([b0, b1, b2, b3]);
-            if !crate::is_valid_scale(value) {
-                return Err(EcdcError::NonFiniteScale { segment: i, value });
-            }
-            Some(value)
-        } else {
-            None
-        };
-        let expected = packed_len(layout.frames, num_codebooks, model.bits);
-        let bytes = read_up_to(r, expected)?;
-        if (bytes.len() as u64) < expected {
-            return Err(EcdcError::TruncatedSegment {
-                segment: i,
-                part: SegmentPart::Codes,
-                expected,
-                available: bytes.len() as u64,
-            });
+    let mut codes = Vec::new();
+    while let Some(piece) = reader.next_piece(usize::MAX)? {
+        match piece {
+            EcdcPiece::Frames { codes: c, .. } => codes.extend_from_slice(c),
+            EcdcPiece::EndSegment { scale } => segments.push(EcdcSegment {
+                scale,
+                num_codebooks,
+                codes: std::mem::take(&mut codes),
+            }),
         }
-        segments.push(EcdcSegment {
-            scale,
-            num_codebooks,
-            codes: unpack_codes(&bytes, layout.frames, num_codebooks, model.bits),
-        });
-    }
-    let trailing = io::copy(r, &mut io::sink())?;
-    if trailing > 0 {
-        return Err(EcdcError::TrailingBytes { count: trailing });
     }
     Ok(EcdcFile {
         model: model.name.to_string(),
@@ -740,6 +693,7 @@ impl BitPacker {
 
 /// `encodec.binary.BitUnpacker`: the inverse of [`pack_codes`]; returns codes `[K][T]`.
 /// Missing bytes read as zero (callers pass exactly [`packed_len`] bytes).
+#[cfg(test)]
 fn unpack_codes(bytes: &[u8], frames: usize, num_codebooks: usize, bits: u32) -> Vec<u16> {
     let n = frames.saturating_mul(num_codebooks);
     let mut codes = vec![0u16; n];

@@ -40,4 +40,4 @@ pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::{EncodecError, check_scale, is_valid_scale};
 pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, Padding};
 pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};
-pub use streaming::{CodeEvent, CodesRef, EncodeStream, SegmentRef, StreamSummary};
+pub use streaming::{CodeEvent, CodesRef, DecodeStream, EncodeStream, SegmentRef, StreamSummary};

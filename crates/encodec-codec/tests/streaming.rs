@@ -2,13 +2,15 @@
 //! the whole pass ([`EncodecModel::encode_segments`]), and [`EncodecModel::decode_stream`] hands out the samples
 //! of [`EncodecModel::decode_segments`], bit for bit: on the unchunked 24 kHz (causal) and 32 kHz (non-causal)
 //! fixtures over many tiles (small `with_stream_frames`), and on the chunked stereo 48 kHz one over many chunks
-//! and more than one batch of chunks. The whole pass itself is checked against transformers by `parity.rs`.
+//! and more than one batch of chunks. The push decoder ([`DecodeStream`]) fed pieces of random sizes, from one
+//! code frame to whole segments, hands out the same samples, and hands them out before the end. The whole pass itself is checked against transformers by `parity.rs`.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_parity::fixture_path;
 use encodec_codec::{
-    CodeEvent, CodesRef, EncodeStream, EncodecError, EncodecModel, EncodedSegment, SegmentRef,
+    CodeEvent, CodesRef, DecodeStream, EncodeStream, EncodecError, EncodecModel, EncodedSegment,
+    SegmentRef,
 };
 
 fn load(name: &str) -> EncodecModel {
@@ -146,6 +148,51 @@ fn decode_streamed(model: &EncodecModel, segments: &[Host], n_q: usize, len: usi
     channels.concat()
 }
 
+/// The push decoder ([`DecodeStream`]) fed pieces of pseudo-random sizes (1 frame to whole segments), planar
+/// `[C][L]`, and the samples it handed out before `finish`.
+fn decode_pushed(
+    model: &EncodecModel,
+    segments: &[Host],
+    n_q: usize,
+    len: usize,
+    seed: u64,
+) -> (Vec<f32>, usize) {
+    let c = model.config.audio_channels;
+    let mut channels = vec![Vec::new(); c];
+    let mut sink = |block: &[f32], n: usize| -> Result<(), EncodecError> {
+        for (dst, src) in channels.iter_mut().zip(block.chunks_exact(n)) {
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    };
+    let mut stream = DecodeStream::new(model, n_q, Some(len)).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = seed;
+    for (codes, t, scale) in segments {
+        let mut lo = 0;
+        while lo < *t {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let size = [1, 2, 3, 7, 50, 1000, usize::MAX][(s >> 33) as usize % 7];
+            let hi = lo.saturating_add(size).min(*t);
+            let piece: Vec<i64> = (0..n_q)
+                .flat_map(|q| codes[q * t + lo..q * t + hi].iter().copied())
+                .collect();
+            stream
+                .push(CodesRef::I64(&piece), hi - lo, &mut sink)
+                .unwrap_or_else(|e| panic!("{e}"));
+            lo = hi;
+        }
+        stream
+            .end_segment(*scale, &mut sink)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let early = stream.handed_out();
+    let n = stream.finish(&mut sink).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, channels[0].len());
+    (channels.concat(), early)
+}
+
 fn check(name: &str, lens: &[usize], stream_frames: &[usize], blocks: &[usize]) {
     let base = load(name);
     let (rate, c) = (base.config.sampling_rate, base.config.audio_channels);
@@ -193,6 +240,21 @@ fn check(name: &str, lens: &[usize], stream_frames: &[usize], blocks: &[usize]) 
                     worst == 0.0,
                     "{name} L={len} tile={frames}: decode differs by {worst}"
                 );
+                for seed in [1, 2, 3] {
+                    let (p, early) = decode_pushed(&model, &want, n_q, len, seed);
+                    assert!(
+                        p == a,
+                        "{name} L={len} tile={frames} seed={seed}: pushed decode differs"
+                    );
+                    let tiles = len / (frames * model.config.hop_length()).max(1);
+                    let chunked = model.config.chunk_length().is_some();
+                    if if chunked { want.len() > 60 } else { tiles > 4 } {
+                        assert!(
+                            early > 0,
+                            "{name} L={len} tile={frames}: nothing before finish"
+                        );
+                    }
+                }
             }
         }
     }
@@ -249,4 +311,53 @@ fn stream_errors_are_typed() {
     assert!(err.to_string().contains("no audio"), "{err}");
     let err = EncodeStream::new(&model, Some(5.0)).unwrap_err();
     assert!(err.to_string().contains("bandwidth of 5 kbps"), "{err}");
+}
+
+#[test]
+fn push_decoder_errors_are_typed() {
+    let model = load("tiny_24k");
+    let mut sink = |_: &[f32], _: usize| -> Result<(), EncodecError> { Ok(()) };
+    let err = DecodeStream::new(&model, 0, None).unwrap_err();
+    assert!(err.to_string().contains("0 codebooks"), "{err}");
+    let mut stream = DecodeStream::new(&model, 2, None).unwrap_or_else(|e| panic!("{e}"));
+    let err = stream
+        .push(CodesRef::I64(&[1, 2, 3]), 2, &mut sink)
+        .unwrap_err();
+    assert!(err.to_string().contains("3 codes for 2 codebooks"), "{err}");
+    let size = model.config.codebook_size as i64;
+    let err = stream
+        .push(CodesRef::I64(&[1, 2, 3, size]), 2, &mut sink)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodecError::CodeOutOfRange {
+                codebook: 1,
+                frame: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let stream = DecodeStream::new(&model, 2, None).unwrap_or_else(|e| panic!("{e}"));
+    let err = stream.finish(&mut sink).unwrap_err();
+    assert!(err.to_string().contains("no chunks"), "{err}");
+    let mut stream = DecodeStream::new(&model, 1, None).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .push(CodesRef::I64(&[1, 2]), 2, &mut sink)
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .end_segment(None, &mut sink)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = stream.push(CodesRef::I64(&[1]), 1, &mut sink).unwrap_err();
+    assert!(err.to_string().contains("does not chunk"), "{err}");
+    let chunked = load("tiny_48k");
+    let mut stream = DecodeStream::new(&chunked, 1, None).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .push(CodesRef::I64(&[1, 2]), 2, &mut sink)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = stream.end_segment(None, &mut sink).unwrap_err();
+    assert!(err.to_string().contains("no scale"), "{err}");
+    let err = stream.end_segment(Some(f32::NAN), &mut sink).unwrap_err();
+    assert!(err.to_string().contains("scale"), "{err}");
 }

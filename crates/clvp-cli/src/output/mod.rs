@@ -25,7 +25,7 @@ use safetensors::{Dtype, View};
 
 pub use same::{Input, model_files, refuse_same, refuse_terminal_stdin};
 pub use tensors::{TensorHead, safetensors_header};
-pub use writer::{OutputWriter, Scratch, scratch};
+pub use writer::{OutputWriter, Scratch, ScratchReader, scratch};
 
 /// One tensor to write: name, dtype, shape, little-endian bytes.
 pub struct TensorOut {

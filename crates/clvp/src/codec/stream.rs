@@ -4,14 +4,21 @@
 //! [`Encodec::encode`] and [`Encodec::decode`] on the whole clip.
 
 use clvp_audio::{AudioError, AudioReader, StreamResampler, convert_channels};
-use encodec_codec::ecdc::EcdcFile;
+use std::io::Read;
+
+use encodec_codec::ecdc::{EcdcFile, EcdcPiece, EcdcReader};
 use encodec_codec::streaming::{AudioSink, CodeSink};
-use encodec_codec::{CodeEvent, CodesRef, EncodeStream, EncodecError, SegmentRef, StreamSummary};
+use encodec_codec::{
+    CodeEvent, CodesRef, DecodeStream, EncodeStream, EncodecError, SegmentRef, StreamSummary,
+};
 
 use super::{AudioCodes, ChunkCodes, CodecError, Encodec};
 
 /// Converted samples gathered before they are pushed to the encoder (a packet is often only 1152 frames).
 const PUSH_FRAMES: usize = 1 << 14;
+
+/// Code frames read from an `.ecdc` stream at a time.
+const ECDC_PIECE_FRAMES: usize = 1 << 10;
 
 impl Encodec {
     /// Encode the audio of `reader` at `bandwidth` kbps (`None`: the model's smallest): every block is brought
@@ -64,6 +71,52 @@ impl Encodec {
     ) -> Result<usize, E> {
         self.model
             .decode_stream(segments, num_codebooks, audio_length, sink)
+    }
+}
+
+impl Encodec {
+    /// A push decoder ([`DecodeStream`]) for codes of `num_codebooks` codebooks: push code frames as they
+    /// arrive, receive the samples that are final; the audio is cut to `audio_length` when given. The samples
+    /// equal [`Encodec::decode`]'s.
+    pub fn decoder(
+        &self,
+        num_codebooks: usize,
+        audio_length: Option<usize>,
+    ) -> Result<DecodeStream<'_>, CodecError> {
+        Ok(DecodeStream::new(&self.model, num_codebooks, audio_length)?)
+    }
+
+    /// Decode an `.ecdc` stream as it is read (its header already read by [`EcdcReader::new`]), handing `sink`
+    /// planar blocks as they are final: memory holds a piece of codes and a tile of the decoder, whatever the
+    /// length. Returns the samples per channel handed out (the header's audio length). The file's model must
+    /// have this model's layout.
+    pub fn decode_ecdc_stream<R: Read, E: From<CodecError> + From<EncodecError>>(
+        &self,
+        reader: &mut EcdcReader<R>,
+        sink: &mut AudioSink<'_, E>,
+    ) -> Result<usize, E> {
+        let expected = self.ecdc_model()?;
+        if reader.model() != expected {
+            return Err(CodecError::Codes(format!(
+                "the file was written by {}, but this model has the layout of {}",
+                reader.model().name,
+                expected.name
+            ))
+            .into());
+        }
+        let mut stream = self.decoder(reader.num_codebooks(), Some(reader.audio_length()))?;
+        while let Some(piece) = reader
+            .next_piece(ECDC_PIECE_FRAMES)
+            .map_err(|e| E::from(CodecError::from(e)))?
+        {
+            match piece {
+                EcdcPiece::Frames { codes, frames } => {
+                    stream.push(CodesRef::U16(codes), frames, sink)?;
+                }
+                EcdcPiece::EndSegment { scale } => stream.end_segment(scale, sink)?,
+            }
+        }
+        stream.finish(sink)
     }
 }
 

@@ -4,8 +4,13 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale};
 use crate::host::read_f32;
-use crate::model::{EncodecModel, batches, overlap_weights};
+use crate::model::EncodecModel;
 use crate::stream::{self, Lengths, Stack};
+
+use super::DecodeStream;
+
+/// Code frames [`EncodecModel::decode_stream`] pushes at a time.
+const PUSH_FRAMES: usize = 1 << 14;
 
 /// One segment's codes, `num_codebooks × frames` codebook-major (`codes[k * frames + t]`), in whatever
 /// integer type the caller holds them (`.ecdc` files: `u16`; HF tensors: `i64`).
@@ -20,7 +25,7 @@ pub enum CodesRef<'a> {
 }
 
 impl CodesRef<'_> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             CodesRef::U16(c) => c.len(),
             CodesRef::U32(c) => c.len(),
@@ -28,7 +33,7 @@ impl CodesRef<'_> {
         }
     }
 
-    fn get(&self, i: usize) -> i64 {
+    pub(crate) fn get(&self, i: usize) -> i64 {
         match self {
             CodesRef::U16(c) => i64::from(c[i]),
             CodesRef::U32(c) => i64::from(c[i]),
@@ -90,19 +95,17 @@ impl EncodecModel {
         sink: &mut AudioSink<'_, E>,
     ) -> Result<usize, E> {
         self.check_segments(segments, num_codebooks)?;
-        let keep = self.decoded_length(segments, audio_length);
-        let mut out = Output {
-            sink,
-            channels: self.config.audio_channels,
-            at: 0,
-            keep,
-        };
-        if self.config.chunk_length().is_some() && self.config.chunk_stride().is_some() {
-            self.overlap_add(segments, num_codebooks, &mut out)?;
-        } else if let [segment] = segments {
-            self.decode_whole(segment, num_codebooks, &mut out)?;
+        let mut stream = DecodeStream::new(self, num_codebooks, Some(audio_length))?;
+        for seg in segments {
+            let mut lo = 0;
+            while lo < seg.frames {
+                let hi = (lo + PUSH_FRAMES).min(seg.frames);
+                stream.push_range(seg.codes, seg.frames, lo, hi, sink)?;
+                lo = hi;
+            }
+            stream.end_segment(seg.scale, sink)?;
         }
-        Ok(out.at)
+        stream.finish(sink)
     }
 
     /// `decode_segments`' checks, on the host codes: the codebook count, each chunk's code count, frames and
@@ -176,7 +179,7 @@ impl EncodecModel {
 
     /// The one segment of an unchunked model: the decoder whole, or tiled ([`crate::stream`]) with each piece
     /// handed out as it comes.
-    fn decode_whole<E: From<EncodecError>>(
+    pub(crate) fn decode_whole<E: From<EncodecError>>(
         &self,
         seg: &SegmentRef,
         k: usize,
@@ -216,99 +219,35 @@ impl EncodecModel {
             &mut |piece| out.piece(piece, scale),
         )
     }
-
-    /// The chunks of a chunked model, decoded in batches as `decode_segments` batches them and overlap-added
-    /// with its weights and operations; each sample is handed out once no later chunk reaches it.
-    fn overlap_add<E: From<EncodecError>>(
-        &self,
-        segments: &[SegmentRef],
-        k: usize,
-        out: &mut Output<'_, '_, E>,
-    ) -> Result<(), E> {
-        let device = self.device();
-        let hop = self.nets.decoder.hop();
-        let c = self.config.audio_channels;
-        let stride = self.config.chunk_stride().unwrap_or(1);
-        let frame_len = segments.first().map_or(0, |s| s.frames * hop);
-        let weight = overlap_weights(frame_len);
-        // Sums and weights of samples `[base, base + sum_weight.len())`.
-        let mut base = 0;
-        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); c];
-        let mut sum_weight: Vec<f32> = Vec::new();
-        let mut index = 0;
-        for run in batches(segments, |s| s.frames * hop, 1) {
-            let codes: Vec<Tensor<3, Int>> = run
-                .iter()
-                .map(|s| s.codes.frames(k, s.frames, 0, s.frames, &device))
-                .collect();
-            let n = run.first().map_or(0, |s| s.frames * hop);
-            let values = read_f32(self.decode_codes(Tensor::cat(codes, 0))?)
-                .map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
-            for (seg, decoded) in run.iter().zip(values.chunks_exact(c * n)) {
-                let offset = index * stride - base;
-                if sum_weight.len() < offset + n {
-                    sum_weight.resize(offset + n, 0.0);
-                    sums.iter_mut().for_each(|s| s.resize(offset + n, 0.0));
-                }
-                for (sum, src) in sums.iter_mut().zip(decoded.chunks_exact(n)) {
-                    let dst = &mut sum[offset..offset + n];
-                    match seg.scale {
-                        Some(s) => {
-                            for ((o, v), w) in dst.iter_mut().zip(src).zip(&weight) {
-                                *o += w * (v * s);
-                            }
-                        }
-                        None => {
-                            for ((o, v), w) in dst.iter_mut().zip(src).zip(&weight) {
-                                *o += w * v;
-                            }
-                        }
-                    }
-                }
-                for (s, w) in sum_weight[offset..offset + n].iter_mut().zip(&weight) {
-                    *s += *w;
-                }
-                index += 1;
-                // Samples before the next chunk's start are final.
-                let last = index == segments.len();
-                let done = if last {
-                    sum_weight.len()
-                } else {
-                    (index * stride - base).min(sum_weight.len())
-                };
-                if sum_weight[..done].contains(&0.0) {
-                    return Err(EncodecError::Input(
-                        "overlap-add left samples with zero total weight (chunk stride larger than the chunks)"
-                            .into(),
-                    )
-                    .into());
-                }
-                let mut block = Vec::with_capacity(c * done);
-                for sum in &sums {
-                    block.extend(sum[..done].iter().zip(&sum_weight).map(|(v, w)| v / w));
-                }
-                out.block(&block, done)?;
-                sums.iter_mut().for_each(|s| drop(s.drain(..done)));
-                sum_weight.drain(..done);
-                base += done;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Audio handed to the sink, cut to `keep` samples per channel.
-struct Output<'a, 's, E> {
+pub(crate) struct Output<'a, 's, E> {
     sink: &'a mut AudioSink<'s, E>,
     channels: usize,
     /// Samples per channel handed out.
-    at: usize,
+    pub(crate) at: usize,
     keep: usize,
 }
 
-impl<E: From<EncodecError>> Output<'_, '_, E> {
+impl<'a, 's, E: From<EncodecError>> Output<'a, 's, E> {
+    /// Output to `sink` for `model`'s channels, `at` samples handed out already, at most `keep` in all.
+    pub(crate) fn new(
+        sink: &'a mut AudioSink<'s, E>,
+        model: &EncodecModel,
+        at: usize,
+        keep: usize,
+    ) -> Self {
+        Output {
+            sink,
+            channels: model.config.audio_channels,
+            at,
+            keep,
+        }
+    }
+
     /// A decoded `[1, C, n]` piece, times `scale`.
-    fn piece(&mut self, piece: Tensor<3>, scale: Option<f32>) -> Result<(), E> {
+    pub(crate) fn piece(&mut self, piece: Tensor<3>, scale: Option<f32>) -> Result<(), E> {
         let [_, _, n] = piece.dims();
         let mut values =
             read_f32(piece).map_err(|e| EncodecError::Input(format!("decoded audio: {e:?}")))?;
@@ -319,7 +258,7 @@ impl<E: From<EncodecError>> Output<'_, '_, E> {
     }
 
     /// A planar block of `n` samples per channel.
-    fn block(&mut self, values: &[f32], n: usize) -> Result<(), E> {
+    pub(crate) fn block(&mut self, values: &[f32], n: usize) -> Result<(), E> {
         let take = n.min(self.keep - self.at);
         if take == 0 {
             return Ok(());

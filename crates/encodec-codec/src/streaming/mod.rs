@@ -20,8 +20,10 @@ use crate::model::{EncodecModel, batches};
 use crate::stream::{Extent, Lengths, Stack, Tiler};
 
 mod decode;
+mod push;
 
 pub use decode::{AudioSink, CodesRef, SegmentRef};
+pub use push::DecodeStream;
 
 /// What an [`EncodeStream`] hands out, in order: each segment's code frames (in one or more pieces), then
 /// its end.
