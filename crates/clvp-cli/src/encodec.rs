@@ -339,13 +339,18 @@ fn read_input_codes(path: &Path) -> Result<CodesIn> {
         let boxed: Box<dyn Read> = Box::new(reader);
         let file = EcdcReader::new(boxed)
             .with_context(|| format!("{name} is not a readable .ecdc file"))?;
-        // A regular file's size tells now whether it holds every segment its header declares.
+        // A regular file is checked whole before any model loads (its size first, then one pass over its codes
+        // and scales, a piece at a time); a stream is checked as it is decoded.
         if let Ok(meta) = std::fs::metadata(path)
             && meta.is_file()
             && !stdin
         {
+            let unreadable = || format!("{name} is not a readable .ecdc file");
             file.check_body_len(meta.len().saturating_sub(file.header_len()))
-                .with_context(|| format!("{name} is not a readable .ecdc file"))?;
+                .with_context(unreadable)?;
+            let again = File::open(path).with_context(|| format!("reading {name}"))?;
+            let mut pass = EcdcReader::new(BufReader::new(again)).with_context(unreadable)?;
+            while pass.next_piece(1 << 16).with_context(unreadable)?.is_some() {}
         }
         return Ok(CodesIn::Ecdc(Box::new(file)));
     }

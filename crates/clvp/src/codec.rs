@@ -4,10 +4,10 @@
 //! Meta's `.ecdc` container.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clvp_audio::{Audio, AudioError};
-use clvp_hub::{Checkpoint, HubError};
-use encodec_codec::ecdc::{EcdcError, EcdcFile, EcdcModel, EcdcSegment};
-use encodec_codec::{EncodecError, EncodecModel, EncodedSegment};
+use clvp_audio::Audio;
+use clvp_hub::Checkpoint;
+use encodec_codec::ecdc::{EcdcFile, EcdcModel, EcdcSegment};
+use encodec_codec::{EncodecModel, EncodedSegment};
 
 mod files;
 mod stream;
@@ -19,25 +19,8 @@ pub const DEFAULT_ENCODEC: &str = "facebook/encodec_24khz";
 /// The 48 kHz stereo checkpoint (Meta's `--hq`).
 pub const DEFAULT_ENCODEC_HQ: &str = "facebook/encodec_48khz";
 
-/// Something the EnCodec facade cannot do.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// The model.
-    #[error(transparent)]
-    Encodec(#[from] EncodecError),
-    /// The checkpoint.
-    #[error(transparent)]
-    Hub(#[from] HubError),
-    /// The audio.
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    /// The `.ecdc` container.
-    #[error(transparent)]
-    Ecdc(#[from] EcdcError),
-    /// Codes that do not fit this model or form.
-    #[error("{0}")]
-    Codes(String),
-}
+/// The facade's error ([`crate::Error`]), under its older name.
+pub type CodecError = crate::Error;
 
 /// One chunk's codes on the host: `[n_q][frames]` row-major, and its scale (models that normalise).
 #[derive(Debug, Clone, PartialEq)]

@@ -71,12 +71,12 @@ impl fmt::Display for DeviceChoice {
 impl DeviceChoice {
     /// The burn device for this choice, or an error naming the missing feature.
     #[allow(unreachable_code, deprecated)]
-    pub fn device(self) -> Result<Device, DeviceError> {
+    pub fn device(self) -> Result<Device, crate::Error> {
         let missing = |feature| {
-            Err(DeviceError::NotCompiled {
+            Err(crate::Error::Device(DeviceError::NotCompiled {
                 device: self.to_string(),
                 feature,
-            })
+            }))
         };
         match self {
             DeviceChoice::Cpu => {
@@ -106,7 +106,7 @@ impl DeviceChoice {
 }
 
 /// The device named by `name` (`cpu`, `ndarray`, `wgpu`, `cuda`, `cuda:N`).
-pub fn device(name: &str) -> Result<Device, DeviceError> {
+pub fn device(name: &str) -> Result<Device, crate::Error> {
     name.parse::<DeviceChoice>()?.device()
 }
 

@@ -133,7 +133,7 @@ impl Clvp {
             .into_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
-            .map_err(|e| ClvpError::Input(format!("reading the decoder's argmax: {e:?}")))?;
+            .map_err(|e| ClvpError::readback("the decoder's argmax", e))?;
         let rows: Vec<Vec<u32>> = argmax
             .chunks(l.max(1))
             .take(b)
@@ -156,7 +156,7 @@ impl Clvp {
         let speech_e = Embeddings::from_tensor(speech.embeds)?;
         let text_e = Embeddings::from_tensor(text.embeds)?;
         let dim = text_e.shape[1];
-        let rank_err = |e: clvp_rank::RankError| ClvpError::Input(e.to_string());
+        let rank_err = ClvpError::Rank;
         let logits_per_text = clvp_rank::logits_per_text(
             &text_e.values,
             &speech_e.values,

@@ -113,16 +113,16 @@ impl Clvp {
     fn check_request(&self, text: &str, config: &GenerationConfig) -> Result<Vec<u32>, ClvpError> {
         config.validate()?;
         if config.num_return_sequences > MAX_CANDIDATES {
-            return Err(ClvpError::Input(format!(
-                "{} candidates requested; at most {MAX_CANDIDATES} per call",
-                config.num_return_sequences
-            )));
+            return Err(ClvpError::TooManyCandidates {
+                requested: config.num_return_sequences,
+                max: MAX_CANDIDATES,
+            });
         }
         if config.num_beams > MAX_BEAMS {
-            return Err(ClvpError::Input(format!(
-                "{} beams requested; at most {MAX_BEAMS}",
-                config.num_beams
-            )));
+            return Err(ClvpError::TooManyBeams {
+                requested: config.num_beams,
+                max: MAX_BEAMS,
+            });
         }
         let cfg = &self.model.config;
         // The text as it conditions and is scored: tokenized, checked, one EOS appended.

@@ -22,7 +22,7 @@
 //!
 //! // EnCodec: a WAV to codes, Meta's `.ecdc` container, and back.
 //! let codec = clvp::Encodec::from_pretrained(clvp::DEFAULT_ENCODEC, &device)?;
-//! let codes = codec.encode(&clvp::audio::load_audio("speech.wav")?, Some(6.0))?;
+//! let codes = codec.encode(&clvp::load_audio("speech.wav")?, Some(6.0))?;
 //! codec.save_ecdc(&codes, "speech.ecdc")?;
 //! let audio = codec.decode(&codec.load_ecdc("speech.ecdc")?)?;
 //! # Ok(()) }
@@ -43,6 +43,7 @@
 
 pub mod codec;
 pub mod device;
+pub mod error;
 pub mod forward;
 pub mod generate;
 pub mod model;
@@ -58,6 +59,7 @@ pub use codec::{
     HfCodes, ecdc_segment_refs,
 };
 pub use device::{DeviceChoice, DeviceError};
+pub use error::Error;
 pub use forward::ClvpForwardOutput;
 pub use generate::{CANDIDATE_BATCH, Candidates, MAX_BEAMS, MAX_CANDIDATES};
 pub use model::{Clvp, ClvpError, DEFAULT_MODEL, Embeddings};
@@ -65,6 +67,12 @@ pub use preset::{Preset, UnknownPreset};
 pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 pub use score::Scores;
 pub use voice::{VOICE_BATCH, Voice, VoiceConditioning};
+
+/// Decode a whole audio file (any format symphonia reads) to planar f32 at its own rate: [`audio::load_audio`]
+/// with the facade's [`Error`].
+pub fn load_audio(path: impl AsRef<std::path::Path>) -> Result<audio::Audio, Error> {
+    Ok(clvp_audio::load_audio(path)?)
+}
 
 pub use clvp_audio as audio;
 pub use clvp_hub as hub;

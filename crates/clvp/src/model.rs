@@ -2,9 +2,9 @@
 //! `from_pretrained`, `get_text_features` and `get_speech_features` (`ClvpModelForConditionalGeneration`).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clvp_hub::{Checkpoint, HubError};
+use clvp_hub::Checkpoint;
 use clvp_nn::host::{Precision as WeightPrecision, is_cpu};
-use clvp_nn::{LoadModelError, LoadedClvp, NnError};
+use clvp_nn::{LoadedClvp, NnError};
 
 use crate::processor::{ClvpProcessor, ProcessorError};
 
@@ -28,43 +28,28 @@ pub fn max_encoder_tokens(heads: usize) -> usize {
 pub(crate) fn check_encoder_length(
     len: usize,
     heads: usize,
-    what: &str,
-    encoder: &str,
-    hint: &str,
+    what: &'static str,
+    encoder: &'static str,
+    hint: &'static str,
 ) -> Result<(), ClvpError> {
     let max = max_encoder_tokens(heads);
     if len <= max {
         return Ok(());
     }
     let gib = heads.max(1) as f64 * (len as f64).powi(2) * 4.0 / f64::from(1u32 << 30);
-    Err(ClvpError::Input(format!(
-        "{len} {what}s in one sequence, more than the {encoder} takes ({max} with {heads} attention heads: \
-         the attention scores alone would need {gib:.1} GiB); {hint}"
-    )))
+    Err(ClvpError::SequenceTooLong {
+        what,
+        len,
+        max,
+        encoder,
+        heads,
+        gib,
+        hint,
+    })
 }
 
-/// Anything that can go wrong between a model argument and a result.
-#[derive(Debug, thiserror::Error)]
-pub enum ClvpError {
-    /// The requested device is unknown or not compiled in.
-    #[error(transparent)]
-    Device(#[from] crate::device::DeviceError),
-    /// Finding, downloading or reading checkpoint files.
-    #[error(transparent)]
-    Hub(#[from] HubError),
-    /// Building the networks from the checkpoint.
-    #[error(transparent)]
-    Load(#[from] LoadModelError),
-    /// Tokenizer or audio front end.
-    #[error(transparent)]
-    Processor(#[from] ProcessorError),
-    /// A model input that cannot be processed.
-    #[error(transparent)]
-    Nn(#[from] NnError),
-    /// An input that is empty or malformed.
-    #[error("{0}")]
-    Input(String),
-}
+/// The facade's error ([`crate::Error`]), under its older name.
+pub type ClvpError = crate::Error;
 
 /// Rows of embeddings, row-major `[rows, dim]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +67,7 @@ impl Embeddings {
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .map_err(|e| {
-                ClvpError::Input(format!(
-                    "cannot read embeddings back from the device: {e:?}"
-                ))
-            })?;
+            .map_err(|e| ClvpError::readback("embeddings", e))?;
         Ok(Embeddings {
             values,
             shape: [rows, dim],
@@ -238,9 +219,7 @@ impl Clvp {
             .encode(text)
             .map_err(ProcessorError::from)?;
         if ids.is_empty() {
-            return Err(ClvpError::Input(
-                "the text has no tokens after normalisation".into(),
-            ));
+            return Err(ClvpError::EmptyText);
         }
         self.get_text_features(&[ids], None)
     }

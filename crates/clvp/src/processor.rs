@@ -4,25 +4,11 @@
 use std::path::Path;
 
 use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio_prefix};
-use clvp_hub::{Checkpoint, HubError};
-use clvp_text::{ClvpTokenizer, TextError};
+use clvp_hub::Checkpoint;
+use clvp_text::ClvpTokenizer;
 
-/// Why processing failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessorError {
-    /// Tokenizer failure.
-    #[error(transparent)]
-    Text(#[from] TextError),
-    /// Audio or feature-extraction failure.
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    /// Checkpoint files could not be found or fetched.
-    #[error(transparent)]
-    Hub(#[from] HubError),
-    /// Nothing to process.
-    #[error("the processor needs at least one text or one audio clip")]
-    Empty,
-}
+/// The facade's error ([`crate::Error`]), under its older name.
+pub type ProcessorError = crate::Error;
 
 /// What the processor returns. Absent parts are `None` (text only, or audio only).
 #[derive(Debug, Clone, PartialEq)]

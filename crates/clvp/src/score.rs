@@ -63,16 +63,14 @@ impl Clvp {
             .map_err(ProcessorError::from)?;
         let limit = cfg.decoder_config.max_text_tokens.saturating_sub(3);
         if ids.len() > limit {
-            return Err(ClvpError::Input(format!(
-                "the text has {} tokens, over the limit of {limit} (max_text_tokens {} − 3)",
-                ids.len(),
-                cfg.decoder_config.max_text_tokens
-            )));
+            return Err(ClvpError::TextTooLong {
+                tokens: ids.len(),
+                limit,
+                max_text_tokens: cfg.decoder_config.max_text_tokens,
+            });
         }
         if ids.is_empty() {
-            return Err(ClvpError::Input(
-                "the text has no tokens after normalisation".into(),
-            ));
+            return Err(ClvpError::EmptyText);
         }
         ids.push(cfg.text_config.eos_token_id as u32);
         Ok(ids)
@@ -82,14 +80,12 @@ impl Clvp {
     /// behind [`Clvp::score`] and [`Clvp::generate`]'s ranking.
     pub(crate) fn score_ids(&self, ids: &[u32], rows: &[&[u32]]) -> Result<Scores, ClvpError> {
         if rows.is_empty() {
-            return Err(ClvpError::Input("no speech candidates to score".into()));
+            return Err(ClvpError::NoCandidates);
         }
         let heads = self.model.config.speech_config.num_attention_heads;
         for (i, row) in rows.iter().enumerate() {
             if row.is_empty() {
-                return Err(ClvpError::Input(format!(
-                    "speech candidate {i} is empty (no codes)"
-                )));
+                return Err(ClvpError::EmptyCandidate { index: i });
             }
             check_encoder_length(
                 row.len(),
@@ -123,7 +119,7 @@ impl Clvp {
             ));
         }
         let text_e = self.get_text_features(&[ids.to_vec()], None)?;
-        let rank_err = |e: clvp_rank::RankError| ClvpError::Input(e.to_string());
+        let rank_err = ClvpError::Rank;
         let logits_per_text =
             clvp_rank::logits_per_text(&text_e.values, &speech, dim, self.model.logit_scale)
                 .map_err(rank_err)?;

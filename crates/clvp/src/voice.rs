@@ -91,9 +91,7 @@ impl VoiceConditioning<'_> {
     /// An error without clips.
     pub(crate) fn require_clips(&self) -> Result<(), ClvpError> {
         if self.count == 0 {
-            return Err(ClvpError::Input(
-                "no voice clip given: at least one is needed for the conditioning".into(),
-            ));
+            return Err(ClvpError::NoVoice);
         }
         Ok(())
     }
@@ -118,9 +116,7 @@ impl VoiceConditioning<'_> {
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .map_err(|e| {
-                ClvpError::Input(format!("cannot read the voice back from the device: {e:?}"))
-            })?;
+            .map_err(|e| ClvpError::readback("the voice", e))?;
         Voice::from_vector(vector, clips)
     }
 }

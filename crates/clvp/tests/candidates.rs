@@ -93,8 +93,10 @@ fn too_many_candidates_or_beams_are_refused_before_generating() {
         ),
     ] {
         match clvp.generate("Hi.", &v, &gc) {
-            Err(ClvpError::Input(msg)) => assert!(msg.contains(want), "{msg}"),
-            other => panic!("expected an input error, got {other:?}"),
+            Err(e @ (ClvpError::TooManyCandidates { .. } | ClvpError::TooManyBeams { .. })) => {
+                assert!(e.to_string().contains(want), "{e}")
+            }
+            other => panic!("expected a typed error, got {other:?}"),
         }
     }
 }

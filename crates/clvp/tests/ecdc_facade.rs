@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clvp::Encodec;
 use clvp::audio::load_audio;
-use clvp::encodec::ecdc::write_ecdc;
+use clvp::encodec::ecdc::{EcdcReader, write_ecdc};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encodec")
@@ -49,6 +49,23 @@ fn ecdc_round_trips_through_the_facade() {
             .read_ecdc(&mut ours.as_slice())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, codes, "{name}");
+        // Read and decoded as a stream: the samples of the whole decode.
+        let whole = codec.decode(&codes).unwrap_or_else(|e| panic!("{e}"));
+        let mut reader = EcdcReader::new(ours.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        let mut got = vec![Vec::new(); codec.channels()];
+        let n = codec
+            .decode_ecdc_stream(&mut reader, &mut |block: &[f32], n: usize| {
+                for (g, c) in got.iter_mut().zip(block.chunks_exact(n)) {
+                    g.extend_from_slice(c);
+                }
+                Ok::<(), clvp::CodecError>(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, whole.num_frames(), "{name}");
+        assert!(
+            got == whole.channels,
+            "{name}: streamed .ecdc decode differs"
+        );
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("a.ecdc");
         codec

@@ -14,8 +14,8 @@ fn tiny() -> Clvp {
 
 fn input_error(r: Result<impl std::fmt::Debug, ClvpError>) -> String {
     match r {
-        Err(ClvpError::Input(msg)) => msg,
-        other => panic!("expected ClvpError::Input, got {other:?}"),
+        Err(e @ (ClvpError::Input(_) | ClvpError::SequenceTooLong { .. })) => e.to_string(),
+        other => panic!("expected an input error, got {other:?}"),
     }
 }
 

@@ -1,13 +1,13 @@
 //! EnCodec through the facade on a stream (issue 22): a file read block by block ([`AudioReader`]), converted
 //! to the model's channels and rate block by block and encoded as it comes, gives the codes of the whole-file
 //! path ([`Encodec::encode`] on [`load_audio`]); the codes decoded to a sink block by block give the samples of
-//! [`Encodec::decode`]. Mono and stereo inputs, resampled or not, the 24 kHz model over many tiles and the
+//! [`Encodec::decode`], and so do the encoder's events pushed live into [`Encodec::decoder`]. Mono and stereo inputs, resampled or not, the 24 kHz model over many tiles and the
 //! 48 kHz one over many chunks.
 
 use std::path::{Path, PathBuf};
 
 use clvp::audio::{AudioReader, load_audio};
-use clvp::encodec::CodeEvent;
+use clvp::encodec::{CodeEvent, CodesRef};
 use clvp::{CompactCodes, Encodec};
 
 /// The sinks' error: small, and built from any of the library's errors.
@@ -115,6 +115,42 @@ fn streamed_encode_and_decode_equal_the_whole_file_path() {
             assert_eq!(n, whole.num_frames(), "{label}: decoded length");
             assert!(blocks > 3, "{label}: decoded in {blocks} block(s)");
             assert!(got == whole.channels, "{label}: decoded samples differ");
+
+            // Live: the encoder's events pushed straight into the push decoder, nothing kept in between.
+            let mut live = vec![Vec::new(); codec.channels()];
+            let mut audio_sink = |block: &[f32], n: usize| -> Result<(), Error> {
+                for (g, c) in live.iter_mut().zip(block.chunks_exact(n)) {
+                    g.extend_from_slice(c);
+                }
+                Ok(())
+            };
+            let mut decoder = codec
+                .decoder(want.num_codebooks, None)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut reader = AudioReader::open(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut early = 0;
+            codec
+                .encode_stream(&mut reader, Some(bandwidth), &mut |e: CodeEvent<'_>| {
+                    match e {
+                        CodeEvent::Frames { codes, frames } => {
+                            decoder.push(CodesRef::I64(codes), frames, &mut audio_sink)?;
+                        }
+                        CodeEvent::EndSegment { scale } => {
+                            decoder.end_segment(scale, &mut audio_sink)?;
+                        }
+                    }
+                    early = early.max(decoder.handed_out());
+                    Ok::<(), Error>(())
+                })
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            decoder
+                .finish(&mut audio_sink)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            if model == "tiny_24k" {
+                assert!(early > 0, "{label}: no audio before the end of the codes");
+            }
+            live.iter_mut().for_each(|c| c.truncate(whole.num_frames()));
+            assert!(live == whole.channels, "{label}: live decode differs");
         }
     }
 }
