@@ -10,6 +10,7 @@
 mod bench;
 mod bench_clvp;
 mod components;
+mod latest_deps;
 mod pyenv;
 mod sweep;
 mod table;
@@ -64,6 +65,9 @@ enum Cmd {
     /// Regenerate the embedded Tortoise assets (clvp-text vocab/merges, clvp-audio mel_norms) from the
     /// tortoise-tts 3.0.0 sdist.
     TortoiseAssets,
+    /// Run `cargo test --workspace` on a fresh resolve of the caret requirements (a copy under
+    /// target/latest-deps; the lockfile is untouched).
+    LatestDeps,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +122,7 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&sample)?);
             Ok(())
         }
+        Cmd::LatestDeps => latest_deps::run(),
         Cmd::TortoiseAssets => {
             let py = pyenv::ensure()?;
             let sdist = pyenv::tortoise_sdist(&py)?;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::HubOptions;
 use crate::config::JsonConfig;
+#[cfg(feature = "download")]
 use crate::download::download;
 use crate::error::{HubError, SourceError, WeightsError};
 use crate::load::{LoadReport, load_module_with_report};
@@ -156,7 +157,15 @@ impl Checkpoint {
             }
             return Ok(None);
         }
-        Ok(download(opts, id, name)?)
+        #[cfg(feature = "download")]
+        return Ok(download(opts, id, name)?);
+        #[cfg(not(feature = "download"))]
+        Err(crate::error::DownloadError::Disabled {
+            repo: id.repo.clone(),
+            revision: id.revision.clone(),
+            file: name.to_string(),
+        }
+        .into())
     }
 
     /// A file that must exist.

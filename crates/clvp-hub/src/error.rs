@@ -124,6 +124,20 @@ pub enum DownloadError {
         /// The value of the bytes on disk.
         found: String,
     },
+    /// The file is not in the hub cache, and this build cannot download (clvp-hub without its `download`
+    /// feature, i.e. `clvp` without `hub`).
+    #[error(
+        "{file} of {repo}@{revision} is not in the Hugging Face cache, and this build has no downloads (built \
+         without the `hub` feature of clvp): fetch it elsewhere into the cache, or give a local directory"
+    )]
+    Disabled {
+        /// The hub repository id.
+        repo: String,
+        /// The requested revision.
+        revision: String,
+        /// The file name.
+        file: String,
+    },
     /// Reading back or cleaning up a downloaded file failed.
     #[error("{path}: {source}")]
     Io {

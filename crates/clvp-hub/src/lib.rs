@@ -51,6 +51,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+#[cfg(feature = "download")]
 mod download;
 pub mod error;
 pub mod kind;

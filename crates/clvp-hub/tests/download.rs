@@ -3,6 +3,8 @@
 //! detected and never used, a good one downloads, and the cache then serves it offline.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 
+#![cfg(feature = "download")]
+
 mod common;
 
 use std::collections::HashMap;

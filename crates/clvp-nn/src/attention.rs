@@ -139,7 +139,7 @@ impl ClvpSelfAttention {
     }
 
     /// Full self-attention over `x` `[B, T, H]`. On a CPU backend the attention between the projections runs
-    /// on the host ([`crate::host::encoder_attention`]); elsewhere, or with a mask other than a key-padding
+    /// on the host (`host::encoder_attention`); elsewhere, or with a mask other than a key-padding
     /// one, through burn.
     pub fn forward(
         &self,

@@ -1,7 +1,7 @@
 //! `EncodecLSTM` (transformers 5.23): a stacked, sequence-first `nn.LSTM(dim, dim, num_layers)` with zero
 //! initial state whose output is added to its input. The parameters live in burn `Lstm` gate controllers
 //! (loaded by clvp-hub's `LstmGates` layout) and are read to the host once, on first use; the forward runs
-//! on the host on any device: one input matmul for all steps, then a tight step loop ([`steps`]) over the
+//! on the host on any device: one input matmul for all steps, then a tight step loop (`lstm::steps`) over the
 //! packed recurrent matrix, gates in PyTorch's order i, f, g, o.
 
 use std::sync::{Arc, OnceLock};
