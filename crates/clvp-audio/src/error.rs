@@ -21,6 +21,14 @@ pub enum AudioError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Writing an audio file failed.
+    #[error("{file}: cannot write: {source}")]
+    Write {
+        /// The file.
+        file: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// The file has zero bytes.
     #[error("{file}: the file is empty (0 bytes)")]
     EmptyFile {

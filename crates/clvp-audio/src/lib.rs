@@ -30,6 +30,7 @@ pub mod reader;
 pub mod resample;
 pub(crate) mod stft;
 pub mod wav;
+pub mod wav_write;
 
 pub use audio::{Audio, convert_channels};
 pub use decode::{AudioPrefix, decode_bytes, load_audio, load_audio_prefix};
@@ -38,3 +39,4 @@ pub use feature_extractor::{ClvpFeatureExtractor, Features};
 pub use mel::{MelNorm, MelScale, mel_filter_bank};
 pub use reader::{AudioReader, STDIN_LABEL, STDIN_PATH};
 pub use resample::StreamResampler;
+pub use wav_write::{WavWriter, pcm16, push_pcm16, wav_header, write_wav};

@@ -1,7 +1,8 @@
 //! Decoded audio written as the decoder hands it out ([`AudioWriter`]), in the bytes the whole-clip writer
 //! wrote:
 //!
-//! * `.wav`: 16-bit PCM with Meta's `save_audio` limits. The length is known before decoding
+//! * `.wav`: 16-bit PCM with Meta's `save_audio` limits (clvp-audio's [`wav_header`] and [`pcm16`], which the
+//!   library's `WavWriter` uses too). The length is known before decoding
 //!   ([`clvp::Encodec::decoded_length`]), so the header goes first and the samples follow block by block,
 //!   clamped to ±0.99 ("Clipping!!" on stderr when the peak exceeds it). With `--rescale` the gain
 //!   `min(0.99 / peak, 1)` needs the peak of the whole clip: the samples wait in a scratch file (f32, 4 bytes a
@@ -15,6 +16,7 @@
 use std::io::{Read, Write};
 
 use anyhow::{Result, bail};
+use clvp::audio::{pcm16, push_pcm16, wav_header};
 use safetensors::Dtype;
 
 use crate::output::{Output, OutputWriter, Scratch, TensorHead, safetensors_header, scratch};
@@ -26,47 +28,6 @@ pub enum AudioFormat {
     Wav,
     /// `audio_values` f32 `[1, C, L]`.
     Safetensors,
-}
-
-/// The bytes of a 16-bit PCM WAV header (what `hound` writes for one or two channels) for `frames` frames;
-/// `None` when the data would pass the format's 4 GiB.
-pub fn wav_header(channels: u16, rate: u32, frames: usize) -> Option<[u8; 44]> {
-    let data = frames
-        .checked_mul(usize::from(channels) * 2)
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| n.checked_add(36).is_some())?;
-    let block = channels * 2;
-    let mut h = [0u8; 44];
-    let fields: [&[u8]; 12] = [
-        b"RIFF",
-        &(data + 36).to_le_bytes(),
-        b"WAVEfmt ",
-        &16u32.to_le_bytes(),
-        &1u16.to_le_bytes(),
-        &channels.to_le_bytes(),
-        &rate.to_le_bytes(),
-        &(rate.wrapping_mul(u32::from(block))).to_le_bytes(),
-        &block.to_le_bytes(),
-        &16u16.to_le_bytes(),
-        b"data",
-        &data.to_le_bytes(),
-    ];
-    let mut at = 0;
-    for f in fields {
-        h[at..at + f.len()].copy_from_slice(f);
-        at += f.len();
-    }
-    Some(h)
-}
-
-/// One sample as 16-bit PCM: times `gain`, clamped to ±0.99 when `clip`, non-finite values as 0.
-pub fn pcm16(v: f32, gain: f32, clip: bool) -> i16 {
-    let mut v = v * gain;
-    if clip {
-        v = v.clamp(-0.99, 0.99);
-    }
-    let v = if v.is_finite() { v } else { 0.0 };
-    (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
 /// The largest magnitude, NaN ignored (`f32::max`).
@@ -187,12 +148,7 @@ impl<'a> AudioWriter<'a> {
         self.buf.clear();
         let r = match &mut state {
             State::Clip(w) => {
-                for t in 0..n {
-                    for c in 0..self.channels {
-                        let s = pcm16(block[c * n + t], 1.0, true);
-                        self.buf.extend_from_slice(&s.to_le_bytes());
-                    }
-                }
+                push_pcm16(block, n, 1.0, true, &mut self.buf);
                 w.write_all(&self.buf)
             }
             State::Rescale(s) => {
@@ -298,40 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wav_header_is_hounds() {
-        for (channels, rate, frames) in
-            [(1u16, 24_000u32, 4850usize), (2, 48_000, 0), (2, 44_100, 7)]
-        {
-            let spec = hound::WavSpec {
-                channels,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut cursor = std::io::Cursor::new(Vec::new());
-            let mut w = hound::WavWriter::new(&mut cursor, spec).expect("hound");
-            for i in 0..frames * usize::from(channels) {
-                w.write_sample(i as i16).expect("sample");
-            }
-            w.finalize().expect("finalize");
-            let bytes = cursor.into_inner();
-            let header = wav_header(channels, rate, frames).expect("fits");
-            assert_eq!(
-                &bytes[..44],
-                &header[..],
-                "{channels} ch, {rate} Hz, {frames} frames"
-            );
-        }
-        assert!(wav_header(2, 48_000, 1 << 30).is_none());
-    }
-
-    #[test]
-    fn samples_are_clamped_or_scaled_as_before() {
-        assert_eq!(pcm16(1.5, 1.0, true), 32440);
-        assert_eq!(pcm16(-1.5, 1.0, true), -32440);
-        assert_eq!(pcm16(f32::NAN, 1.0, true), 0);
-        assert_eq!(pcm16(1.0, 1.0, false), 32767);
-        assert_eq!(pcm16(0.5, 0.5, false), 8192);
+    fn the_peak_ignores_nan() {
         assert_eq!(peak_of(0.0, &[0.1, f32::NAN, -0.7]), 0.7);
     }
 }

@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let device = clvp::device::device("cpu")?;
     let codec = clvp::Encodec::from_pretrained(&model, &device)?;
 
-    let audio = clvp::audio::load_audio(&input)?;
+    let audio = clvp::load_audio(&input)?;
     let bandwidth = codec.bandwidths()[0];
     let codes = codec.encode(&audio, Some(bandwidth))?;
     let mut ecdc = Vec::new();
@@ -37,19 +37,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let codes = codec.read_ecdc(&mut ecdc.as_slice())?;
     let decoded = codec.decode(&codes)?;
 
-    let spec = hound::WavSpec {
-        channels: decoded.num_channels() as u16,
-        sample_rate: decoded.sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut wav = hound::WavWriter::create(&output, spec)?;
-    for i in 0..decoded.num_frames() {
-        for channel in &decoded.channels {
-            wav.write_sample((channel[i].clamp(-0.99, 0.99) * 32767.0).round() as i16)?;
-        }
+    let peak = clvp::audio::write_wav(&output, &decoded)?;
+    if peak > 0.99 {
+        eprintln!("clipped: the decoded peak is {peak}");
     }
-    wav.finalize()?;
     println!(
         "decoded {} s -> {}",
         decoded.duration_secs(),
