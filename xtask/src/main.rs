@@ -11,6 +11,7 @@ mod bench;
 mod bench_clvp;
 mod components;
 mod latest_deps;
+mod public_api;
 mod pyenv;
 mod sweep;
 mod table;
@@ -68,6 +69,13 @@ enum Cmd {
     /// Run `cargo test --workspace` on a fresh resolve of the caret requirements (a copy under
     /// target/latest-deps; the lockfile is untouched).
     LatestDeps,
+    /// List the `clvp` facade's public API (rustdoc JSON) into crates/clvp/public-api.txt, or with `--check`
+    /// fail when it differs from the committed file.
+    PublicApi {
+        /// Compare with the committed file instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -123,6 +131,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::LatestDeps => latest_deps::run(),
+        Cmd::PublicApi { check } => public_api::run(check),
         Cmd::TortoiseAssets => {
             let py = pyenv::ensure()?;
             let sdist = pyenv::tortoise_sdist(&py)?;

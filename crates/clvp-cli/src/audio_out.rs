@@ -16,7 +16,7 @@
 use std::io::{Read, Write};
 
 use anyhow::{Result, bail};
-use clvp::audio::{pcm16, push_pcm16, wav_header};
+use clvp::raw::audio::{pcm16, push_pcm16, wav_header};
 use safetensors::Dtype;
 
 use crate::output::{Output, OutputWriter, Scratch, TensorHead, safetensors_header, scratch};

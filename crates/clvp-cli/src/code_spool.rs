@@ -4,8 +4,8 @@
 use std::io::{BufRead, Read, Write};
 
 use anyhow::{Context, Result, bail};
-use clvp::encodec::streaming::AudioSink;
-use clvp::encodec::{CodeEvent, CodesRef, DecodeStream};
+use clvp::raw::encodec::streaming::AudioSink;
+use clvp::raw::encodec::{CodeEvent, CodesRef, DecodeStream};
 
 use crate::output::{Scratch, ScratchReader, scratch};
 

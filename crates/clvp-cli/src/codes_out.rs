@@ -11,8 +11,8 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use clvp::CompactCodes;
-use clvp::encodec::ecdc::{EcdcBodyWriter, EcdcModel, write_ecdc_header};
-use clvp::encodec::{CodeEvent, is_valid_scale};
+use clvp::raw::encodec::ecdc::{EcdcBodyWriter, EcdcModel, write_ecdc_header};
+use clvp::raw::encodec::{CodeEvent, is_valid_scale};
 use safetensors::Dtype;
 
 use crate::output::{Output, Scratch, TensorHead, safetensors_header, scratch};

@@ -5,9 +5,9 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clvp::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
-use clvp::encodec::ecdc::{EcdcModel, EcdcReader};
-use clvp::encodec::streaming::AudioSink;
+use clvp::raw::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
+use clvp::raw::encodec::ecdc::{EcdcModel, EcdcReader};
+use clvp::raw::encodec::streaming::AudioSink;
 use clvp::{AudioCodes, CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec, HfCodes};
 use safetensors::{Dtype, SafeTensors};
 

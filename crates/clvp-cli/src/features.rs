@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clvp::ClvpProcessor;
-use clvp::audio::{STDIN_LABEL, STDIN_PATH, load_audio_prefix};
+use clvp::raw::audio::{STDIN_LABEL, STDIN_PATH, load_audio_prefix};
 
 use crate::output::{
     Dash, Input, Output, TensorOut, model_files, refuse_same, refuse_terminal_stdin,

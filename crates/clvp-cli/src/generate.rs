@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clvp::nn::NnError;
+use clvp::raw::nn::NnError;
 use clvp::{ClvpError, EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -180,8 +180,8 @@ fn config(args: &Args) -> Result<GenerationConfig> {
 
 /// A voice clip as errors name it: `-` is standard input.
 fn voice_label(path: &Path) -> String {
-    if path.as_os_str() == clvp::audio::STDIN_PATH {
-        clvp::audio::STDIN_LABEL.to_string()
+    if path.as_os_str() == clvp::raw::audio::STDIN_PATH {
+        clvp::raw::audio::STDIN_LABEL.to_string()
     } else {
         path.display().to_string()
     }
@@ -308,7 +308,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         write_safetensors(out, &tensors)?;
     }
-    let probs = clvp::rank::softmax(&c.logits_per_text);
+    let probs = clvp::raw::rank::softmax(&c.logits_per_text);
     if args.json {
         let ranking: Vec<serde_json::Value> = c
             .ranking

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clvp::text::ClvpTokenizer;
+use clvp::raw::text::ClvpTokenizer;
 
 use crate::text::read_text_file;
 

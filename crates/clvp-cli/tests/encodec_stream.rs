@@ -13,8 +13,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use clvp::audio::{Audio, load_audio};
-use clvp::encodec::ecdc::write_ecdc;
+use clvp::raw::audio::{Audio, load_audio};
+use clvp::raw::encodec::ecdc::write_ecdc;
 use clvp::{AudioCodes, Encodec};
 use clvp_parity::fixture_path;
 use common::{clvp, s};

@@ -15,8 +15,8 @@ fn err_text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {
 
 #[test]
 fn hostile_input_through_the_library() {
-    use clvp::audio::{Audio, ClvpFeatureExtractor, decode_bytes};
-    use clvp::encodec::ecdc::{EcdcFile, EcdcSegment, read_ecdc, write_ecdc};
+    use clvp::raw::audio::{Audio, ClvpFeatureExtractor, decode_bytes};
+    use clvp::raw::encodec::ecdc::{EcdcFile, EcdcSegment, read_ecdc, write_ecdc};
     use clvp::{AudioCodes, ChunkCodes, Clvp, Encodec, GenerationConfig, HfCodes};
 
     let device = clvp::device::device("cpu").expect("cpu");
@@ -30,7 +30,7 @@ fn hostile_input_through_the_library() {
         Encodec::from_pretrained(s(&enc48_dir), &device).expect("tiny EnCodec 48k"),
     );
     let fe = ClvpFeatureExtractor::tortoise();
-    let tok = clvp::text::ClvpTokenizer::tortoise().expect("tokenizer");
+    let tok = clvp::raw::text::ClvpTokenizer::tortoise().expect("tokenizer");
 
     // (name, run, expected substrings of the error; None: must succeed)
     let mut cases: Vec<(&str, LibRun, Option<Vec<&str>>)> = Vec::new();
@@ -166,12 +166,16 @@ fn hostile_input_through_the_library() {
     );
     add(
         "rank with width 0",
-        Box::new(|| err_text(clvp::rank::logits_per_text(&[1.0], &[1.0], 0, 1.0))),
+        Box::new(|| err_text(clvp::raw::rank::logits_per_text(&[1.0], &[1.0], 0, 1.0))),
         Some(vec!["rows of width 0"]),
     );
     add(
         "rank ragged rows",
-        Box::new(|| err_text(clvp::rank::logits_per_text(&[1.0; 3], &[1.0; 4], 2, 1.0))),
+        Box::new(|| {
+            err_text(clvp::raw::rank::logits_per_text(
+                &[1.0; 3], &[1.0; 4], 2, 1.0,
+            ))
+        }),
         Some(vec!["3 values are not rows of width 2"]),
     );
     add(
@@ -329,7 +333,7 @@ fn hostile_input_through_the_library() {
     );
     add(
         "empty model argument",
-        Box::new(|| err_text(clvp::hub::Checkpoint::from_pretrained("", None))),
+        Box::new(|| err_text(clvp::raw::hub::Checkpoint::from_pretrained("", None))),
         Some(vec!["not a local directory"]),
     );
 

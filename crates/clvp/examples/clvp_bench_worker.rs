@@ -104,7 +104,7 @@ fn main() -> Res<()> {
                         &text.values,
                         &speech.values,
                         text.shape[1],
-                        clvp.model.logit_scale,
+                        clvp.raw().logit_scale,
                     )?;
                     std::hint::black_box(logits);
                     Ok(())

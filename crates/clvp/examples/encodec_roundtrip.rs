@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let codes = codec.read_ecdc(&mut ecdc.as_slice())?;
     let decoded = codec.decode(&codes)?;
 
-    let peak = clvp::audio::write_wav(&output, &decoded)?;
+    let peak = clvp::write_wav(&output, &decoded)?;
     if peak > 0.99 {
         eprintln!("clipped: the decoded peak is {peak}");
     }

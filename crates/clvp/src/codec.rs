@@ -6,13 +6,19 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_audio::Audio;
 use clvp_hub::Checkpoint;
-use encodec_codec::ecdc::{EcdcFile, EcdcModel, EcdcSegment};
+use encodec_codec::ecdc::EcdcSegment;
 use encodec_codec::{EncodecModel, EncodedSegment};
 
 mod files;
 mod stream;
 
 pub use stream::{CompactCodes, ecdc_segment_refs};
+
+pub use encodec_codec::ecdc::{EcdcFile, EcdcModel, EcdcPiece, EcdcReader};
+pub use encodec_codec::streaming::{AudioSink, CodeSink};
+pub use encodec_codec::{
+    CodeEvent, CodesRef, DecodeStream, EncodeStream, SegmentRef, StreamSummary,
+};
 
 /// The default 24 kHz checkpoint (Meta's CLI default).
 pub const DEFAULT_ENCODEC: &str = "facebook/encodec_24khz";
@@ -243,9 +249,22 @@ impl AudioCodes {
 /// A loaded EnCodec model on a device.
 #[derive(Debug)]
 pub struct Encodec {
-    /// The model.
-    pub model: EncodecModel,
+    /// The model ([`Encodec::raw`]).
+    pub(crate) model: EncodecModel,
     device: Device,
+}
+
+impl Encodec {
+    /// The model as encodec-codec holds it (configuration, networks, streaming settings): for those who pick and
+    /// mix the inner crates ([`crate::raw`]), outside the facade's semver promise.
+    pub fn raw(&self) -> &EncodecModel {
+        &self.model
+    }
+
+    /// [`Encodec::raw`], mutable (e.g. `set_stream_frames`, `set_host_kernels`).
+    pub fn raw_mut(&mut self) -> &mut EncodecModel {
+        &mut self.model
+    }
 }
 
 impl Encodec {

@@ -68,15 +68,23 @@ pub use processor::{ClvpProcessor, ProcessorError, ProcessorOutput};
 pub use score::Scores;
 pub use voice::{VOICE_BATCH, Voice, VoiceConditioning};
 
-/// Decode a whole audio file (any format symphonia reads) to planar f32 at its own rate: [`audio::load_audio`]
-/// with the facade's [`Error`].
-pub fn load_audio(path: impl AsRef<std::path::Path>) -> Result<audio::Audio, Error> {
+/// Decode a whole audio file (any format symphonia reads) to planar f32 at its own rate
+/// (`clvp-audio`'s `load_audio` with the facade's [`Error`]).
+pub fn load_audio(path: impl AsRef<std::path::Path>) -> Result<Audio, Error> {
     Ok(clvp_audio::load_audio(path)?)
 }
 
-pub use clvp_audio as audio;
-pub use clvp_hub as hub;
-pub use clvp_nn as nn;
-pub use clvp_rank as rank;
-pub use clvp_text as text;
-pub use encodec_codec as encodec;
+pub use clvp_audio::{Audio, AudioReader, WavWriter, write_wav};
+
+/// The inner crates, whole, for those who pick and mix them (the tokenizer alone, the networks without the
+/// facade, EnCodec's model and container directly). **Outside the facade's semver promise**: what the facade
+/// promises is its own items, listed in `crates/clvp/public-api.txt` and checked by CI
+/// (`cargo xtask public-api --check`); these follow their own crates' versions.
+pub mod raw {
+    pub use clvp_audio as audio;
+    pub use clvp_hub as hub;
+    pub use clvp_nn as nn;
+    pub use clvp_rank as rank;
+    pub use clvp_text as text;
+    pub use encodec_codec as encodec;
+}

@@ -85,9 +85,17 @@ impl Embeddings {
 pub struct Clvp {
     /// Tokenizer and feature extractor of the checkpoint.
     pub processor: ClvpProcessor,
-    /// The networks, `logit_scale` and configuration.
-    pub model: LoadedClvp,
+    /// The networks, `logit_scale` and configuration ([`Clvp::raw`]).
+    pub(crate) model: LoadedClvp,
     device: Device,
+}
+
+impl Clvp {
+    /// The networks, `logit_scale` and configuration as clvp-nn holds them: for those who pick and mix the
+    /// inner crates ([`crate::raw`]), outside the facade's semver promise.
+    pub fn raw(&self) -> &LoadedClvp {
+        &self.model
+    }
 }
 
 impl Clvp {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clvp_audio::{Audio, AudioError, ClvpFeatureExtractor, load_audio_prefix};
+use clvp_audio::{Audio, ClvpFeatureExtractor, load_audio_prefix};
 use clvp_hub::Checkpoint;
 use clvp_text::ClvpTokenizer;
 
@@ -118,7 +118,7 @@ impl ClvpProcessor {
     }
 
     /// Downmix and resample decoded audio to the feature extractor's format.
-    pub fn prepare(&self, audio: &Audio) -> Result<Vec<f32>, AudioError> {
+    pub fn prepare(&self, audio: &Audio) -> Result<Vec<f32>, ProcessorError> {
         let mono = audio.to_mono();
         let rate = self.feature_extractor.sampling_rate;
         let mono = if mono.sample_rate == rate {

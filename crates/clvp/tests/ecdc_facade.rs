@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clvp::Encodec;
-use clvp::audio::load_audio;
-use clvp::encodec::ecdc::{EcdcReader, write_ecdc};
+use clvp::raw::audio::load_audio;
+use clvp::raw::encodec::ecdc::{EcdcReader, write_ecdc};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encodec")

@@ -59,7 +59,7 @@ fn conditions_a_tts_acts_on_are_variants() {
     let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
     let clvp = Clvp::from_pretrained(&fixtures().join("clvp/tiny").to_string_lossy(), &device)
         .unwrap_or_else(|e| panic!("{e}"));
-    let max = clvp.model.config.decoder_config.max_text_tokens;
+    let max = clvp.raw().config.decoder_config.max_text_tokens;
     let long = "word ".repeat(4 * max);
     match clvp.score(&long, &[vec![1, 2]]) {
         Err(Error::TextTooLong {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use clvp::audio::Features;
+use clvp::raw::audio::Features;
 use clvp::{Clvp, GenerationConfig};
 use clvp_parity::{
     FixtureTensor, Recorder, compare, compare_ids, fixture_path, read_safetensors, tolerance,
@@ -105,7 +105,7 @@ fn forward_rejects_bad_input_naming_the_problem() {
     let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
     let clvp =
         Clvp::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
-    let cfg = &clvp.model.config;
+    let cfg = &clvp.raw().config;
     let mels = cfg.decoder_config.feature_size;
     let feats = |mels: usize, values: usize| Features {
         input_features: vec![0.5; values],

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clvp::audio::Audio;
+use clvp::raw::audio::Audio;
 use clvp::{CodecError, Encodec};
 
 fn tiny(name: &str) -> Encodec {

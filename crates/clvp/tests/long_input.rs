@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clvp::ClvpProcessor;
-use clvp::audio::{load_audio, load_audio_prefix};
+use clvp::raw::audio::{load_audio, load_audio_prefix};
 
 /// A 16-bit PCM WAV of `seconds` at `rate` Hz: a chirp plus a little pseudo-random noise per channel.
 fn write_wav(name: &str, rate: u32, channels: u16, seconds: f64) -> PathBuf {

@@ -31,7 +31,7 @@ fn presets_parse_from_their_names_and_a_misspelt_one_is_an_error() {
 #[test]
 fn presets_are_fitted_to_the_checkpoint() {
     let clvp = tiny();
-    let limit = clvp.model.config.decoder_config.max_position_embeddings - 1;
+    let limit = clvp.raw().config.decoder_config.max_position_embeddings - 1;
     assert!(
         limit < 500,
         "the tiny checkpoint has fewer positions than the presets ask"

@@ -37,7 +37,7 @@ fn by_hand(clvp: &Clvp, rows: &[Vec<u32>]) -> Vec<f32> {
                 .unwrap_or_else(|e| panic!("{e}"))
                 .values;
             let dot: f32 = t.iter().zip(&s).map(|(a, b)| a * b).sum();
-            dot / (norm(t) * norm(&s)) * clvp.model.logit_scale.exp()
+            dot / (norm(t) * norm(&s)) * clvp.raw().logit_scale.exp()
         })
         .collect()
 }
@@ -128,7 +128,7 @@ fn bad_candidates_are_errors_that_name_them() {
     };
     assert!(msg(clvp.score(TEXT, &none)).contains("no speech candidates"));
     assert!(msg(clvp.score(TEXT, &[vec![1u32, 2], vec![]])).contains("candidate 1 is empty"));
-    let vocab = clvp.model.config.speech_config.vocab_size as u32;
+    let vocab = clvp.raw().config.speech_config.vocab_size as u32;
     assert!(msg(clvp.score(TEXT, &[vec![1u32, vocab]])).contains(&vocab.to_string()));
     assert!(msg(clvp.score("", &[vec![1u32, 2]])).contains("no tokens"));
 }

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clvp::audio::{AudioReader, load_audio};
-use clvp::encodec::{CodeEvent, CodesRef};
+use clvp::raw::audio::{AudioReader, load_audio};
+use clvp::raw::encodec::{CodeEvent, CodesRef};
 use clvp::{CompactCodes, Encodec};
 
 /// The sinks' error: small, and built from any of the library's errors.
@@ -48,7 +48,7 @@ fn codec(name: &str, stream_frames: usize) -> Encodec {
     let dir = fixture_path(&format!("encodec/{name}"));
     let mut codec =
         Encodec::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
-    codec.model.set_stream_frames(stream_frames);
+    codec.raw_mut().set_stream_frames(stream_frames);
     codec
 }
 

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use clvp::encodec::EncodecError;
-use clvp::hub::HubError;
-use clvp::nn::NnError;
+use clvp::raw::encodec::EncodecError;
+use clvp::raw::hub::HubError;
+use clvp::raw::nn::NnError;
 use clvp::{
     AudioCodes, ChunkCodes, Clvp, ClvpError, CodecError, Encodec, GenerationConfig, HfCodes,
 };

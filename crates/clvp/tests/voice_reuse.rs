@@ -46,7 +46,7 @@ fn a_reused_voice_generates_what_the_clips_generate() {
     assert_eq!(voice.clips(), 3);
     assert_eq!(
         voice.hidden_size(),
-        clvp.model.config.decoder_config.hidden_size
+        clvp.raw().config.decoder_config.hidden_size
     );
     for text in ["Hello there.", "Hello there."] {
         let reused = clvp
@@ -78,7 +78,7 @@ fn a_voice_saves_and_loads_bit_for_bit() {
 #[test]
 fn voices_that_do_not_fit_are_errors() {
     let clvp = tiny();
-    let hidden = clvp.model.config.decoder_config.hidden_size;
+    let hidden = clvp.raw().config.decoder_config.hidden_size;
     let other = Voice::from_vector(vec![0.1; hidden + 3], 1).unwrap_or_else(|e| panic!("{e}"));
     let msg = err(clvp.generate_for_voice("Hi.", &other, &sampling(), &mut |_, _| {}));
     assert!(

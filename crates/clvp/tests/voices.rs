@@ -32,7 +32,7 @@ fn one_batch(clvp: &Clvp, clips: &[Vec<f32>]) -> Vec<f32> {
         .extract(&refs, Some(fe.sampling_rate))
         .unwrap_or_else(|e| panic!("{e}"));
     let feats = Tensor::<3>::from_data(TensorData::new(f.input_features, f.shape), clvp.device());
-    values(clvp.model.model.conditioning_encoder.mel_vector_mean(feats))
+    values(clvp.raw().model.conditioning_encoder.mel_vector_mean(feats))
 }
 
 fn running(clvp: &Clvp, clips: &[Vec<f32>]) -> Vec<f32> {
