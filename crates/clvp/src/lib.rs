@@ -1,8 +1,10 @@
 //! CLVP (the Contrastive Language-Voice Pretrained Transformer of Tortoise TTS) and the EnCodec codec in Rust.
 //!
-//! The facade that downstream TTS projects depend on: it composes the tokenizer ([`text`]), the audio front
-//! end ([`audio`]), checkpoint loading ([`hub`]), the networks ([`nn`]), ranking ([`rank`]) and EnCodec
-//! ([`encodec`]), and picks a burn backend at run time ([`device`]).
+//! The facade that downstream TTS projects depend on: it composes the tokenizer ([`raw::text`]), the audio
+//! front end ([`raw::audio`]), checkpoint loading ([`raw::hub`]), the networks ([`raw::nn`]), ranking
+//! ([`raw::rank`]) and EnCodec ([`raw::encodec`]), and picks a burn backend at run time ([`device`]). Its
+//! promise is its own items ([`Clvp`], [`Encodec`], [`Voice`], [`Error`], ...: `crates/clvp/public-api.txt`);
+//! the inner crates under [`raw`] are outside it.
 //!
 //! # Example
 //!
