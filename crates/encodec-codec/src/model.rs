@@ -463,31 +463,16 @@ impl EncodecModel {
         let hop = decoder.hop();
         let c = self.config.audio_channels;
         let total = t * hop;
-        let head = stream::Stack {
-            span: &|a, z| decoder.conv_in.span(a, z),
-            down: 1,
-            up: 1,
-            forward: &|x| decoder.head(x),
-        };
-        let tail = stream::Stack {
-            span: &|a, z| decoder.tail_span(a, z),
-            down: 1,
-            up: hop,
-            forward: &|x| decoder.tail(x),
-        };
         let mut out = vec![0.0f32; b * c * total];
         let mut at = 0;
-        stream::run::<EncodecError>(
-            &head,
-            &decoder.lstm,
-            &tail,
-            &mut |lo, hi| quantizer.decode(codes.clone().slice([0..b, 0..n_q, lo..hi])),
-            stream::Lengths {
+        self.decode_tiles::<EncodecError>(
+            &mut stream::Tiler::default(),
+            &mut |lo, hi| codes.clone().slice([0..b, 0..n_q, lo..hi]),
+            stream::Extent::Whole(stream::Lengths {
                 input: t,
                 mid: t,
                 output: total,
-            },
-            self.stream_frames,
+            }),
             &mut |piece| {
                 let [_, _, n] = piece.dims();
                 let values = read_f32(piece)

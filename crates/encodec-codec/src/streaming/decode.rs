@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale};
 use crate::host::read_f32;
 use crate::model::EncodecModel;
-use crate::stream::{self, Lengths, Stack};
+use crate::stream::{Extent, Lengths, Stack, Tiler};
 
 use super::DecodeStream;
 
@@ -193,6 +193,32 @@ impl EncodecModel {
             let codes = seg.codes.frames(k, t, 0, t, &device);
             return out.piece(decoder.forward(quantizer.decode(codes)), scale);
         }
+        let lengths = Lengths {
+            input: t,
+            mid: t,
+            output: t * decoder.hop(),
+        };
+        self.decode_tiles(
+            &mut Tiler::default(),
+            &mut |lo, hi| seg.codes.frames(k, t, lo, hi, &device),
+            Extent::Whole(lengths),
+            &mut |piece| out.piece(piece, scale),
+        )
+        .map(drop)
+    }
+
+    /// The decoder's tiles (`conv_in`, the LSTM carried, the upsampling tail) over codes read through
+    /// `codes(lo, hi)` as far as `extent` allows, each piece of audio handed to `emit`; returns the first code
+    /// frame a later call may read (the ones before it can be dropped). Used by the whole-segment decode and
+    /// by the push decoder.
+    pub(crate) fn decode_tiles<E>(
+        &self,
+        tiler: &mut Tiler,
+        codes: &mut dyn FnMut(usize, usize) -> Tensor<3, Int>,
+        extent: Extent,
+        emit: &mut dyn FnMut(Tensor<3>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let (decoder, quantizer) = (&self.nets.decoder, &self.nets.quantizer);
         let head = Stack {
             span: &|a, z| decoder.conv_in.span(a, z),
             down: 1,
@@ -205,19 +231,16 @@ impl EncodecModel {
             up: decoder.hop(),
             forward: &|x| decoder.tail(x),
         };
-        stream::run::<E>(
+        tiler.advance(
             &head,
             &decoder.lstm,
             &tail,
-            &mut |lo, hi| quantizer.decode(seg.codes.frames(k, t, lo, hi, &device)),
-            Lengths {
-                input: t,
-                mid: t,
-                output: t * decoder.hop(),
-            },
+            &mut |lo, hi| quantizer.decode(codes(lo, hi)),
+            extent,
             self.stream_frames(),
-            &mut |piece| out.piece(piece, scale),
-        )
+            emit,
+        )?;
+        Ok(tiler.input_from(&head))
     }
 }
 

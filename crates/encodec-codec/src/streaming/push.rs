@@ -6,7 +6,7 @@ use super::decode::{AudioSink, CodesRef, Output, SegmentRef};
 use crate::error::{EncodecError, check_scale};
 use crate::host::read_f32;
 use crate::model::{EncodecModel, overlap_weights};
-use crate::stream::{Extent, Lengths, Stack, Tiler};
+use crate::stream::{Extent, Lengths, Tiler};
 
 /// Code frames `[start, start + len)` of one segment, one row per codebook.
 #[derive(Debug, Default)]
@@ -490,30 +490,13 @@ fn run_tiles<E: From<EncodecError>>(
     out: &mut Output<'_, '_, E>,
 ) -> Result<(), E> {
     let device = model.device();
-    let (decoder, quantizer) = (&model.nets.decoder, &model.nets.quantizer);
-    let head = Stack {
-        span: &|a, z| decoder.conv_in.span(a, z),
-        down: 1,
-        up: 1,
-        forward: &|x| decoder.head(x),
-    };
-    let tail = Stack {
-        span: &|a, z| decoder.tail_span(a, z),
-        down: 1,
-        up: decoder.hop(),
-        forward: &|x| decoder.tail(x),
-    };
     let view = &*window;
-    tiler.advance::<E>(
-        &head,
-        &decoder.lstm,
-        &tail,
-        &mut |lo, hi| quantizer.decode(view.tensor(lo, hi, &device)),
+    let from = model.decode_tiles(
+        tiler,
+        &mut |lo, hi| view.tensor(lo, hi, &device),
         extent,
-        model.stream_frames(),
         &mut |piece| out.piece(piece, None),
     )?;
-    let from = tiler.input_from(&head);
     window.drop_before(from);
     Ok(())
 }
