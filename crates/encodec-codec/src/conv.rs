@@ -170,8 +170,11 @@ impl EncodecConv1d {
     }
 
     /// The input samples `[lo, hi)` (indices may fall outside the input) that outputs `[a, b)` depend on,
-    /// widened by the padding on each side so that a reflection at a true edge of the sequence reads samples
-    /// inside the range too (what [`crate::stream`] needs to evaluate a tile exactly).
+    /// with what a reflection at a true edge of the sequence reads (what [`crate::stream`] needs to evaluate a
+    /// tile exactly): on the left, the most right padding any length gets (the reflection at the end reads
+    /// back from it); on the right, the left padding's reflection at the start (`x[1..=left]`, which only the
+    /// first outputs read). No more: a stream's lag is `hi` − the outputs' own samples, and for a causal
+    /// convolution that is nothing after the first `left` samples.
     pub fn span(&self, a: i64, b: i64) -> (i64, i64) {
         let k_eff = ((self.kernel - 1) * self.dilation + 1) as i64;
         let s = self.stride as i64;
@@ -183,7 +186,9 @@ impl EncodecConv1d {
         };
         // The most right padding any length gets: the split of padding_total plus up to stride - 1 extra.
         let right = padding_total - left + s - 1;
-        (a * s - left - right, (b - 1) * s - left + k_eff + left)
+        let reads = (b - 1) * s - left + k_eff;
+        let reflected = left - a * s + 1;
+        (a * s - left - right, reads.max(reflected))
     }
 
     /// `[B, cin, L]` → `[B, cout, ceil(L / stride)]`.

@@ -162,13 +162,34 @@ mod x86 {
 
     /// [`super::elu_into`] sixteen lanes at a time: `expm1(x)` for `x ≤ 0` as Cephes' `expf`
     /// (`x = n·ln 2 + r`, a degree-7 polynomial in `r`) written `2ⁿ·(e^r − 1) + (2ⁿ − 1)`, which keeps
-    /// the small values' digits.
+    /// the small values' digits. The last, partial group goes through the same lanes (masked): a value's
+    /// result never depends on where it sits in the row, so a tile of a stream gives the whole pass's bits.
     ///
     /// # Safety
     /// The CPU has AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn elu_avx512(src: &[f32], dst: &mut [f32]) {
-        let n = src.len().min(dst.len()) / 16 * 16;
+        let len = src.len().min(dst.len());
+        let mut i = 0;
+        while i < len {
+            let left = len - i;
+            let mask: __mmask16 = if left >= 16 {
+                0xffff
+            } else {
+                (1u16 << left) - 1
+            };
+            // SAFETY: the mask covers lanes i..min(i + 16, len), inside both slices.
+            let x = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr().add(i)) };
+            let out = elu16(x);
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), mask, out) };
+            i += 16;
+        }
+    }
+
+    /// ELU of sixteen lanes.
+    #[target_feature(enable = "avx512f")]
+    fn elu16(x: __m512) -> __m512 {
         let c = |v: f32| _mm512_set1_ps(v);
         let (lo, log2e, ln2_hi, ln2_lo) = (
             c(-88.0),
@@ -186,33 +207,22 @@ mod x86 {
         ]
         .map(c);
         let (zero, one) = (_mm512_setzero_ps(), c(1.0));
-        let mut i = 0;
-        while i < n {
-            // SAFETY: i + 16 <= n <= both lengths.
-            let x = unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) };
-            let xn = _mm512_max_ps(_mm512_min_ps(x, zero), lo);
-            let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm512_mul_ps(xn, log2e),
-            );
-            let r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, xn));
-            let mut y = p[0];
-            for &q in &p[1..] {
-                y = _mm512_fmadd_ps(y, r, q);
-            }
-            // e^r − 1 = r + r²·P(r)
-            let em1 = _mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r);
-            let scale = _mm512_scalef_ps(one, k);
-            let neg = _mm512_add_ps(_mm512_scalef_ps(em1, k), _mm512_sub_ps(scale, one));
-            // x > 0, or NaN (which stays NaN, as in PyTorch).
-            let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(x, zero);
-            let out = _mm512_mask_blend_ps(keep, neg, x);
-            // SAFETY: as above.
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(i), out) };
-            i += 16;
+        let xn = _mm512_max_ps(_mm512_min_ps(x, zero), lo);
+        let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(xn, log2e),
+        );
+        let r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, xn));
+        let mut y = p[0];
+        for &q in &p[1..] {
+            y = _mm512_fmadd_ps(y, r, q);
         }
-        for (s, d) in src[n..].iter().zip(&mut dst[n..]) {
-            *d = super::elu(*s);
-        }
+        // e^r − 1 = r + r²·P(r)
+        let em1 = _mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r);
+        let scale = _mm512_scalef_ps(one, k);
+        let neg = _mm512_add_ps(_mm512_scalef_ps(em1, k), _mm512_sub_ps(scale, one));
+        // x > 0, or NaN (which stays NaN, as in PyTorch).
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(x, zero);
+        _mm512_mask_blend_ps(keep, neg, x)
     }
 }
 
@@ -295,6 +305,20 @@ unsafe fn gemm_acc(
     rhs: *const f32,
     [rhs_rs, rhs_cs]: [usize; 2],
 ) {
+    if (m == 1 || n == 1) && k > 2 {
+        // SAFETY: the caller's.
+        return unsafe {
+            gemm_acc_vector(
+                [m, n, k],
+                dst,
+                [dst_rs, dst_cs],
+                lhs,
+                [lhs_rs, lhs_cs],
+                rhs,
+                [rhs_rs, rhs_cs],
+            )
+        };
+    }
     let threads = rayon::current_num_threads();
     let parallelism = if m * n * k >= 1 << 17 && threads > 1 {
         gemm::Parallelism::Rayon(threads)
@@ -325,6 +349,51 @@ unsafe fn gemm_acc(
             parallelism,
         );
     }
+}
+
+/// [`gemm_acc`] of one row or one column, through the matrix kernel rather than `gemm`'s vector kernels
+/// (which it picks for `m == 1` or `n == 1` and which sum in another order): the row or column is read twice
+/// (stride 0) into a two-row or two-column scratch, and the first copied back. A stream's tile of one frame
+/// then gets the bits of the whole pass, where the same row is one of many.
+///
+/// # Safety
+/// As [`gemm_acc`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_acc_vector(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    [dst_rs, dst_cs]: [usize; 2],
+    lhs: *const f32,
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: *const f32,
+    [rhs_rs, rhs_cs]: [usize; 2],
+) {
+    let (m2, n2) = (m.max(2), n.max(2));
+    let at = |i: usize, j: usize| i.min(m - 1) * dst_rs + j.min(n - 1) * dst_cs;
+    // SAFETY: `at` stays inside the caller's `m × n` view of `dst`.
+    let mut tmp: Vec<f32> = (0..m2 * n2)
+        .map(|e| unsafe { *dst.add(at(e / n2, e % n2)) })
+        .collect();
+    // SAFETY: the scratch is `m2 × n2` row-major; a stride of 0 reads the caller's one row (column) twice,
+    // inside its view.
+    unsafe {
+        gemm_acc(
+            [m2, n2, k],
+            tmp.as_mut_ptr(),
+            [n2, 1],
+            lhs,
+            [if m == 1 { 0 } else { lhs_rs }, lhs_cs],
+            rhs,
+            [rhs_rs, if n == 1 { 0 } else { rhs_cs }],
+        );
+    }
+    for i in 0..m {
+        for j in 0..n {
+            // SAFETY: inside the caller's view.
+            unsafe { *dst.add(i * dst_rs + j * dst_cs) = tmp[i * n2 + j] };
+        }
+    }
+    tmp.clear();
 }
 
 /// `nn.GroupNorm(1, C)` (eps 1e-5) of one item `[C, T]` in place: two passes for the statistics (mean,
@@ -627,6 +696,27 @@ mod tests {
                     pad_row(&row, left, right, mode, false, &mut got);
                     assert_eq!(got, want, "{mode:?} len {len} pad ({left}, {right})");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn elu_does_not_depend_on_the_position() {
+        // A stream's tiles start anywhere in a row: a value must get the same bits in the vector body and
+        // in the last, partial group.
+        let src: Vec<f32> = (0..67).map(|i| -0.037 * i as f32 - 1e-3).collect();
+        let mut whole = vec![0.0; src.len()];
+        elu_into(&src, &mut whole);
+        for start in 0..src.len() {
+            for end in start..=src.len() {
+                let mut part = vec![0.0; end - start];
+                elu_into(&src[start..end], &mut part);
+                assert!(
+                    part.iter()
+                        .zip(&whole[start..end])
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "ELU of [{start}, {end}) differs from the whole row's"
+                );
             }
         }
     }

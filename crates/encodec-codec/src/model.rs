@@ -178,7 +178,9 @@ impl EncodecModel {
 
     /// Stream inputs of more than `frames` code frames in blocks of that many (default: about
     /// [`stream::TILE_SAMPLES`] samples); smaller blocks use less memory and more time, the result is the
-    /// same. Models with GroupNorm always run whole.
+    /// same. A stream ([`crate::EncodeStream`], [`crate::DecodeStream`]) runs a block as soon as its frames are
+    /// in, so this is also its latency; chunked models batch no more chunks than such a block holds (one
+    /// chunk for a small value). Models with GroupNorm always run whole.
     pub fn with_stream_frames(mut self, frames: usize) -> Self {
         self.set_stream_frames(frames);
         self
@@ -224,9 +226,13 @@ impl EncodecModel {
         self.stream_frames
     }
 
-    /// Chunks of `len` samples the networks take at once (one clip).
+    /// Chunks of `len` samples the stream encoder and decoder take at once: as many as the whole pass, or as
+    /// the samples of a block of [`Self::stream_frames`] hold if fewer (at least one: a stream of one-frame
+    /// blocks codes each chunk as soon as it is in). Each chunk's result is the same in any batch.
     pub(crate) fn chunk_batch(&self, len: usize) -> usize {
-        (CHUNK_BATCH_SAMPLES / len.max(1)).max(1)
+        let len = len.max(1);
+        let block = self.stream_frames.saturating_mul(self.config.hop_length()) / len;
+        (CHUNK_BATCH_SAMPLES / len).min(block).max(1)
     }
 
     /// The device the weights are on.

@@ -24,6 +24,14 @@ impl EncodecVectorQuantization {
     fn encode(&self, x: Tensor<2>) -> Tensor<1, Int> {
         let embed = self.codebook.embed.val(); // [K, D]
         let [k, _] = embed.dims();
+        let [rows, _] = x.dims();
+        if rows == 1 {
+            // One frame (a stream's tile): a product of one row goes to `gemm`'s vector kernel, which sums in
+            // another order than the matrix kernel that the whole pass's many rows get; two copies of the row
+            // take the matrix kernel, and the first's code is the whole pass's, bit for bit.
+            let codes = self.encode(Tensor::cat(vec![x.clone(), x], 0));
+            return codes.narrow(0, 0, 1);
+        }
         let x2 = x.clone().square().sum_dim(1); // [N, 1]
         let e2 = embed.clone().square().sum_dim(1).reshape([1, k]); // [1, K]
         let dot = x.matmul(embed.transpose()); // [N, K]

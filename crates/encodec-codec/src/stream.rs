@@ -5,7 +5,8 @@
 //! convolution stack (the *tail*). The head and the tail run on overlapping tiles whose margins cover every
 //! output's dependencies, reflections at the true edges included ([`crate::conv::EncodecConv1d::span`]), so
 //! every output kept from a tile is the one the whole pass computes; the LSTM carries its state from tile to
-//! tile. The result equals the whole pass up to the summation order inside the convolutions. GroupNorm
+//! tile. On the host kernels the result is the whole pass's bit for bit, whatever the tile length: every output
+//! is summed in the same order in a tile as in the whole input (docs/streaming.md says what that takes). GroupNorm
 //! (`time_group_norm`) takes statistics over the whole input and cannot be tiled: those networks run whole,
 //! which is what the chunked `encodec_48khz` does anyway (1 s chunks).
 
@@ -133,10 +134,12 @@ impl Tiler {
                 Extent::Whole(_) => break,
                 Extent::Open { available } => {
                     let end = self.done + block;
-                    // The tile's inputs must all be in, and the input must run past the block's last frame
-                    // (so that the block is not the input's last, whose tile reads to the true end).
+                    // The tile's inputs must all be in, the block's own samples included. A block that ends
+                    // exactly where the input so far ends is run: its tile reads no padding there (a causal
+                    // convolution pads the right only up to a multiple of its stride, which the block's end
+                    // is; a non-causal one reads past it, so `needs` waits for those samples).
                     let needs = (head.span)(self.done as i64, end as i64).1;
-                    if needs > available as i64 || end * head.down >= available {
+                    if needs > available as i64 || end * head.down > available {
                         break;
                     }
                     (end, available)
