@@ -9,6 +9,13 @@
 //!   sample, on disk in `TMPDIR`) and are converted once the peak is known.
 //! * `.safetensors`: `audio_values` f32 `[1, C, L]`, planar: channel 0 goes to the output as it comes, the other
 //!   channels wait in scratch files and follow it.
+//! * `--raw`: the WAV's samples without its header (interleaved 16-bit little-endian PCM), as they come.
+//!
+//! The length can also be open ([`AudioWriter::open_length`]: codes read as JSON lines give the clip's length
+//! at their end). Then a WAV file's header is written with sizes of 0 and rewritten at the end; a WAV on
+//! standard output, a FIFO or a device, which cannot be rewritten, carries `0xFFFFFFFF` in both size fields,
+//! the "length unknown" that `ffmpeg` writes to pipes and that `aplay`, `sox` and `ffmpeg` read to the end of the
+//! stream. `.safetensors` names its shape first: every channel waits in a scratch file.
 //!
 //! Nothing is opened before the first block: codes that the decoder refuses (it checks them all first) leave
 //! the output untouched, even a FIFO or standard output.
@@ -28,6 +35,8 @@ pub enum AudioFormat {
     Wav,
     /// `audio_values` f32 `[1, C, L]`.
     Safetensors,
+    /// Interleaved 16-bit little-endian PCM, no header.
+    Raw,
 }
 
 /// The largest magnitude, NaN ignored (`f32::max`).
@@ -41,8 +50,8 @@ enum State<'a> {
     Clip(OutputWriter<'a>),
     /// WAV, rescaled: interleaved f32 in a scratch file until the peak is known.
     Rescale(Scratch),
-    /// `audio_values`: channel 0 written, the others in scratch files.
-    Tensor(OutputWriter<'a>, Vec<Scratch>),
+    /// `audio_values`: channel 0 written (when the length is known), the others in scratch files.
+    Tensor(Option<OutputWriter<'a>>, Vec<Scratch>),
 }
 
 /// Decoded audio of a known length written block by block (see the module documentation).
@@ -52,8 +61,10 @@ pub struct AudioWriter<'a> {
     rescale: bool,
     channels: usize,
     rate: u32,
-    /// Frames the decoder will hand out.
-    frames: usize,
+    /// Frames the decoder will hand out, when known before the first.
+    frames: Option<usize>,
+    /// Flush the output after every block (a live stream).
+    flush: bool,
     /// Frames received.
     received: usize,
     peak: f32,
@@ -90,7 +101,8 @@ impl<'a> AudioWriter<'a> {
             rescale: rescale && format == AudioFormat::Wav,
             channels,
             rate,
-            frames,
+            frames: Some(frames),
+            flush: false,
             received: 0,
             peak: 0.0,
             buf: Vec::new(),
@@ -98,31 +110,53 @@ impl<'a> AudioWriter<'a> {
         })
     }
 
+    /// The length is not known before the end (see the module documentation).
+    pub fn open_length(mut self) -> Self {
+        self.frames = None;
+        self
+    }
+
+    /// Flush the output after every block, so that a reader of a pipe gets each as soon as it is decoded.
+    pub fn live(mut self, on: bool) -> Self {
+        self.flush = on;
+        self
+    }
+
     /// Open the output (or the scratch files) and write what goes before the samples.
     fn start(&mut self) -> Result<State<'a>> {
-        let (channels, frames) = (self.channels, self.frames);
-        match self.format {
-            AudioFormat::Wav if self.rescale => Ok(State::Rescale(scratch()?)),
-            AudioFormat::Wav => {
+        let channels = self.channels;
+        match (self.format, self.frames) {
+            (AudioFormat::Wav, _) if self.rescale => Ok(State::Rescale(scratch()?)),
+            (AudioFormat::Wav, frames) => {
                 let mut w = self.out.writer()?;
-                w.write_all(&self.header()?)?;
+                let mut header = self.header(frames.unwrap_or(0))?;
+                if frames.is_none() && self.out.is_stream() {
+                    header[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+                    header[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+                }
+                w.write_all(&header)?;
                 Ok(State::Clip(w))
             }
-            AudioFormat::Safetensors => {
+            (AudioFormat::Raw, _) => Ok(State::Clip(self.out.writer()?)),
+            (AudioFormat::Safetensors, Some(frames)) => {
                 let head = TensorHead::new("audio_values", Dtype::F32, vec![1, channels, frames]);
                 let (bytes, _) = safetensors_header(&[head])?;
                 let mut w = self.out.writer()?;
                 w.write_all(&bytes)?;
                 let rest = (1..channels).map(|_| scratch()).collect::<Result<_>>()?;
-                Ok(State::Tensor(w, rest))
+                Ok(State::Tensor(Some(w), rest))
+            }
+            (AudioFormat::Safetensors, None) => {
+                let all = (0..channels).map(|_| scratch()).collect::<Result<_>>()?;
+                Ok(State::Tensor(None, all))
             }
         }
     }
 
-    fn header(&self) -> Result<[u8; 44]> {
+    fn header(&self, frames: usize) -> Result<[u8; 44]> {
         u16::try_from(self.channels)
             .ok()
-            .and_then(|c| wav_header(c, self.rate, self.frames))
+            .and_then(|c| wav_header(c, self.rate, frames))
             .ok_or_else(|| {
                 anyhow::anyhow!("{}: too long for a WAV file", self.out.path().display())
             })
@@ -130,13 +164,22 @@ impl<'a> AudioWriter<'a> {
 
     /// A planar block (`block[c * n + t]`) of `n` frames.
     pub fn push(&mut self, block: &[f32], n: usize) -> Result<()> {
-        if block.len() != n * self.channels || self.received + n > self.frames {
+        let limit = self.frames.unwrap_or(usize::MAX);
+        if block.len() != n * self.channels || self.received + n > limit {
             bail!(
-                "the decoder handed out {} samples for {n} frames of {} channel(s) after {} of {} frames",
+                "the decoder handed out {} samples for {n} frames of {} channel(s) after {} of {limit} frames",
                 block.len(),
                 self.channels,
                 self.received,
-                self.frames
+            );
+        }
+        if self.frames.is_none()
+            && self.format == AudioFormat::Wav
+            && self.header(self.received + n).is_err()
+        {
+            bail!(
+                "{}: more than a 16-bit WAV file holds (4 GiB of samples); split the input",
+                self.out.path().display()
             );
         }
         let mut state = match self.state.take() {
@@ -149,7 +192,12 @@ impl<'a> AudioWriter<'a> {
         let r = match &mut state {
             State::Clip(w) => {
                 push_pcm16(block, n, 1.0, true, &mut self.buf);
-                w.write_all(&self.buf)
+                let r = w.write_all(&self.buf);
+                if self.flush {
+                    r.and_then(|()| w.flush())
+                } else {
+                    r
+                }
             }
             State::Rescale(s) => {
                 for t in 0..n {
@@ -166,12 +214,19 @@ impl<'a> AudioWriter<'a> {
                     values
                         .iter()
                         .for_each(|v| self.buf.extend_from_slice(&v.to_le_bytes()));
-                    r = match c {
-                        0 => w.write_all(&self.buf),
-                        _ => match rest.get_mut(c - 1) {
+                    // With the length known, channel 0 goes out now and `rest` holds the others.
+                    let scratch_index = if w.is_some() {
+                        c.checked_sub(1)
+                    } else {
+                        Some(c)
+                    };
+                    r = match (c, w.as_mut(), scratch_index) {
+                        (0, Some(w), _) => w.write_all(&self.buf),
+                        (_, _, Some(i)) => match rest.get_mut(i) {
                             Some(s) => s.write_all(&self.buf),
                             None => Ok(()),
                         },
+                        _ => Ok(()),
                     };
                     if r.is_err() {
                         break;
@@ -186,28 +241,33 @@ impl<'a> AudioWriter<'a> {
 
     /// Write what waits (rescaled samples, the other channels) and move the output into place.
     pub fn finish(mut self) -> Result<()> {
-        if self.received != self.frames {
+        if let Some(frames) = self.frames
+            && self.received != frames
+        {
             bail!(
-                "the decoder handed out {} frames, {} were announced",
+                "the decoder handed out {} frames, {frames} were announced",
                 self.received,
-                self.frames
             );
         }
         let state = match self.state.take() {
             Some(s) => s,
             None => self.start()?,
         };
+        let received = self.received;
         match state {
-            State::Clip(w) => {
+            State::Clip(mut w) => {
                 if self.peak > 0.99 {
                     eprintln!("Clipping!!");
+                }
+                if self.frames.is_none() && self.format == AudioFormat::Wav {
+                    w.rewrite_start(&self.header(received)?)?;
                 }
                 w.commit()
             }
             State::Rescale(s) => {
                 let gain = (0.99 / self.peak).min(1.0);
                 let mut w = self.out.writer()?;
-                w.write_all(&self.header()?)?;
+                w.write_all(&self.header(received)?)?;
                 let mut r = s.into_reader()?;
                 let mut f32s = vec![0u8; 1 << 16];
                 loop {
@@ -225,7 +285,21 @@ impl<'a> AudioWriter<'a> {
                 }
                 w.commit()
             }
-            State::Tensor(mut w, rest) => {
+            State::Tensor(w, rest) => {
+                let mut w = match w {
+                    Some(w) => w,
+                    None => {
+                        let head = TensorHead::new(
+                            "audio_values",
+                            Dtype::F32,
+                            vec![1, self.channels, received],
+                        );
+                        let (bytes, _) = safetensors_header(&[head])?;
+                        let mut w = self.out.writer()?;
+                        w.write_all(&bytes)?;
+                        w
+                    }
+                };
                 for s in rest {
                     std::io::copy(&mut s.into_reader()?, &mut w)?;
                 }

@@ -6,6 +6,8 @@
 //! * `.safetensors`: HF's `audio_codes` are codebook-major over a whole chunk (the 24 kHz model's one chunk is
 //!   the whole clip), so the codes are gathered in memory at 32 bits ([`CompactCodes`], 4 bytes a code: 2.4 KB
 //!   a second at 6 kbps) and written as i64 at the end, straight from there.
+//! * `.jsonl`: a line a frame, written as the codes come ([`crate::jsonl`]), flushed after each event when the
+//!   encoding is live (`--stream`), so that a reader of a pipe gets every frame as soon as it is final.
 
 use std::io::Write;
 
@@ -15,17 +17,35 @@ use clvp::raw::encodec::ecdc::{EcdcBodyWriter, EcdcModel, write_ecdc_header};
 use clvp::raw::encodec::{CodeEvent, is_valid_scale};
 use safetensors::Dtype;
 
-use crate::output::{Output, Scratch, TensorHead, safetensors_header, scratch};
+use crate::jsonl;
+use crate::output::{Output, OutputWriter, Scratch, TensorHead, safetensors_header, scratch};
 
 /// Where the codes of an encoding go.
-pub enum CodesWriter {
+pub enum CodesWriter<'a> {
     /// An `.ecdc` body in a scratch file.
     Ecdc(Box<EcdcBodyWriter<Scratch>>, EcdcModel),
     /// Codes gathered for a `.safetensors` file.
     Tensors(CompactCodes),
+    /// JSON lines written as they come; flushed after each event when live.
+    Jsonl { w: OutputWriter<'a>, live: bool },
 }
 
-impl CodesWriter {
+impl<'a> CodesWriter<'a> {
+    /// JSON lines to `out`, the header line first.
+    pub fn jsonl(
+        out: &'a Output,
+        header: &jsonl::Header,
+        bandwidth: f64,
+        live: bool,
+    ) -> Result<Self> {
+        let mut w = out.writer()?;
+        writeln!(w, "{}", jsonl::header_line(header, bandwidth))?;
+        if live {
+            w.flush()?;
+        }
+        Ok(CodesWriter::Jsonl { w, live })
+    }
+
     /// An `.ecdc` file of `model`'s layout.
     pub fn ecdc(model: EcdcModel) -> Result<Self> {
         Ok(CodesWriter::Ecdc(
@@ -49,6 +69,12 @@ impl CodesWriter {
                 body.end_segment(scale)?
             }
             (CodesWriter::Tensors(codes), event) => codes.push(event)?,
+            (CodesWriter::Jsonl { w, live }, event) => {
+                jsonl::write_event(w, event)?;
+                if *live {
+                    w.flush()?;
+                }
+            }
         }
         Ok(())
     }
@@ -67,6 +93,10 @@ impl CodesWriter {
                 w.commit()
             }
             CodesWriter::Tensors(codes) => write_hf_codes(out, &codes, audio_length),
+            CodesWriter::Jsonl { mut w, .. } => {
+                writeln!(w, "{}", jsonl::end_line(audio_length))?;
+                w.commit()
+            }
         }
     }
 }

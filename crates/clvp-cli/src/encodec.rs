@@ -5,6 +5,7 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use clvp::codec::{CodeEvent, CodesRef};
 use clvp::raw::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
 use clvp::raw::encodec::ecdc::{EcdcModel, EcdcReader};
 use clvp::raw::encodec::streaming::AudioSink;
@@ -14,6 +15,8 @@ use safetensors::{Dtype, SafeTensors};
 use crate::audio_out::{AudioFormat, AudioWriter};
 use crate::code_spool::CodeSpool;
 use crate::codes_out::CodesWriter;
+use crate::jsonl::{self, JsonlReader, Line};
+use crate::live::{AudioIn, Holdback, RawSpec};
 use crate::output::{Dash, Input, Output, model_files, refuse_same, refuse_terminal_stdin};
 
 /// `clvp encodec` subcommands.
@@ -66,6 +69,34 @@ impl ModelChoice {
     }
 }
 
+/// The live options of `encode` and `decode`.
+#[derive(clap::Args)]
+pub struct Live {
+    /// Live: read the input as it arrives and write each code frame (encode) or each block of samples
+    /// (decode) as soon as it is final, flushed (docs/streaming.md). The output's bytes are the same as without
+    /// it. A regular output file still appears whole at the end; a pipe, standard output or a FIFO gets the
+    /// data as it comes.
+    #[arg(long)]
+    stream: bool,
+    /// Code frames per block of the model with --stream (1: every frame as soon as it can be; more: less
+    /// work per frame, that much more latency).
+    #[arg(long, default_value_t = 1, value_name = "FRAMES")]
+    stream_frames: usize,
+}
+
+impl Live {
+    /// Set the model's block for a live run.
+    fn apply(&self, codec: &mut Encodec) -> Result<()> {
+        if self.stream_frames == 0 {
+            bail!("--stream-frames must be at least 1");
+        }
+        if self.stream {
+            codec.set_stream_frames(self.stream_frames);
+        }
+        Ok(())
+    }
+}
+
 /// Output options of decoded audio.
 #[derive(clap::Args)]
 pub struct AudioOut {
@@ -82,9 +113,20 @@ pub struct EncodeArgs {
     /// Bandwidth in kbps (one of the model's target bandwidths; Meta's CLI default is 6).
     #[arg(short = 'b', long, default_value_t = 6.0)]
     bandwidth: f64,
+    #[command(flatten)]
+    live: Live,
+    /// Read the input as raw interleaved 16-bit little-endian PCM of RATE Hz and CHANNELS channels, without a
+    /// header (`arecord -f S16_LE`).
+    #[arg(long, value_name = "RATE:CHANNELS")]
+    raw: Option<RawSpec>,
+    /// The output's format when its name has no extension (`-`, a FIFO): ecdc (the default), jsonl or
+    /// safetensors.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Input audio file (any common format; converted to the model's channels and rate).
     input: PathBuf,
-    /// Output: `.ecdc` or `.safetensors` (`-`: `.ecdc` on standard output).
+    /// Output: `.ecdc`, `.safetensors` or `.jsonl` (a line a code frame) (`-`: standard output, `.ecdc` unless
+    /// --format says otherwise).
     output: PathBuf,
 }
 
@@ -95,9 +137,14 @@ pub struct DecodeArgs {
     model: ModelChoice,
     #[command(flatten)]
     out: AudioOut,
-    /// Input codes: `.ecdc` or `.safetensors` (as `encode` writes).
+    #[command(flatten)]
+    live: Live,
+    /// Write raw interleaved 16-bit little-endian PCM (the WAV's samples, no header) at the model's rate.
+    #[arg(long)]
+    raw: bool,
+    /// Input codes: `.ecdc`, `.safetensors` or `.jsonl` (as `encode` writes them).
     input: PathBuf,
-    /// Output: `.wav` or `.safetensors` (`-`: `.wav` on standard output).
+    /// Output: `.wav` or `.safetensors` (`-`: `.wav` on standard output, raw PCM with --raw).
     output: PathBuf,
 }
 
@@ -177,13 +224,22 @@ fn encode_error(e: anyhow::Error, input: &Path) -> anyhow::Error {
     e.context(format!("{what} {}", label(input)))
 }
 
-/// The format of decoded audio written to `out` (`.wav`, also for a stream; or `.safetensors`).
-fn audio_format(out: &Output) -> Result<AudioFormat> {
-    match format(out, "wav").as_str() {
-        "wav" => Ok(AudioFormat::Wav),
-        "safetensors" => Ok(AudioFormat::Safetensors),
+/// The format of decoded audio written to `out` (`.wav`, also for a stream; or `.safetensors`; raw PCM with
+/// `--raw`, to any name but those two).
+fn audio_format(out: &Output, raw: bool) -> Result<AudioFormat> {
+    match (format(out, "wav").as_str(), raw) {
+        ("wav" | "safetensors", true) if !out.is_stream() || !extension(out.path()).is_empty() => {
+            bail!(
+                "{}: --raw writes headerless PCM, not a .{} file",
+                out.path().display(),
+                extension(out.path())
+            )
+        }
+        (_, true) => Ok(AudioFormat::Raw),
+        ("wav", false) => Ok(AudioFormat::Wav),
+        ("safetensors", false) => Ok(AudioFormat::Safetensors),
         _ => bail!(
-            "{}: decoded audio is written as .wav or .safetensors",
+            "{}: decoded audio is written as .wav or .safetensors (or raw PCM with --raw)",
             out.path().display()
         ),
     }
@@ -192,25 +248,37 @@ fn audio_format(out: &Output) -> Result<AudioFormat> {
 fn encode(args: &EncodeArgs) -> Result<()> {
     let out = output(&args.output, ".ecdc codes")?;
     refuse_inputs(&out, &args.input, &args.model, "audio")?;
-    let ext = format(&out, "ecdc");
-    if ext != "ecdc" && ext != "safetensors" {
-        bail!(
-            "{}: the output of `encode` must end in .ecdc or .safetensors",
-            out.path().display()
-        );
-    }
-    let codec = args.model.load(args.model.name())?;
-    let mut codes = if ext == "ecdc" {
-        CodesWriter::ecdc(codec.ecdc_model()?)?
-    } else {
-        CodesWriter::tensors()
+    let ext = codes_format(&out, args.format.as_deref())?;
+    let mut codec = args.model.load(args.model.name())?;
+    args.live.apply(&mut codec)?;
+    let live = args.live.stream;
+    let mut input = AudioIn::open(&args.input, args.raw)?;
+    // Live: every block goes to the model at once; else blocks of 16 384 frames (as `encode_stream`).
+    let gather = if live { 0 } else { 1 << 14 };
+    let mut encoder = codec
+        .encoder(Some(args.bandwidth), input.sample_rate(), input.channels())
+        .map_err(|e| encode_error(e.into(), &args.input))?
+        .with_gather(gather);
+    let mut codes = match ext.as_str() {
+        "ecdc" => CodesWriter::ecdc(codec.ecdc_model()?)?,
+        "safetensors" => CodesWriter::tensors(),
+        _ => {
+            let (_, num_codebooks) = codec.raw().config.check_bandwidth(Some(args.bandwidth))?;
+            let header = jsonl::Header {
+                model: codec.ecdc_model().ok().map(|m| m.name.to_string()),
+                sample_rate: codec.sample_rate(),
+                channels: codec.channels(),
+                num_codebooks,
+            };
+            CodesWriter::jsonl(&out, &header, args.bandwidth, live)?
+        }
     };
-    let mut reader = open_audio(&args.input)?;
-    let summary = codec
-        .encode_stream(&mut reader, Some(args.bandwidth), &mut |event| {
-            codes.push(event)
-        })
-        .map_err(|e| encode_error(e, &args.input))?;
+    let summary = (|| -> Result<_> {
+        let mut sink = |event: CodeEvent<'_>| codes.push(event);
+        input.for_each_block(&mut |block| encoder.push(block, &mut sink))?;
+        encoder.finish(&mut sink)
+    })()
+    .map_err(|e| encode_error(e, &args.input))?;
     codes.finish(&out, summary.audio_length)?;
     eprintln!(
         "{}: {} samples → {} chunk(s) × {} codebooks ({} kbps) → {}",
@@ -222,6 +290,27 @@ fn encode(args: &EncodeArgs) -> Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+/// The format of `encode`'s output: its extension, or `--format` (default `ecdc`) for a name without one.
+fn codes_format(out: &Output, flag: Option<&str>) -> Result<String> {
+    let ext = extension(out.path());
+    let ext = match (ext.is_empty() && out.is_stream(), flag) {
+        (true, Some(f)) => f.to_ascii_lowercase(),
+        (true, None) => "ecdc".to_string(),
+        (false, Some(f)) if !f.eq_ignore_ascii_case(&ext) => bail!(
+            "{}: --format {f} does not match the output's extension .{ext}",
+            out.path().display()
+        ),
+        (false, _) => ext,
+    };
+    if !matches!(ext.as_str(), "ecdc" | "safetensors" | "jsonl") {
+        bail!(
+            "{}: the output of `encode` must end in .ecdc, .safetensors or .jsonl",
+            out.path().display()
+        );
+    }
+    Ok(ext)
 }
 
 fn read_i64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
@@ -303,10 +392,12 @@ enum CodesIn {
     Ecdc(Box<EcdcReader<Box<dyn Read>>>),
     /// HF's tensors from a `.safetensors` file.
     Tensors(AudioCodes),
+    /// JSON lines, a code frame a line, read as they are decoded.
+    Jsonl(Box<JsonlReader<BufReader<Box<dyn Read>>>>, jsonl::Header),
 }
 
-/// Read the codes of `path`: `.ecdc` or `.safetensors` by the extension; standard input (`-`), or a pipe or
-/// device named without one (`<(cmd)`), by the first bytes (`ECDC` is Meta's container).
+/// Read the codes of `path`: `.ecdc`, `.safetensors` or `.jsonl` by the extension; standard input (`-`), or a
+/// pipe or device named without one (`<(cmd)`), by the first bytes (`ECDC` is Meta's container, `{` JSON lines).
 fn read_input_codes(path: &Path) -> Result<CodesIn> {
     let name = label(path);
     let ext = extension(path);
@@ -314,9 +405,9 @@ fn read_input_codes(path: &Path) -> Result<CodesIn> {
     let stream = stdin || std::fs::metadata(path).is_ok_and(|m| !m.is_file());
     let ecdc = match ext.as_str() {
         "ecdc" => Some(true),
-        "safetensors" => Some(false),
+        "safetensors" | "jsonl" => Some(false),
         "" if stream => None,
-        _ => bail!("{name}: the input of `decode` must end in .ecdc or .safetensors"),
+        _ => bail!("{name}: the input of `decode` must end in .ecdc, .safetensors or .jsonl"),
     };
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) && !stdin {
         bail!("reading {name}: it is a directory");
@@ -333,8 +424,14 @@ fn read_input_codes(path: &Path) -> Result<CodesIn> {
         .take(4)
         .read_to_end(&mut head)
         .with_context(|| format!("reading {name}"))?;
+    let lines = ext == "jsonl" || ext.is_empty() && head.first() == Some(&b'{');
     let ecdc = ecdc.unwrap_or(head == b"ECDC");
     let mut reader = Cursor::new(head).chain(source);
+    if lines {
+        let boxed: Box<dyn Read> = Box::new(reader);
+        let (r, header) = JsonlReader::new(BufReader::new(boxed), &name)?;
+        return Ok(CodesIn::Jsonl(Box::new(r), header));
+    }
     if ecdc {
         let boxed: Box<dyn Read> = Box::new(reader);
         let file = EcdcReader::new(boxed)
@@ -433,7 +530,7 @@ fn read_safetensors_stream(r: &mut impl Read, name: &str) -> Result<Vec<u8>> {
 fn decode(args: &DecodeArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
     refuse_inputs(&out, &args.input, &args.model, "codes")?;
-    let format = audio_format(&out)?;
+    let format = audio_format(&out, args.raw)?;
     let input = read_input_codes(&args.input)?;
     let name = match (&args.model.model, &input) {
         (Some(m), _) => m.clone(),
@@ -442,9 +539,16 @@ fn decode(args: &DecodeArgs) -> Result<()> {
             DEFAULT_ENCODEC_HQ.to_string()
         }
         (None, CodesIn::Ecdc(_)) => DEFAULT_ENCODEC.to_string(),
-        (None, CodesIn::Tensors(_)) => args.model.name().to_string(),
+        (None, CodesIn::Jsonl(_, h))
+            if h.model.as_deref() == Some(EcdcModel::ENCODEC_48KHZ.name) =>
+        {
+            DEFAULT_ENCODEC_HQ.to_string()
+        }
+        (None, CodesIn::Jsonl(..) | CodesIn::Tensors(_)) => args.model.name().to_string(),
     };
-    let codec = args.model.load(&name)?;
+    let mut codec = args.model.load(&name)?;
+    args.live.apply(&mut codec)?;
+    let live = args.live.stream;
     let label = label(&args.input);
     match input {
         CodesIn::Ecdc(mut file) => {
@@ -462,8 +566,7 @@ fn decode(args: &DecodeArgs) -> Result<()> {
                 &codec,
                 frames,
                 &out,
-                format,
-                args.out.rescale,
+                (format, args.out.rescale, live),
                 &mut |sink| codec.decode_ecdc_stream(&mut file, sink).map(drop),
             )
             .with_context(|| format!("decoding {label}"))
@@ -475,8 +578,7 @@ fn decode(args: &DecodeArgs) -> Result<()> {
                 &codec,
                 frames,
                 &out,
-                format,
-                args.out.rescale,
+                (format, args.out.rescale, live),
                 &mut |sink| {
                     codec
                         .decode_stream(&segments, codes.num_codebooks, codes.audio_length, sink)
@@ -485,19 +587,82 @@ fn decode(args: &DecodeArgs) -> Result<()> {
             )
             .with_context(|| format!("decoding {label}"))
         }
+        CodesIn::Jsonl(mut lines, header) => decode_lines(
+            &codec,
+            &name,
+            &mut lines,
+            &header,
+            &out,
+            (format, args.out.rescale, live),
+        )
+        .with_context(|| format!("decoding {label}")),
     }
+}
+
+/// Decode JSON lines as they are read. Their header must fit the model; the audio length comes last, so the
+/// decoded audio is written with its length open ([`AudioWriter::open_length`]) and the last frame's samples
+/// wait for the cut ([`Holdback`]).
+fn decode_lines(
+    codec: &Encodec,
+    name: &str,
+    lines: &mut JsonlReader<BufReader<Box<dyn Read>>>,
+    header: &jsonl::Header,
+    out: &Output,
+    (format, rescale, live): (AudioFormat, bool, bool),
+) -> Result<()> {
+    if header.sample_rate != codec.sample_rate() || header.channels != codec.channels() {
+        bail!(
+            "the codes are of a {} Hz, {}-channel model; {name} is {} Hz, {}-channel",
+            header.sample_rate,
+            header.channels,
+            codec.sample_rate(),
+            codec.channels()
+        );
+    }
+    if let (Some(written), Ok(expected)) = (&header.model, codec.ecdc_model())
+        && written != expected.name
+    {
+        bail!(
+            "the codes were written by {written}, but the model {name} has the layout of {}",
+            expected.name
+        );
+    }
+    let mut decoder = codec.decoder(header.num_codebooks, None)?;
+    let mut writer = AudioWriter::new(
+        out,
+        format,
+        rescale,
+        codec.channels(),
+        codec.sample_rate(),
+        0,
+    )?
+    .open_length()
+    .live(live);
+    let mut held = Holdback::new(codec.channels(), codec.raw().config.hop_length());
+    let mut sink = |block: &[f32], n: usize| held.push(block, n, &mut writer);
+    let audio_length = loop {
+        match lines.next_line(header.num_codebooks)? {
+            Some(Line::Frame(codes)) => decoder.push(CodesRef::U32(&codes), 1, &mut sink)?,
+            Some(Line::EndSegment(scale)) => decoder.end_segment(scale, &mut sink)?,
+            Some(Line::End(n)) => break n,
+            None => bail!("the codes end without their end line"),
+        }
+    };
+    decoder.finish(&mut sink)?;
+    held.finish(audio_length, &mut writer)?;
+    writer.finish()
 }
 
 /// The decoder run of [`decode_to`]: it hands the sink planar blocks as they are final.
 type DecodeRun<'a> = dyn FnMut(&mut AudioSink<'_, anyhow::Error>) -> Result<()> + 'a;
 
-/// Decode `frames` samples per channel block by block into `out` (`run` drives the decoder).
+/// Decode `frames` samples per channel block by block into `out` (`run` drives the decoder), in `format`,
+/// rescaled or not, flushed after every block when live.
 fn decode_to(
     codec: &Encodec,
     frames: usize,
     out: &Output,
-    format: AudioFormat,
-    rescale: bool,
+    (format, rescale, live): (AudioFormat, bool, bool),
     run: &mut DecodeRun<'_>,
 ) -> Result<()> {
     let mut writer = AudioWriter::new(
@@ -507,7 +672,8 @@ fn decode_to(
         codec.channels(),
         codec.sample_rate(),
         frames,
-    )?;
+    )?
+    .live(live);
     run(&mut |block, n| writer.push(block, n))?;
     writer.finish()
 }
@@ -519,7 +685,7 @@ fn decode_to(
 fn roundtrip(args: &RoundtripArgs) -> Result<()> {
     let out = output(&args.output, "WAV audio")?;
     refuse_inputs(&out, &args.input, &args.model, "audio")?;
-    let format = audio_format(&out)?;
+    let format = audio_format(&out, false)?;
     let codec = args.model.load(args.model.name())?;
     let mut reader = open_audio(&args.input)?;
     let mut spool = CodeSpool::new()?;
@@ -536,8 +702,7 @@ fn roundtrip(args: &RoundtripArgs) -> Result<()> {
         &codec,
         frames,
         &out,
-        format,
-        args.out.rescale,
+        (format, args.out.rescale, false),
         &mut |sink| match decoder.take() {
             Some(d) => events.replay(d, sink),
             None => Ok(()),

@@ -290,7 +290,7 @@ fn bad_encodec_input_is_a_clear_error_and_writes_nothing() {
                 path(&wav),
                 path(&x_mp3),
             ],
-            ".ecdc or .safetensors",
+            ".ecdc, .safetensors or .jsonl",
         ),
     ];
     for (args, needle) in cases {

@@ -134,7 +134,7 @@ fn hostile_output_locations_through_the_cli() {
                 s(&o("x.mp3")),
             ],
             &[&o("x.mp3")],
-            &[".ecdc or .safetensors"],
+            &[".ecdc, .safetensors or .jsonl"],
         ),
     ];
     match &read_only {

@@ -10,8 +10,10 @@ use encodec_codec::ecdc::EcdcSegment;
 use encodec_codec::{EncodecModel, EncodedSegment};
 
 mod files;
+mod live;
 mod stream;
 
+pub use live::StreamEncoder;
 pub use stream::{CompactCodes, ecdc_segment_refs};
 
 pub use encodec_codec::ecdc::{EcdcFile, EcdcModel, EcdcPiece, EcdcReader};

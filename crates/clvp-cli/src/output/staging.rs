@@ -141,6 +141,16 @@ impl Staged {
         Ok(file)
     }
 
+    /// Overwrite the file's first bytes with `bytes` (a header whose sizes are known only at the end) and go
+    /// back to its end.
+    pub fn rewrite_start(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(bytes)?;
+        self.file.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+
     /// Flush the written data to disk and give the file mode 0644.
     pub fn finish(&mut self) -> io::Result<()> {
         self.file.sync_all()?;

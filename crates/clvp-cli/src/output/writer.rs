@@ -83,6 +83,19 @@ impl OutputWriter<'_> {
         io::Error::new(e.kind(), msg)
     }
 
+    /// Overwrite the first bytes written with `bytes` (a header whose sizes are known only at the end):
+    /// `false`, doing nothing, when the output is a stream (standard output, a FIFO, a device).
+    pub fn rewrite_start(&mut self, bytes: &[u8]) -> Result<bool> {
+        let Sink::File { staged, .. } = &mut self.sink else {
+            return Ok(false);
+        };
+        let r = staged
+            .flush()
+            .and_then(|()| staged.get_mut().rewrite_start(bytes));
+        r.map_err(|e| anyhow!("cannot write {}: {}", self.out.given.display(), plain(&e)))?;
+        Ok(true)
+    }
+
     /// Finish the output: flush it; a regular file is synced, given mode 0644 and moved into place.
     pub fn commit(self) -> Result<()> {
         let out = self.out;

@@ -3,14 +3,12 @@
 //! block. Memory stays at a block's worth of audio whatever the length; the codes and samples are those of
 //! [`Encodec::encode`] and [`Encodec::decode`] on the whole clip.
 
-use clvp_audio::{AudioError, AudioReader, StreamResampler, convert_channels};
+use clvp_audio::{AudioError, AudioReader};
 use std::io::Read;
 
 use encodec_codec::ecdc::{EcdcFile, EcdcPiece, EcdcReader};
 use encodec_codec::streaming::{AudioSink, CodeSink};
-use encodec_codec::{
-    CodeEvent, CodesRef, DecodeStream, EncodeStream, EncodecError, SegmentRef, StreamSummary,
-};
+use encodec_codec::{CodeEvent, CodesRef, DecodeStream, EncodecError, SegmentRef, StreamSummary};
 
 use super::{AudioCodes, ChunkCodes, CodecError, Encodec};
 
@@ -21,10 +19,10 @@ const PUSH_FRAMES: usize = 1 << 14;
 const ECDC_PIECE_FRAMES: usize = 1 << 10;
 
 impl Encodec {
-    /// Encode the audio of `reader` at `bandwidth` kbps (`None`: the model's smallest): every block is brought
-    /// to the model's channels ([`convert_channels`]) and rate ([`StreamResampler`]) and pushed to an
-    /// [`EncodeStream`]; `sink` receives the codes as they are final, segment by segment. The codes equal
-    /// [`Encodec::encode`]'s on the whole file.
+    /// Encode the audio of `reader` at `bandwidth` kbps (`None`: the model's smallest): its blocks go through
+    /// a [`crate::codec::StreamEncoder`] (converted to the model's channels and rate, pushed to the model in
+    /// blocks of 16 384 frames); `sink` receives the codes as they are final, segment by segment. The codes
+    /// equal [`Encodec::encode`]'s on the whole file.
     ///
     /// The sink's error type is the caller's (an `anyhow::Error`, a boxed error): large error types in closures
     /// are costly.
@@ -34,24 +32,14 @@ impl Encodec {
         bandwidth: Option<f64>,
         sink: &mut CodeSink<'_, E>,
     ) -> Result<StreamSummary, E> {
-        let channels = self.channels();
         let audio = |e: AudioError| E::from(CodecError::from(e));
-        let mut stream = EncodeStream::new(&self.model, bandwidth)?;
-        let mut resampler =
-            StreamResampler::new(reader.sample_rate(), self.sample_rate(), channels)
-                .map_err(audio)?;
-        let mut converted: Vec<Vec<f32>> = vec![Vec::new(); channels];
+        let mut encoder = self
+            .encoder(bandwidth, reader.sample_rate(), reader.channels())?
+            .with_gather(PUSH_FRAMES);
         while let Some(block) = reader.next_block().map_err(audio)? {
-            let block = convert_channels(block, channels).map_err(audio)?;
-            resampler.push(&block, &mut converted).map_err(audio)?;
-            if converted[0].len() >= PUSH_FRAMES {
-                stream.push(&converted, sink)?;
-                converted.iter_mut().for_each(Vec::clear);
-            }
+            encoder.push(block, sink)?;
         }
-        resampler.finish(&mut converted).map_err(audio)?;
-        stream.push(&converted, sink)?;
-        stream.finish(sink)
+        encoder.finish(sink)
     }
 
     /// Samples per channel [`Encodec::decode_stream`] hands out for `segments`.
