@@ -80,7 +80,7 @@ pub struct Live {
     stream: bool,
     /// Code frames per block of the model with --stream (1: every frame as soon as it can be; more: less
     /// work per frame, that much more latency).
-    #[arg(long, default_value_t = 1, value_name = "FRAMES")]
+    #[arg(long, default_value_t = 1, value_name = "FRAMES", requires = "stream")]
     stream_frames: usize,
 }
 

@@ -29,24 +29,6 @@ const DEFAULT_LOG: &str = "warn,symphonia=off";
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (the 16th entry of `mi_option_e` in mimalloc v3's `mimalloc.h`; the
-/// Rust bindings name no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// The purge delay the CLI runs with, in ms (mimalloc v3's default is 1 000): freed pages go back to the system
-/// this long after they are freed. With a second, `encodec roundtrip` held the encoder's freed working set while
-/// the decoder built its own (572 MiB for an hour against 460 for either half, docs/memory.md).
-const PURGE_DELAY_MS: std::ffi::c_long = 0;
-
-/// Set mimalloc's purge delay to [`PURGE_DELAY_MS`], unless `MIMALLOC_PURGE_DELAY` chooses one.
-fn set_purge_delay() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: called once at the start of `main`, before any other thread exists (the option is a plain
-        // store that mimalloc reads when it schedules a purge).
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
-}
-
 #[derive(Parser)]
 #[command(
     name = "clvp",
@@ -76,7 +58,6 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    set_purge_delay();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("CLVP_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),

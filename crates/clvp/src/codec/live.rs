@@ -66,8 +66,8 @@ impl Encodec {
         })
     }
 
-    /// Code frames per block of the stream encoder and decoder (the model's tile; default 2^18 samples'
-    /// worth, 819 frames at 24 kHz). A block runs once its frames are in, so this is their latency: 1 hands out
+    /// Code frames per block of the stream encoder and decoder (the model's tile; default 2^16 samples'
+    /// worth, 204 frames at 24 kHz). A block runs once its frames are in, so this is their latency: 1 hands out
     /// each code frame (encoder) and each frame's samples (decoder) as soon as what it depends on has arrived,
     /// at the cost of recomputing the convolutions' margins for every block (`docs/streaming.md` measures
     /// both). The codes and samples are the same whatever the value. Chunked models (48 kHz) stream chunk by
