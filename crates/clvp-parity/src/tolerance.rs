@@ -1,4 +1,5 @@
-//! The tolerance table: the single place where parity tolerances are written down.
+//! The tolerance table: the single place where parity tolerances are written down (`tolerances.json`, read by
+//! the Rust tests through [`tolerance`] and by the Python binding's tests).
 //!
 //! A case passes when every element satisfies `|ours - reference| <= atol + rtol * |reference|`
 //! (numpy's `allclose`), or, for `scaled` tolerances, `|ours - reference| <= atol * max|reference|`.
@@ -55,40 +56,56 @@ impl Tolerance {
     }
 }
 
-/// The tolerance of a named component. Unknown names are a programming error and fall back to exact.
-///
-/// | component | tolerance | why |
-/// |---|---|---|
-/// | `tokenizer` | exact | ids are integers |
-/// | `features` | 1e-4 abs | issue 3: `ClvpFeatureExtractor` parity; float64 FFT, complex64 rounding reproduced |
-/// | `mel_filters` | 1e-12 abs | the filter bank is computed in float64 on both sides |
-/// | `nn` | 1e-4 abs | issue 5: CLVP networks on the tiny checkpoint |
-/// | `nn_full` | 1e-4 · max\|ref\| | issue 5: full-size random-init checkpoint |
-/// | `nn_bf16`, `nn_full_bf16` | 1e-2, 2e-2 · max\|ref\| | issue 8: decoder logits with bf16 projection weights against the f32 reference (measured 0.34 %, 0.65 %) |
-/// | `hub` | 1e-5 abs | issue 4: tiny modules loaded from every checkpoint format (weight-norm folding, LSTM gates) against PyTorch |
-/// | `encodec_latent`, `encodec_full_latent` | 1e-4 · max\|ref\| | issue 7: encoder latents, relative to their largest magnitude |
-/// | `encodec_audio`, `encodec_full_audio` | 1e-5 abs | issue 7: decoding the reference codes, scales, forward (audio is ~1e-1, so abs 1e-4 would be loose) |
-/// | `processors` | 1e-6 abs | issue 6: logits processors against HF's on the same logits (finite entries; −inf masks exact) |
-/// | `batch` | 1e-5 abs | issue 9: a batched call against the same items one by one (ours against ours) |
-/// | `stream` | 1e-5 abs | issue 9: EnCodec streamed block by block against one pass (ours against ours) |
+/// The tolerance of a named component, from `tolerances.json` (each row says why). Unknown names are a
+/// programming error and fall back to exact.
 pub fn tolerance(component: &str) -> Tolerance {
-    match component {
-        "tokenizer" => Tolerance::EXACT,
-        "features" => Tolerance::abs(1e-4),
-        "mel_filters" => Tolerance::abs(1e-12),
-        "hub" => Tolerance::abs(1e-5),
-        "nn" => Tolerance::abs(1e-4),
-        "nn_full" => Tolerance::scaled(1e-4),
-        // bf16 decoder weights (8 significant bits) against the f32 reference: measured 0.34 % (tiny) and
-        // 0.65 % (full size, seed 7) of max|logit|.
-        "nn_bf16" => Tolerance::scaled(1e-2),
-        "nn_full_bf16" => Tolerance::scaled(2e-2),
-        "encodec_latent" | "encodec_full_latent" => Tolerance::scaled(1e-4),
-        "encodec_audio" | "encodec_full_audio" => Tolerance::abs(1e-5),
-        "batch" => Tolerance::abs(1e-5),
-        // EnCodec streamed block by block vs one pass: the same sums in another order (tiles' convolutions).
-        "stream" => Tolerance::abs(1e-5),
-        "processors" => Tolerance::abs(1e-6),
-        _ => Tolerance::EXACT,
+    table().get(component).copied().unwrap_or(Tolerance::EXACT)
+}
+
+/// The table of `tolerances.json` (next to this crate's manifest), which the Python tests read too.
+const TABLE: &str = include_str!("../tolerances.json");
+
+fn table() -> &'static std::collections::HashMap<String, Tolerance> {
+    static PARSED: std::sync::OnceLock<std::collections::HashMap<String, Tolerance>> =
+        std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            atol: f64,
+            #[serde(default)]
+            rtol: f64,
+            #[serde(default)]
+            scaled: bool,
+        }
+        let rows: std::collections::HashMap<String, Row> = match serde_json::from_str(TABLE) {
+            Ok(rows) => rows,
+            Err(e) => panic!("crates/clvp-parity/tolerances.json is not a tolerance table: {e}"),
+        };
+        rows.into_iter()
+            .map(|(k, r)| {
+                (
+                    k,
+                    Tolerance {
+                        atol: r.atol,
+                        rtol: r.rtol,
+                        scaled: r.scaled,
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_parses_and_answers() {
+        assert_eq!(tolerance("features"), Tolerance::abs(1e-4));
+        assert_eq!(tolerance("nn_full_bf16"), Tolerance::scaled(2e-2));
+        assert_eq!(tolerance("tokenizer"), Tolerance::EXACT);
+        assert_eq!(tolerance("no such component"), Tolerance::EXACT);
+        assert_eq!(table().len(), 15);
     }
 }

@@ -1,0 +1,34 @@
+"""CLVP (Tortoise TTS) and EnCodec in Rust, with transformers' Python API.
+
+Swap the import and keep the code::
+
+    from clvp import EncodecModel, ClvpTokenizer, ClvpFeatureExtractor
+
+Every class takes and returns numpy arrays with transformers' shapes and dtypes; the computing calls release
+the GIL, and the model objects may be shared between threads. Errors are ``ValueError``,
+``FileNotFoundError`` or ``RuntimeError`` with the messages of the ``clvp`` command.
+"""
+
+from ._clvp import (
+    ClvpFeatureExtractor,
+    ClvpTokenizer,
+    EncodecDecoderOutput,
+    EncodecEncoderOutput,
+    EncodecModel,
+    EncodecStreamDecoder,
+    EncodecStreamEncoder,
+    __version__,
+)
+from . import ecdc
+
+__all__ = [
+    "ClvpFeatureExtractor",
+    "ClvpTokenizer",
+    "EncodecDecoderOutput",
+    "EncodecEncoderOutput",
+    "EncodecModel",
+    "EncodecStreamDecoder",
+    "EncodecStreamEncoder",
+    "ecdc",
+    "__version__",
+]

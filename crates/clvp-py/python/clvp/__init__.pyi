@@ -1,0 +1,11 @@
+from . import ecdc as ecdc
+from ._clvp import (
+    ClvpFeatureExtractor as ClvpFeatureExtractor,
+    ClvpTokenizer as ClvpTokenizer,
+    EncodecDecoderOutput as EncodecDecoderOutput,
+    EncodecEncoderOutput as EncodecEncoderOutput,
+    EncodecModel as EncodecModel,
+    EncodecStreamDecoder as EncodecStreamDecoder,
+    EncodecStreamEncoder as EncodecStreamEncoder,
+    __version__ as __version__,
+)
