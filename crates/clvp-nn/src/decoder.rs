@@ -204,13 +204,20 @@ impl KvCache {
         self.capacity
     }
 
-    /// Keep only the rows `indices` (beam-search reordering, or dropping finished rows).
-    pub fn select_rows(&mut self, indices: &[usize]) {
+    /// Keep only the rows `indices` (beam-search reordering, or dropping finished rows); an index past the
+    /// cache's batch is an error, and the cache is left as it was.
+    pub fn select_rows(&mut self, indices: &[usize]) -> Result<(), NnError> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.batch) {
+            return Err(NnError::Shape(format!(
+                "KV cache row {bad} selected from a batch of {}",
+                self.batch
+            )));
+        }
         match &mut self.store {
             Store::Unallocated => {}
             Store::Tensors { keys, values } => {
                 let Some(first) = keys.first() else {
-                    return;
+                    return Ok(());
                 };
                 let device = first.device();
                 let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
@@ -223,6 +230,7 @@ impl KvCache {
             Store::Host(kv) => kv.select_rows(indices),
         }
         self.batch = indices.len();
+        Ok(())
     }
 
     /// Allocate the buffers for the host path (`host`) or burn tensors on `device`, on first use; a
@@ -537,6 +545,20 @@ mod tests {
             .with_num_attention_heads(2);
         let lm = ClvpForCausalLM::new(&config, device);
         (config, lm)
+    }
+
+    #[test]
+    fn selecting_a_row_past_the_batch_is_an_error() {
+        let device = Device::default();
+        let (config, _) = small_decoder(&device);
+        let mut cache = KvCache::new(&config, 2, 8, &device);
+        let err = cache.select_rows(&[1, 2]).expect_err("row 2 of 2");
+        assert!(
+            err.to_string().contains("row 2 selected from a batch of 2"),
+            "{err}"
+        );
+        assert!(cache.select_rows(&[1, 1, 0]).is_ok());
+        assert!(cache.select_rows(&[2]).is_ok(), "the batch is 3 rows now");
     }
 
     /// A cache made for one batch size, fed another, and a cache filled on the host path then read

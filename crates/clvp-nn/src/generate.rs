@@ -130,7 +130,7 @@ fn prefill(
         let rows: Vec<usize> = (0..b)
             .flat_map(|i| std::iter::repeat_n(i, expand))
             .collect();
-        cache.select_rows(&rows);
+        cache.select_rows(&rows)?;
         let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &device);
         last = last.select(0, idx);

@@ -55,9 +55,9 @@ impl EncodecLstm {
     /// step: running a sequence in pieces, each from the previous piece's state, gives the whole sequence's
     /// output.
     ///
-    /// # Panics
-    /// When `x`'s channels are not the LSTM's width, or `state` comes from another batch size.
-    pub fn forward_with_state(
+    /// Crate-internal: the stream's tiler is its only caller and passes the widths and states it made; a
+    /// mismatch there is a bug of this crate (asserted below), never a caller's input.
+    pub(crate) fn forward_with_state(
         &self,
         x: Tensor<3>,
         state: Option<LstmState>,

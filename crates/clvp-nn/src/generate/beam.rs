@@ -223,7 +223,7 @@ pub(super) fn beam_search(
 
         // Reorder the cache by the beams the survivors came from, then feed their newest tokens.
         if sources.iter().enumerate().any(|(i, &s)| i != s) {
-            cache.select_rows(&sources);
+            cache.select_rows(&sources)?;
         }
         let tokens: Vec<u32> = running
             .iter()

@@ -35,8 +35,9 @@ impl HostKv {
         }
     }
 
-    /// Keep rows `indices` (each `< batch`), in that order.
-    pub fn select_rows(&mut self, indices: &[usize]) {
+    /// Keep rows `indices`, in that order; each must be `< batch` (the caller, [`crate::KvCache::select_rows`],
+    /// checks).
+    pub(crate) fn select_rows(&mut self, indices: &[usize]) {
         let row = self.heads * self.capacity * self.head_dim;
         for buf in self.keys.iter_mut().chain(self.values.iter_mut()) {
             let mut out = Vec::with_capacity(indices.len() * row);

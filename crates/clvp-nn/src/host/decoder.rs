@@ -134,7 +134,7 @@ impl HostLayer {
     ) -> Result<Tensor<3>, NnError> {
         let (d_out, d_in) = self.out_proj.dims();
         map_rows(x, d_in, d_out, |x, rows| {
-            let merged = kv.attend(layer, past, t, &self.qkv.forward(x, rows));
+            let merged = kv.attend(layer, past, t, &self.qkv.forward(x, rows)?);
             self.out_proj.forward(&merged, rows)
         })
     }
@@ -145,7 +145,7 @@ impl HostLayer {
         let (d_out, _) = self.c_proj.dims();
         let (_, d_in) = self.c_fc.dims();
         map_rows(z, d_in, d_out, |x, rows| {
-            let mut a = self.c_fc.forward(x, rows);
+            let mut a = self.c_fc.forward(x, rows)?;
             gelu_new_in_place(&mut a);
             self.c_proj.forward(&a, rows)
         })
@@ -157,7 +157,7 @@ fn map_rows(
     x: Tensor<3>,
     d_in: usize,
     d_out: usize,
-    f: impl FnOnce(&[f32], usize) -> Vec<f32>,
+    f: impl FnOnce(&[f32], usize) -> Result<Vec<f32>, NnError>,
 ) -> Result<Tensor<3>, NnError> {
     let [b, t, d] = x.dims();
     if d != d_in {
@@ -167,7 +167,7 @@ fn map_rows(
     }
     let device: Device = x.device();
     let data = to_host(x.into_data()).map_err(NnError::Shape)?;
-    let y = f(&data, b * t);
+    let y = f(&data, b * t)?;
     Ok(Tensor::from_data(
         TensorData::new(y, [b, t, d_out]),
         &device,

@@ -8,6 +8,7 @@
 //! in the high half), so widening it to f32 is one shift or one mask per lane and the input is split
 //! into its even and odd elements once per call. Products and sums are f32 (FMA where the CPU has it).
 
+use crate::error::NnError;
 use crate::host::team;
 
 /// How a [`PackedLinear`] stores its weight.
@@ -123,15 +124,18 @@ impl PackedLinear {
         }
     }
 
-    /// `x·Wᵀ + b` of `rows` input rows `x` (`[rows, in]`) → `[rows, out]`.
-    ///
-    /// # Panics
-    /// If `x.len() != rows · in` (callers pass tensors whose shape they checked).
-    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+    /// `x·Wᵀ + b` of `rows` input rows `x` (`[rows, in]`) → `[rows, out]`; an `x` of another length is an
+    /// [`NnError::Shape`].
+    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, NnError> {
         let (d_out, d_in) = (self.d_out, self.d_in);
-        assert_eq!(x.len(), rows * d_in, "PackedLinear input is not [rows, in]");
+        if rows.checked_mul(d_in) != Some(x.len()) {
+            return Err(NnError::Shape(format!(
+                "a projection of width {d_in} got {} values for {rows} rows",
+                x.len()
+            )));
+        }
         if rows == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let input = Input::new(x, rows, d_in, matches!(self.data, Data::Bf16(_)));
         let threads = rayon::current_num_threads();
@@ -145,7 +149,7 @@ impl PackedLinear {
             let mut y = vec![0.0f32; rows * d_out];
             self.range(0, &input, &mut y);
             self.add_bias(&mut y, 0, rows);
-            return y;
+            return Ok(y);
         }
         // Each thread computes one contiguous range of outputs for every row, `[rows, n]`; the
         // ranges are then laid side by side.
@@ -157,7 +161,7 @@ impl PackedLinear {
             part
         });
         if let [only] = &parts[..] {
-            return only.clone();
+            return Ok(only.clone());
         }
         let mut y = vec![0.0f32; rows * d_out];
         for (k, part) in parts.iter().enumerate() {
@@ -166,7 +170,7 @@ impl PackedLinear {
                 dst[o0..o0 + n].copy_from_slice(src);
             }
         }
-        y
+        Ok(y)
     }
 
     /// Add the bias of outputs `o0..` to `part` (`[rows, n]`).
@@ -513,6 +517,19 @@ mod tests {
 
     use crate::host::test_values as values;
 
+    #[test]
+    fn an_input_of_the_wrong_length_is_an_error() {
+        let lin = PackedLinear::new(vec![1.0; 6], None, 2, 3, Precision::F32).unwrap();
+        let err = lin
+            .forward(&[1.0; 7], 2)
+            .expect_err("7 values for 2 rows of 3");
+        assert!(
+            err.to_string().contains("width 3 got 7 values for 2 rows"),
+            "{err}"
+        );
+        assert_eq!(lin.forward(&[1.0; 6], 2).unwrap(), vec![3.0; 4]);
+    }
+
     /// Every path (1–4 input rows per pass, row and column tails, one or several threads) against an
     /// f64 reference: f32 within summation-order rounding; bf16 exactly as an f32 product of the
     /// rounded weights.
@@ -540,8 +557,8 @@ mod tests {
                     }
                     let want = reference(&rounded, Some(&b), &x, rows, d_out);
                     for got in [
-                        lin.forward(&x, rows),
-                        pool.install(|| lin.forward(&x, rows)),
+                        lin.forward(&x, rows).unwrap(),
+                        pool.install(|| lin.forward(&x, rows)).unwrap(),
                     ] {
                         assert_eq!(got.len(), want.len());
                         for (i, (g, e)) in got.iter().zip(&want).enumerate() {
