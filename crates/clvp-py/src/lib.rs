@@ -10,6 +10,7 @@ use clvp::raw::hub::{HubError, SourceError};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+mod clvp_model;
 mod encodec;
 mod text;
 
@@ -30,6 +31,10 @@ pub(crate) fn py_err(e: clvp::Error) -> PyErr {
     // A checkpoint argument that names no directory (and is no hub id), or a directory without a file (the
     // facade's error is transparent: the chain above skips these layers).
     let missing = missing
+        || matches!(
+            &e,
+            clvp::Error::Audio(clvp::raw::audio::AudioError::NotFound { .. })
+        )
         || matches!(&e, clvp::Error::Hub(h) if matches!(
             h.as_ref(),
             HubError::Source(SourceError::Invalid { .. } | SourceError::MissingFile { .. })
@@ -58,6 +63,7 @@ fn _clvp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encodec::EncodecStreamDecoder>()?;
     m.add_function(wrap_pyfunction!(encodec::compress, m)?)?;
     m.add_function(wrap_pyfunction!(encodec::decompress, m)?)?;
+    m.add_class::<clvp_model::ClvpModelForConditionalGeneration>()?;
     m.add_class::<text::ClvpTokenizer>()?;
     m.add_class::<text::ClvpFeatureExtractor>()?;
     Ok(())

@@ -2,7 +2,7 @@
 
 Swap the import and keep the code::
 
-    from clvp import EncodecModel, ClvpTokenizer, ClvpFeatureExtractor
+    from clvp import ClvpModelForConditionalGeneration, ClvpTokenizer, ClvpFeatureExtractor, EncodecModel
 
 Every class takes and returns numpy arrays with transformers' shapes and dtypes; the computing calls release
 the GIL, and the model objects may be shared between threads. Errors are ``ValueError``,
@@ -11,6 +11,7 @@ the GIL, and the model objects may be shared between threads. Errors are ``Value
 
 from ._clvp import (
     ClvpFeatureExtractor,
+    ClvpModelForConditionalGeneration,
     ClvpTokenizer,
     EncodecDecoderOutput,
     EncodecEncoderOutput,
@@ -23,6 +24,7 @@ from . import ecdc
 
 __all__ = [
     "ClvpFeatureExtractor",
+    "ClvpModelForConditionalGeneration",
     "ClvpTokenizer",
     "EncodecDecoderOutput",
     "EncodecEncoderOutput",

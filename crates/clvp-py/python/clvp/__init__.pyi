@@ -1,6 +1,7 @@
 from . import ecdc as ecdc
 from ._clvp import (
     ClvpFeatureExtractor as ClvpFeatureExtractor,
+    ClvpModelForConditionalGeneration as ClvpModelForConditionalGeneration,
     ClvpTokenizer as ClvpTokenizer,
     EncodecDecoderOutput as EncodecDecoderOutput,
     EncodecEncoderOutput as EncodecEncoderOutput,

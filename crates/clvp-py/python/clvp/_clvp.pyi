@@ -124,3 +124,36 @@ class ClvpFeatureExtractor:
     ) -> Dict[str, npt.NDArray[Any]]:
         """One clip ``[n]`` or a list of clips at 22 050 Hz: ``input_features`` float32 ``[B, 80, T]`` and
         ``attention_mask`` int64 ``[B, max_length]``."""
+
+class ClvpModelForConditionalGeneration:
+    """transformers' ``ClvpModelForConditionalGeneration``: generation, ranking and the two encoders' features."""
+
+    @staticmethod
+    def from_pretrained(path: str, device: str = "cpu", decoder_weights: str = "f32") -> "ClvpModelForConditionalGeneration":
+        """A checkpoint directory or hub id; ``decoder_weights`` ``"f32"`` or ``"bf16"``."""
+    def generate(
+        self,
+        text: str,
+        voices: Union[str, ArrayLike, Sequence[Union[str, ArrayLike]]],
+        *,
+        preset: Optional[str] = None,
+        do_sample: Optional[bool] = None,
+        num_return_sequences: Optional[int] = None,
+        num_beams: Optional[int] = None,
+        temperature: Optional[float] = None,
+        top_p: Optional[float] = None,
+        top_k: Optional[int] = None,
+        repetition_penalty: Optional[float] = None,
+        length_penalty: Optional[float] = None,
+        max_new_tokens: Optional[int] = None,
+        pad_to_max_mel_tokens: Optional[int] = None,
+        seed: Optional[int] = None,
+        prefill_positions: str = "tortoise",
+    ) -> Dict[str, Any]:
+        """Candidates for ``text`` in the voice of ``voices`` (22 050 Hz clips or audio file paths), scored and
+        ranked: ``speech_ids`` int64 ``[N, n]``, ``logits_per_text`` ``[1, N]``, ``text_embeds``, ``speech_embeds``,
+        ``ranking``, ``sequences_scores``."""
+    def get_text_features(self, input_ids: ArrayLike, attention_mask: Optional[ArrayLike] = None) -> npt.NDArray[np.float32]:
+        """The text encoder's projected embeddings ``[rows, projection_dim]`` (not normalised)."""
+    def get_speech_features(self, speech_ids: ArrayLike) -> npt.NDArray[np.float32]:
+        """The speech encoder's projected embeddings of code rows ``[rows, projection_dim]`` (not normalised)."""
