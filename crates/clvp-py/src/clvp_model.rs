@@ -179,11 +179,7 @@ impl ClvpModelForConditionalGeneration {
         let mut clips: Vec<Vec<f32>> = Vec::with_capacity(items.len());
         for item in items {
             if let Ok(path) = item.extract::<std::path::PathBuf>() {
-                let clip = self
-                    .model
-                    .processor
-                    .load_voice(&path)
-                    .map_err(|e| py_err(e.into()))?;
+                let clip = self.model.processor.load_voice(&path).map_err(py_err)?;
                 clips.push(clip);
             } else {
                 let a: PyArrayLikeDyn<'_, f32, AllowTypeChange> = item.extract()?;
