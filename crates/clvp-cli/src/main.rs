@@ -2,6 +2,7 @@
 
 mod audio_out;
 mod code_spool;
+mod codes_in;
 mod codes_out;
 mod embed;
 mod encodec;
