@@ -339,6 +339,15 @@ enum Event {
     End(Option<f32>),
 }
 
+impl From<CodeEvent<'_>> for Event {
+    fn from(e: CodeEvent<'_>) -> Self {
+        match e {
+            CodeEvent::Frames { codes, frames } => Event::Frames(codes.to_vec(), frames),
+            CodeEvent::EndSegment { scale } => Event::End(scale),
+        }
+    }
+}
+
 fn events(py: Python<'_>, list: Vec<Event>) -> PyResult<Bound<'_, PyList>> {
     let out = PyList::empty(py);
     for e in list {
@@ -407,10 +416,7 @@ impl EncodecStreamEncoder {
             };
             let mut out = Vec::new();
             let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(match e {
-                    CodeEvent::Frames { codes, frames } => Event::Frames(codes.to_vec(), frames),
-                    CodeEvent::EndSegment { scale } => Event::End(scale),
-                });
+                out.push(Event::from(e));
                 Ok(())
             };
             enc.push(&block, &mut sink)?;
@@ -431,10 +437,7 @@ impl EncodecStreamEncoder {
             };
             let mut out = Vec::new();
             let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(match e {
-                    CodeEvent::Frames { codes, frames } => Event::Frames(codes.to_vec(), frames),
-                    CodeEvent::EndSegment { scale } => Event::End(scale),
-                });
+                out.push(Event::from(e));
                 Ok(())
             };
             let summary = (*enc).finish(&mut sink)?;
