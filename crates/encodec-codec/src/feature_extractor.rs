@@ -8,19 +8,40 @@ use serde::Deserialize;
 use crate::config::EncodecConfig;
 use crate::error::EncodecError;
 
-/// How a batch is brought to one length (HF's `padding` / `truncation` / `max_length`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// HF's `padding` argument (`True`/`"longest"`, `"max_length"`, `False`/`"do_not_pad"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Padding {
-    /// `padding=True` (the default): pad to the longest clip, or, for chunking models, to
-    /// `(ceil(longest / stride) - 1) * stride + chunk_length`. Returns a mask.
+    /// `True` / `"longest"`: pad to the longest clip (after truncation), or, for chunking models without
+    /// `max_length`, to `(ceil(longest / stride) - 1) * stride + chunk_length`. Returns a mask.
+    #[default]
     Longest,
-    /// `padding="max_length", max_length=n`: pad (never truncate) to `n`. Returns a mask.
-    MaxLength(usize),
-    /// `truncation=True`: cut to the shortest clip, or, for chunking models, to
-    /// `(floor(shortest / stride) - 1) * stride + chunk_length`. No mask.
-    Truncate,
-    /// `padding=False`: clips must already have one length. No mask.
+    /// `"max_length"`: pad to `max_length` (clips longer than it stay longer unless `truncation`). Returns a mask.
+    MaxLength,
+    /// `False`: no padding; the clips must come out with one length. No mask.
     DoNotPad,
+}
+
+/// `EncodecFeatureExtractor.__call__`'s `padding`, `truncation` and `max_length`, with HF's defaults
+/// (`PadOptions::default()` is `padding=None, truncation=False, max_length=None`: pad to the longest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PadOptions {
+    /// `padding`; `None` is HF's default, which pads but, unlike an explicit `True`, may be combined with
+    /// `truncation`.
+    pub padding: Option<Padding>,
+    /// `truncation`: cut clips to `max_length`, or, for chunking models without `max_length`, to
+    /// `(floor(shortest / stride) - 1) * stride + chunk_length`.
+    pub truncation: bool,
+    /// `max_length` in samples.
+    pub max_length: Option<usize>,
+}
+
+impl PadOptions {
+    /// `padding=True` (the default).
+    pub const LONGEST: PadOptions = PadOptions {
+        padding: Some(Padding::Longest),
+        truncation: false,
+        max_length: None,
+    };
 }
 
 /// A padded batch.
@@ -113,14 +134,23 @@ impl EncodecFeatureExtractor {
         }
     }
 
-    /// Pad or truncate `clips` (each: one `Vec` of samples per channel) as HF's `__call__`.
+    /// Pad or truncate `clips` (each: one `Vec` of samples per channel) as HF's `__call__` does with `options`,
+    /// into one `[B, C, L]` batch (HF's `return_tensors="np"`: clips that do not come out with one length are
+    /// an error, not a ragged list).
     pub fn call(
         &self,
         clips: &[Vec<Vec<f32>>],
-        padding: Padding,
+        options: PadOptions,
     ) -> Result<FeatureBatch, EncodecError> {
         if clips.is_empty() {
             return Err(EncodecError::Input("no audio clips to prepare".into()));
+        }
+        if options.truncation
+            && matches!(options.padding, Some(Padding::Longest | Padding::MaxLength))
+        {
+            return Err(EncodecError::Input(
+                "Both padding and truncation were set. Make sure you only set one.".into(),
+            ));
         }
         let mut lengths = Vec::with_capacity(clips.len());
         for (i, clip) in clips.iter().enumerate() {
@@ -140,64 +170,89 @@ impl EncodecFeatureExtractor {
         }
         let longest = lengths.iter().copied().max().unwrap_or(0);
         let shortest = lengths.iter().copied().min().unwrap_or(0);
-        let chunking = self.chunk_length().zip(self.chunk_stride());
-        let chunked_length = |n_steps: usize| -> Result<usize, EncodecError> {
-            let (chunk, stride) = chunking.unwrap_or((0, 1));
-            let len = (n_steps as i64 - 1) * stride as i64 + chunk as i64;
-            usize::try_from(len).ok().filter(|&l| l > 0).ok_or_else(|| {
-                EncodecError::Input(format!(
-                    "clips of {shortest} samples are shorter than one chunk stride ({stride}): nothing is left after truncation"
-                ))
-            })
-        };
-        let (target, mask) = match (padding, chunking) {
-            (Padding::Longest, Some((_, stride))) => {
-                (chunked_length(longest.div_ceil(stride))?, true)
+        let mut strategy = options.padding.unwrap_or_default();
+        let mask = strategy != Padding::DoNotPad;
+        let mut max_length = options.max_length;
+        // Chunking models derive max_length from the chunk grid when none is given.
+        if let (Some(chunk), Some(stride), None) =
+            (self.chunk_length(), self.chunk_stride(), max_length)
+        {
+            let grid = |n_steps: usize| -> Result<usize, EncodecError> {
+                let len = (n_steps as i64 - 1) * stride as i64 + chunk as i64;
+                usize::try_from(len).ok().filter(|&l| l > 0).ok_or_else(|| {
+                    EncodecError::Input(format!(
+                        "clips of {shortest} samples leave no whole chunk (length {chunk}, stride {stride})"
+                    ))
+                })
+            };
+            if options.truncation {
+                max_length = Some(grid(shortest / stride)?);
+            } else if mask {
+                max_length = Some(grid(longest.div_ceil(stride))?);
+                strategy = Padding::MaxLength;
+            } else {
+                return self.assemble(clips, &lengths, 0, false);
             }
-            (Padding::Longest, None) => (longest, true),
-            (Padding::MaxLength(n), _) => (n.max(longest), true),
-            (Padding::Truncate, Some((_, stride))) => (chunked_length(shortest / stride)?, false),
-            (Padding::Truncate, None) => (shortest, false),
-            (Padding::DoNotPad, _) => {
-                if shortest != longest {
-                    return Err(EncodecError::Input(format!(
-                        "clips of different lengths ({shortest}..{longest} samples) cannot form a batch without padding"
-                    )));
-                }
-                (longest, false)
+        }
+        let limit = match (options.truncation, strategy, max_length) {
+            (_, _, Some(n)) => n,
+            (true, _, None) => {
+                return Err(EncodecError::Input(
+                    "truncation needs max_length (or a chunking model, which derives it)".into(),
+                ));
             }
-        };
-        // Truncation never pads: a clip shorter than the target stays as it is (HF then cannot stack unequal
-        // lengths, and neither can this).
-        let target = if padding == Padding::Truncate {
-            let kept: Vec<usize> = lengths.iter().map(|&l| l.min(target)).collect();
-            if kept.iter().any(|&k| k != kept[0]) {
-                return Err(EncodecError::Input(format!(
-                    "after truncation to {target} samples the clips have different lengths ({kept:?})"
-                )));
+            (false, Padding::MaxLength, None) => {
+                return Err(EncodecError::Input(
+                    "padding=\"max_length\" needs max_length".into(),
+                ));
             }
-            kept[0]
-        } else {
-            target
+            (false, _, None) => usize::MAX,
         };
-        if target == 0 {
+        let kept: Vec<usize> = lengths
+            .iter()
+            .map(|&l| if options.truncation { l.min(limit) } else { l })
+            .collect();
+        let target = match strategy {
+            Padding::Longest => kept.iter().copied().max().unwrap_or(0),
+            Padding::MaxLength => limit,
+            Padding::DoNotPad => 0,
+        };
+        self.assemble(clips, &kept, target, mask)
+    }
+
+    /// Stack clips cut to `kept` samples and padded to `target` (0: not padded) into one batch.
+    fn assemble(
+        &self,
+        clips: &[Vec<Vec<f32>>],
+        kept: &[usize],
+        target: usize,
+        mask: bool,
+    ) -> Result<FeatureBatch, EncodecError> {
+        let width = kept.iter().map(|&k| k.max(target)).max().unwrap_or(0);
+        if kept.iter().any(|&k| k.max(target) != width) {
+            return Err(EncodecError::Input(format!(
+                "the clips come out with different lengths ({:?} samples) and cannot form one batch: pad them \
+                 (padding=True) or truncate them",
+                kept.iter().map(|&k| k.max(target)).collect::<Vec<_>>()
+            )));
+        }
+        if width == 0 {
             return Err(EncodecError::Input("the clips are empty".into()));
         }
         let c = self.feature_size;
-        let mut input_values = Vec::with_capacity(clips.len() * c * target);
-        let mut padding_mask = Vec::with_capacity(clips.len() * target);
-        for (clip, &len) in clips.iter().zip(&lengths) {
-            let keep = len.min(target);
+        let mut input_values = Vec::with_capacity(clips.len() * c * width);
+        let mut padding_mask = Vec::with_capacity(clips.len() * width);
+        for (clip, &keep) in clips.iter().zip(kept) {
             for ch in clip {
                 input_values.extend_from_slice(&ch[..keep]);
-                input_values.extend(std::iter::repeat_n(self.padding_value, target - keep));
+                input_values.extend(std::iter::repeat_n(self.padding_value, width - keep));
             }
             padding_mask.extend(std::iter::repeat_n(1i64, keep));
-            padding_mask.extend(std::iter::repeat_n(0i64, target - keep));
+            padding_mask.extend(std::iter::repeat_n(0i64, width - keep));
         }
         Ok(FeatureBatch {
             input_values,
-            shape: [clips.len(), c, target],
+            shape: [clips.len(), c, width],
             padding_mask: mask.then_some(padding_mask),
         })
     }
@@ -224,35 +279,39 @@ mod tests {
         }
     }
 
+    fn opts(padding: Option<Padding>, truncation: bool, max_length: Option<usize>) -> PadOptions {
+        PadOptions {
+            padding,
+            truncation,
+            max_length,
+        }
+    }
+
     #[test]
     fn chunk_aware_lengths_of_the_hf_tests() {
         // tests/models/encodec/test_feature_extraction_encodec.py (spec §2): 24 kHz FE with chunk_length_s=1,
         // overlap=0.01 on a 93680-sample clip pads to 95280; truncation of [93680, 73000] gives 71520.
         let f = fe(24_000, 1, Some((1.0, 0.01)));
-        assert_eq!(
-            f.call(&clips(&[93680], 1), Padding::Longest).unwrap().shape[2],
-            95280
-        );
-        assert_eq!(
-            f.call(&clips(&[93680, 73000], 1), Padding::Truncate)
-                .unwrap()
-                .shape[2],
-            71520
-        );
-        assert_eq!(
-            f.call(&clips(&[93680], 1), Padding::MaxLength(100_000))
-                .unwrap()
-                .shape[2],
-            100_000
-        );
+        let longest = f.call(&clips(&[93680], 1), PadOptions::default()).unwrap();
+        assert_eq!(longest.shape[2], 95280);
+        let cut = f
+            .call(&clips(&[93680, 73000], 1), opts(None, true, None))
+            .unwrap();
+        assert_eq!(cut.shape[2], 71520);
+        // padding=None with truncation still pads (HF turns None into True after the conflict check): a mask.
+        assert!(cut.padding_mask.is_some_and(|m| m.iter().all(|&v| v == 1)));
+        let max = opts(Some(Padding::MaxLength), false, Some(100_000));
+        assert_eq!(f.call(&clips(&[93680], 1), max).unwrap().shape[2], 100_000);
         // 48 kHz hub FE (spec §2): 48000 → 95520, 281040 → 285600.
         let f = fe(48_000, 2, Some((1.0, 0.01)));
         assert_eq!(
-            f.call(&clips(&[48000], 2), Padding::Longest).unwrap().shape[2],
+            f.call(&clips(&[48000], 2), PadOptions::LONGEST)
+                .unwrap()
+                .shape[2],
             95520
         );
         assert_eq!(
-            f.call(&clips(&[281040], 2), Padding::Longest)
+            f.call(&clips(&[281040], 2), PadOptions::LONGEST)
                 .unwrap()
                 .shape[2],
             285600
@@ -262,18 +321,47 @@ mod tests {
     #[test]
     fn mask_and_errors() {
         let f = fe(24_000, 1, None);
-        let b = f.call(&clips(&[3, 5], 1), Padding::Longest).unwrap();
+        let b = f.call(&clips(&[3, 5], 1), PadOptions::default()).unwrap();
         assert_eq!(b.shape, [2, 1, 5]);
         assert_eq!(b.padding_mask.unwrap(), [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
         assert_eq!(&b.input_values[..5], &[0.5, 0.5, 0.5, 0.0, 0.0]);
-        assert!(f.call(&clips(&[3, 5], 1), Padding::DoNotPad).is_err());
-        assert!(f.call(&clips(&[3], 2), Padding::Longest).is_err());
-        assert!(f.call(&[], Padding::Longest).is_err());
-        let f = fe(24_000, 1, Some((1.0, 0.01)));
+        let no_pad = opts(Some(Padding::DoNotPad), false, None);
+        assert!(f.call(&clips(&[3, 5], 1), no_pad).is_err());
         assert!(
-            f.call(&clips(&[100], 1), Padding::Truncate)
-                .is_ok_and(|b| b.shape[2] == 100)
+            f.call(&clips(&[5, 5], 1), no_pad)
+                .is_ok_and(|b| b.padding_mask.is_none())
         );
-        assert!(f.call(&clips(&[100, 300], 1), Padding::Truncate).is_err());
+        assert!(f.call(&clips(&[3], 2), PadOptions::default()).is_err());
+        assert!(f.call(&[], PadOptions::default()).is_err());
+        // Truncation without a chunk grid needs max_length; with it, no padding means no mask.
+        assert!(f.call(&clips(&[3, 5], 1), opts(None, true, None)).is_err());
+        let cut = f
+            .call(
+                &clips(&[3, 5], 1),
+                opts(Some(Padding::DoNotPad), true, Some(3)),
+            )
+            .unwrap();
+        assert_eq!((cut.shape, cut.padding_mask), ([2, 1, 3], None));
+        // An explicit padding with truncation is HF's ValueError.
+        assert!(
+            f.call(&clips(&[3], 1), opts(Some(Padding::Longest), true, Some(2)))
+                .is_err()
+        );
+        // "max_length" pads to it; a longer clip beside a shorter one cannot form a batch.
+        let max = opts(Some(Padding::MaxLength), false, Some(4));
+        assert_eq!(f.call(&clips(&[3, 2], 1), max).unwrap().shape, [2, 1, 4]);
+        assert!(f.call(&clips(&[3, 6], 1), max).is_err());
+        assert!(
+            f.call(&clips(&[3], 1), opts(Some(Padding::MaxLength), false, None))
+                .is_err()
+        );
+        let f = fe(24_000, 1, Some((1.0, 0.01)));
+        // Shorter than one stride: the grid gives chunk − stride = 240 samples.
+        let one = f.call(&clips(&[100], 1), opts(None, true, None)).unwrap();
+        assert_eq!(one.shape[2], 100);
+        let two = f
+            .call(&clips(&[100, 300], 1), opts(None, true, None))
+            .unwrap();
+        assert_eq!(two.shape[2], 240);
     }
 }

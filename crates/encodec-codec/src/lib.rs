@@ -38,6 +38,6 @@ pub mod streaming;
 
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::{EncodecError, check_scale, is_valid_scale};
-pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, Padding};
+pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, PadOptions, Padding};
 pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};
 pub use streaming::{CodeEvent, CodesRef, DecodeStream, EncodeStream, SegmentRef, StreamSummary};

@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_parity::{FixtureTensor, Recorder, compare, fixture_path, read_safetensors, tolerance};
-use encodec_codec::{EncodecFeatureExtractor, EncodecModel, Padding};
+use encodec_codec::{EncodecFeatureExtractor, EncodecModel, PadOptions};
 
 /// The backend under test: `CLVP_TEST_DEVICE` = `flex` (default), `ndarray` or `wgpu` (with those features).
 #[allow(deprecated)]
@@ -247,7 +247,7 @@ fn check_feature_extractor(rec: &mut Recorder, label: &str, dir: &Path, cases: &
                 .collect()
         })
         .collect();
-    let batch = match fe.call(&clips, Padding::Longest) {
+    let batch = match fe.call(&clips, PadOptions::default()) {
         Ok(b) => b,
         Err(e) => return rec.record_error(label, &e.to_string()),
     };
