@@ -17,11 +17,13 @@
 //!   the same samples block by block.
 //! * [`mel`]: [`mel_filter_bank`] exactly as `transformers.audio_utils.mel_filter_bank`.
 //! * `stft` (internal): the float64 STFT / log-mel recipe of `ClvpFeatureExtractor`.
-//! * [`feature_extractor`]: [`ClvpFeatureExtractor`] and its [`Features`].
+//! * [`feature_extractor`]: [`ClvpFeatureExtractor`] and its [`Features`]; `clip` (internal): a voice clip from
+//!   a file as the extractor keeps it ([`ClvpFeatureExtractor::load_clip`]).
 
 #![warn(missing_docs)]
 
 pub mod audio;
+mod clip;
 pub mod decode;
 pub mod error;
 pub mod feature_extractor;

@@ -31,7 +31,7 @@ pub struct ClvpForwardOutput {
     pub speech_model_output: Embeddings,
 }
 
-fn features_tensor(clvp: &Clvp, f: &Features) -> Result<Tensor<3>, ClvpError> {
+pub(crate) fn features_tensor(clvp: &Clvp, f: &Features) -> Result<Tensor<3>, ClvpError> {
     let [b, mels, frames] = f.shape;
     if b == 0 || frames == 0 || f.input_features.len() != b * mels * frames {
         return Err(ClvpError::Input(format!(

@@ -109,8 +109,37 @@ impl Clvp {
         self.generate_checked(ids1, voice, config, progress)
     }
 
+    /// `ClvpModelForConditionalGeneration.generate(input_ids, input_features)` on the processor's tensors, as
+    /// transformers does it: `input_ids` one text's token ids (the tokenizer's, no special tokens; one EOS is
+    /// appended as HF's `_pad_extra_bos_eos_tokens` does), `input_features` `[F, feature_size, frames]` log-mels.
+    /// Each feature row conditions its own `config.num_return_sequences` candidates (HF broadcasts one text over
+    /// F clips; it does not average them as [`Clvp::generate`] and Tortoise do), in row order: `F × k`
+    /// candidates, scored against the text. Sampling with more than [`CANDIDATE_BATCH`] candidates in all runs
+    /// in batches only when `F = 1`.
+    pub fn generate_from_inputs(
+        &self,
+        input_ids: &[u32],
+        input_features: &clvp_audio::Features,
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
+        self.check_config(config)?;
+        let ids1 = self.text_ids_checked(input_ids.to_vec())?;
+        let feats = crate::forward::features_tensor(self, input_features)?;
+        let mel = self.model.model.conditioning_encoder.mel_vector(feats);
+        self.decode_and_score(ids1, mel, config, progress)
+    }
+
     /// Check a request before any work; returns the text's ids as they condition and are scored.
     fn check_request(&self, text: &str, config: &GenerationConfig) -> Result<Vec<u32>, ClvpError> {
+        self.check_config(config)?;
+        // The text as it conditions and is scored: tokenized, checked, one EOS appended.
+        self.text_ids_for_scoring(text)
+    }
+
+    /// The checks of a generation config that need the model: limits, and `pad_to_max_mel_tokens` against
+    /// the speech encoder.
+    fn check_config(&self, config: &GenerationConfig) -> Result<(), ClvpError> {
         config.validate()?;
         if config.num_return_sequences > MAX_CANDIDATES {
             return Err(ClvpError::TooManyCandidates {
@@ -124,12 +153,9 @@ impl Clvp {
                 max: MAX_BEAMS,
             });
         }
-        let cfg = &self.model.config;
-        // The text as it conditions and is scored: tokenized, checked, one EOS appended.
-        let ids1 = self.text_ids_for_scoring(text)?;
         if let Some(length) = config.pad_to_max_mel_tokens {
             // Checked before generating: the padded rows (less the start token) go through the speech encoder.
-            let heads = cfg.speech_config.num_attention_heads;
+            let heads = self.model.config.speech_config.num_attention_heads;
             check_encoder_length(
                 length.saturating_sub(1),
                 heads,
@@ -138,7 +164,7 @@ impl Clvp {
                 "lower pad_to_max_mel_tokens",
             )?;
         }
-        Ok(ids1)
+        Ok(())
     }
 
     fn generate_checked(
@@ -148,56 +174,76 @@ impl Clvp {
         config: &GenerationConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
+        let mel = voice.tensor(self)?;
+        self.decode_and_score(ids1, mel, config, progress)
+    }
+
+    /// Generate from conditioning vectors `mel` `[F, 1, hidden]` and one text's ids (with their EOS), fix the
+    /// sequences up, and score them against the text.
+    fn decode_and_score(
+        &self,
+        ids1: Vec<u32>,
+        mel: Tensor<3>,
+        config: &GenerationConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Candidates, ClvpError> {
         let cfg = &self.model.config;
         let device = self.device().clone();
         let m = &self.model.model;
 
-        // Conditioning: the (averaged) voice vector, then [BOS, text, EOS, EOS] with positions.
-        let mel = voice.tensor(self)?;
+        // Conditioning: the voice vector(s), then [BOS, text, EOS, EOS] with positions (one text broadcast
+        // over the voice rows, as HF's conditioning encoder does).
+        let rows = mel.dims()[0];
         let mask1 = vec![vec![1u32; ids1.len()]];
         let text_emb =
             m.conditioning_encoder
                 .text_embeddings(std::slice::from_ref(&ids1), &mask1, &device)?;
+        let text_emb = if rows > 1 {
+            text_emb.repeat_dim(0, rows)
+        } else {
+            text_emb
+        };
         let cond = Tensor::cat(vec![mel, text_emb], 1);
 
         let stop = cfg.decoder_config.eos_token_id as u32;
         let total = config.num_return_sequences;
-        let (sequences, sequences_scores) = if config.do_sample && total > CANDIDATE_BATCH {
-            let batches = total.div_ceil(CANDIDATE_BATCH);
-            let mut sequences = Vec::with_capacity(total);
-            for c in 0..batches {
-                let gc = GenerationConfig {
-                    num_return_sequences: CANDIDATE_BATCH.min(total - c * CANDIDATE_BATCH),
-                    seed: config
-                        .seed
-                        .wrapping_add((c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                    ..config.clone()
-                };
+        let (sequences, sequences_scores) =
+            if config.do_sample && rows == 1 && total > CANDIDATE_BATCH {
+                let batches = total.div_ceil(CANDIDATE_BATCH);
+                let mut sequences = Vec::with_capacity(total);
+                for c in 0..batches {
+                    let gc = GenerationConfig {
+                        num_return_sequences: CANDIDATE_BATCH.min(total - c * CANDIDATE_BATCH),
+                        seed: config
+                            .seed
+                            .wrapping_add((c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                        ..config.clone()
+                    };
+                    let out = generate_with_progress(
+                        &m.speech_decoder_model,
+                        &cfg.decoder_config,
+                        cond.clone(),
+                        &gc,
+                        &mut |step, max| progress(c * max + step, batches * max),
+                    )?;
+                    sequences.extend(out.sequences);
+                }
+                // Batches that finished early are shorter: pad with the stop id, as a finished row is padded.
+                let width = sequences.iter().map(Vec::len).max().unwrap_or(0);
+                for s in &mut sequences {
+                    s.resize(width, stop);
+                }
+                (sequences, None)
+            } else {
                 let out = generate_with_progress(
                     &m.speech_decoder_model,
                     &cfg.decoder_config,
-                    cond.clone(),
-                    &gc,
-                    &mut |step, max| progress(c * max + step, batches * max),
+                    cond,
+                    config,
+                    progress,
                 )?;
-                sequences.extend(out.sequences);
-            }
-            // Batches that finished early are shorter: pad with the stop id, as a finished row is padded.
-            let width = sequences.iter().map(Vec::len).max().unwrap_or(0);
-            for s in &mut sequences {
-                s.resize(width, stop);
-            }
-            (sequences, None)
-        } else {
-            let out = generate_with_progress(
-                &m.speech_decoder_model,
-                &cfg.decoder_config,
-                cond,
-                config,
-                progress,
-            )?;
-            (out.sequences, out.sequences_scores)
-        };
+                (out.sequences, out.sequences_scores)
+            };
         let sequences = match config.pad_to_max_mel_tokens {
             Some(length) => pad_to_max_mel_tokens(&sequences, length, stop),
             None => sequences,

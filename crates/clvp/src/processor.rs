@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clvp_audio::{Audio, ClvpFeatureExtractor, load_audio_prefix};
+use clvp_audio::{Audio, ClvpFeatureExtractor};
 use clvp_hub::Checkpoint;
 use clvp_text::ClvpTokenizer;
 
@@ -95,38 +95,22 @@ impl ClvpProcessor {
         })
     }
 
-    /// Load the part of an audio file the feature extractor keeps, as it wants it: mono at its sampling rate
-    /// (resampled if needed), at most [`ClvpFeatureExtractor::max_length`] samples (6 s) — HF truncates longer
-    /// clips to their beginning. Only that beginning (plus the resampler's margin, see
-    /// [`Self::voice_frame_limit`]) is decoded, so an hour-long file costs seconds of audio in memory; the
-    /// features equal those of the whole file decoded (`load_audio` + [`Self::prepare`]).
+    /// Load the part of an audio file the feature extractor keeps, as it wants it: mono at its rate, at most 6 s,
+    /// decoding only that beginning ([`ClvpFeatureExtractor::load_clip`]).
     pub fn load_voice(&self, path: impl AsRef<Path>) -> Result<Vec<f32>, ProcessorError> {
-        let prefix = load_audio_prefix(path, |rate| self.voice_frame_limit(rate))?;
-        let mut clip = self.prepare(&prefix.audio)?;
-        clip.truncate(self.feature_extractor.max_length());
-        Ok(clip)
+        Ok(self.feature_extractor.load_clip(path)?)
     }
 
-    /// Frames of a `rate` Hz file that [`Self::load_voice`] decodes: the extractor's `max_length` in that rate,
-    /// plus four of the resampler's FFT blocks and one second, so that the kept samples come out of the
-    /// resampler exactly as they would from the whole file.
+    /// Frames of a `rate` Hz file that [`Self::load_voice`] decodes
+    /// ([`ClvpFeatureExtractor::clip_frame_limit`]).
     pub fn voice_frame_limit(&self, rate: u32) -> u64 {
-        let fe = &self.feature_extractor;
-        let keep = fe.max_length() as f64 / f64::from(fe.sampling_rate.max(1));
-        let block = clvp_audio::resample::sinc_len(rate, fe.sampling_rate) as u64;
-        (keep * f64::from(rate)).ceil() as u64 + 4 * block + u64::from(rate)
+        self.feature_extractor.clip_frame_limit(rate)
     }
 
-    /// Downmix and resample decoded audio to the feature extractor's format.
+    /// Downmix and resample decoded audio to the feature extractor's format
+    /// ([`ClvpFeatureExtractor::prepare`]).
     pub fn prepare(&self, audio: &Audio) -> Result<Vec<f32>, ProcessorError> {
-        let mono = audio.to_mono();
-        let rate = self.feature_extractor.sampling_rate;
-        let mono = if mono.sample_rate == rate {
-            mono
-        } else {
-            mono.resample(rate)?
-        };
-        Ok(mono.into_mono())
+        Ok(self.feature_extractor.prepare(audio)?)
     }
 
     /// Tokenize `texts` (right padding) and extract features of `clips` (already at the extractor's rate).

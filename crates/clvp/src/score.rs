@@ -55,12 +55,18 @@ impl Clvp {
     /// The token ids `generate` conditions on and scores with: `text` tokenized, checked against the model's
     /// limits, and one EOS appended.
     pub fn text_ids_for_scoring(&self, text: &str) -> Result<Vec<u32>, ClvpError> {
-        let cfg = &self.model.config;
-        let mut ids = self
+        let ids = self
             .processor
             .tokenizer
             .encode(text)
             .map_err(ProcessorError::from)?;
+        self.text_ids_checked(ids)
+    }
+
+    /// Token ids as they condition and are scored: checked (not empty, room for BOS and two EOS in the
+    /// conditioning encoder's table, in the text vocabulary), one EOS appended.
+    pub(crate) fn text_ids_checked(&self, mut ids: Vec<u32>) -> Result<Vec<u32>, ClvpError> {
+        let cfg = &self.model.config;
         let limit = cfg.decoder_config.max_text_tokens.saturating_sub(3);
         if ids.len() > limit {
             return Err(ClvpError::TextTooLong {
@@ -71,6 +77,15 @@ impl Clvp {
         }
         if ids.is_empty() {
             return Err(ClvpError::EmptyText);
+        }
+        let vocab = cfg.text_config.vocab_size;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(clvp_nn::NnError::TokenOutOfRange {
+                id: i64::from(id),
+                vocab,
+                what: "text token",
+            }
+            .into());
         }
         ids.push(cfg.text_config.eos_token_id as u32);
         Ok(ids)
