@@ -1,44 +1,16 @@
-//! `EncodecModel` (transformers' `EncodecModel`: `encode` / `decode` with HF's shapes), the live stream objects
-//! (issue 26) and Meta's `.ecdc` container (`compress` / `decompress`, byte-compatible with `encodec`).
+//! `EncodecModel` (transformers' `EncodecModel`: `encode` / `decode` with HF's shapes); its stream objects are
+//! in `stream.rs`, the `.ecdc` functions in `ecdc.rs`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clvp::codec::{CodeEvent, CodesRef, DecodeStream, StreamEncoder};
-use clvp::{Audio, Encodec};
-use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntypedArrayMethods};
+use clvp::Encodec;
+use numpy::{AllowTypeChange, PyArrayLikeDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
 
+use crate::arrays::{array, floats, ints, read_f32, read_i64};
+use crate::stream::{EncodecStreamDecoder, EncodecStreamEncoder};
 use crate::{py_err, value_err};
-
-/// A numpy array's values (any real dtype, converted to `f32`; a copy only where the layout needs one) and
-/// shape.
-fn floats(a: &PyArrayLikeDyn<'_, f32, AllowTypeChange>) -> (Vec<f32>, Vec<usize>) {
-    let shape = a.shape().to_vec();
-    let values = match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
-    };
-    (values, shape)
-}
-
-fn ints(a: &PyArrayLikeDyn<'_, i64, AllowTypeChange>) -> (Vec<i64>, Vec<usize>) {
-    let shape = a.shape().to_vec();
-    let values = match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
-    };
-    (values, shape)
-}
-
-fn array<'py, T: numpy::Element>(
-    py: Python<'py>,
-    values: Vec<T>,
-    shape: &[usize],
-) -> PyResult<Bound<'py, PyAny>> {
-    Ok(PyArray1::from_vec(py, values).reshape(shape)?.into_any())
-}
 
 /// transformers' `EncodecEncoderOutput`: `audio_codes` int64 `[chunks, B, n_q, T]`, `audio_scales` float32
 /// `[chunks, B]` (or `None` for models that do not normalise), `last_frame_pad_length`.
@@ -94,7 +66,7 @@ impl EncodecDecoderOutput {
 /// `Device` asks for 64 (a field of it inline was a misaligned access, which the debug build caught).
 #[pyclass(module = "clvp", frozen)]
 pub struct EncodecModel {
-    codec: Arc<Encodec>,
+    pub(crate) codec: Arc<Encodec>,
     device: Box<Device>,
 }
 
@@ -277,17 +249,7 @@ impl EncodecModel {
     ) -> PyResult<EncodecStreamEncoder> {
         let rate = sampling_rate.unwrap_or(self.codec.sample_rate());
         let channels = channels.unwrap_or(self.codec.channels());
-        let codec = Arc::clone(&self.codec);
-        let encoder = codec.encoder(bandwidth, rate, channels).map_err(py_err)?;
-        // SAFETY: the encoder borrows the model behind `codec`, an `Arc` stored in the same object and declared
-        // after it, so the model outlives the encoder (fields drop in declaration order) and never moves.
-        let encoder: StreamEncoder<'static> = unsafe { std::mem::transmute(encoder) };
-        Ok(EncodecStreamEncoder {
-            inner: Mutex::new(Some(Box::new(encoder))),
-            channels,
-            audio_length: Mutex::new(None),
-            _codec: codec,
-        })
+        EncodecStreamEncoder::new(Arc::clone(&self.codec), bandwidth, rate, channels)
     }
 
     /// A live decoder: push code frames `[n_q, T]` as they arrive, receive the samples `[channels, n]` that are
@@ -299,311 +261,6 @@ impl EncodecModel {
         num_codebooks: usize,
         audio_length: Option<usize>,
     ) -> PyResult<EncodecStreamDecoder> {
-        let codec = Arc::clone(&self.codec);
-        let decoder = codec.decoder(num_codebooks, audio_length).map_err(py_err)?;
-        // SAFETY: as in `stream_encoder`.
-        let decoder: DecodeStream<'static> = unsafe { std::mem::transmute(decoder) };
-        Ok(EncodecStreamDecoder {
-            inner: Mutex::new(Some(Box::new(decoder))),
-            num_codebooks,
-            channels: codec.channels(),
-            _codec: codec,
-        })
+        EncodecStreamDecoder::new(Arc::clone(&self.codec), num_codebooks, audio_length)
     }
-}
-
-fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, clvp::Error> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| clvp::Error::Readback {
-            what: "a float tensor",
-            message: format!("{e:?}"),
-        })
-}
-
-fn read_i64<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>, clvp::Error> {
-    t.into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .map_err(|e| clvp::Error::Readback {
-            what: "the codes",
-            message: format!("{e:?}"),
-        })
-}
-
-/// The events of a push as Python values: `{"type": "frames", "codes": int64 [n_q, T]}` and
-/// `{"type": "end_segment", "scale": float | None}`.
-enum Event {
-    Frames(Vec<i64>, usize),
-    End(Option<f32>),
-}
-
-impl From<CodeEvent<'_>> for Event {
-    fn from(e: CodeEvent<'_>) -> Self {
-        match e {
-            CodeEvent::Frames { codes, frames } => Event::Frames(codes.to_vec(), frames),
-            CodeEvent::EndSegment { scale } => Event::End(scale),
-        }
-    }
-}
-
-fn events(py: Python<'_>, list: Vec<Event>) -> PyResult<Bound<'_, PyList>> {
-    let out = PyList::empty(py);
-    for e in list {
-        let d = PyDict::new(py);
-        match e {
-            Event::Frames(codes, frames) => {
-                let k = codes.len().checked_div(frames).unwrap_or(0);
-                d.set_item("type", "frames")?;
-                d.set_item("codes", array(py, codes, &[k, frames])?)?;
-            }
-            Event::End(scale) => {
-                d.set_item("type", "end_segment")?;
-                d.set_item("scale", scale)?;
-            }
-        }
-        out.append(d)?;
-    }
-    Ok(out)
-}
-
-/// The live encoder of [`EncodecModel::stream_encoder`].
-#[pyclass(module = "clvp")]
-pub struct EncodecStreamEncoder {
-    inner: Mutex<Option<Box<StreamEncoder<'static>>>>,
-    channels: usize,
-    audio_length: Mutex<Option<usize>>,
-    _codec: Arc<Encodec>,
-}
-
-/// A planar block `[C, n]` or `[n]` of `channels` channels.
-fn planar(
-    block: &PyArrayLikeDyn<'_, f32, AllowTypeChange>,
-    channels: usize,
-) -> PyResult<Vec<Vec<f32>>> {
-    let (values, shape) = floats(block);
-    match shape.as_slice() {
-        [n] if channels == 1 => Ok(vec![values[..*n].to_vec()]),
-        [c, n] if *c == channels => Ok(values
-            .chunks(*n.max(&1))
-            .take(*c)
-            .map(<[f32]>::to_vec)
-            .collect()),
-        _ => Err(value_err(format!(
-            "a block of shape {shape:?}; this stream takes [{channels}, n]{}",
-            if channels == 1 { " or [n]" } else { "" }
-        ))),
-    }
-}
-
-#[pymethods]
-impl EncodecStreamEncoder {
-    /// Push a block; returns the code events now final.
-    fn push<'py>(
-        &self,
-        py: Python<'py>,
-        block: PyArrayLikeDyn<'_, f32, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let block = planar(&block, self.channels)?;
-        let out = py.detach(|| -> Result<Vec<Event>, clvp::Error> {
-            let mut guard = self
-                .inner
-                .lock()
-                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
-            let Some(enc) = guard.as_mut() else {
-                return Err(clvp::Error::Input("the stream is finished".into()));
-            };
-            let mut out = Vec::new();
-            let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(Event::from(e));
-                Ok(())
-            };
-            enc.push(&block, &mut sink)?;
-            Ok(out)
-        });
-        events(py, out.map_err(py_err)?)
-    }
-
-    /// The end of the input: the remaining code events (the last frame padded as the whole pass pads it).
-    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = py.detach(|| -> Result<Vec<Event>, clvp::Error> {
-            let mut guard = self
-                .inner
-                .lock()
-                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
-            let Some(enc) = guard.take() else {
-                return Err(clvp::Error::Input("the stream is finished".into()));
-            };
-            let mut out = Vec::new();
-            let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(Event::from(e));
-                Ok(())
-            };
-            let summary = (*enc).finish(&mut sink)?;
-            if let Ok(mut l) = self.audio_length.lock() {
-                *l = Some(summary.audio_length);
-            }
-            Ok(out)
-        });
-        events(py, out.map_err(py_err)?)
-    }
-
-    /// Samples per channel encoded, once finished (the model's rate).
-    #[getter]
-    fn audio_length(&self) -> Option<usize> {
-        self.audio_length.lock().ok().and_then(|l| *l)
-    }
-}
-
-/// The live decoder of [`EncodecModel::stream_decoder`].
-#[pyclass(module = "clvp")]
-pub struct EncodecStreamDecoder {
-    inner: Mutex<Option<Box<DecodeStream<'static>>>>,
-    num_codebooks: usize,
-    channels: usize,
-    _codec: Arc<Encodec>,
-}
-
-impl EncodecStreamDecoder {
-    /// Run `f` on the decoder with a sink gathering the samples; planar `[C, n]` out.
-    fn run<'py>(
-        &self,
-        py: Python<'py>,
-        finish: bool,
-        f: impl FnOnce(
-            &mut Box<DecodeStream<'static>>,
-            &mut dyn FnMut(&[f32], usize) -> Result<(), clvp::Error>,
-        ) -> Result<(), clvp::Error>
-        + Send,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.channels;
-        let out = py.detach(|| -> Result<Vec<Vec<f32>>, clvp::Error> {
-            let mut guard = self
-                .inner
-                .lock()
-                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
-            let mut out = vec![Vec::new(); c];
-            let mut sink = |block: &[f32], n: usize| -> Result<(), clvp::Error> {
-                for (o, ch) in out.iter_mut().zip(block.chunks_exact(n.max(1))) {
-                    o.extend_from_slice(ch);
-                }
-                Ok(())
-            };
-            if finish {
-                let Some(dec) = guard.take() else {
-                    return Err(clvp::Error::Input("the stream is finished".into()));
-                };
-                (*dec).finish(&mut sink)?;
-            } else {
-                let Some(dec) = guard.as_mut() else {
-                    return Err(clvp::Error::Input("the stream is finished".into()));
-                };
-                f(dec, &mut sink)?;
-            }
-            Ok(out)
-        });
-        let out = out.map_err(py_err)?;
-        let n = out.first().map_or(0, Vec::len);
-        array(py, out.concat(), &[c, n])
-    }
-}
-
-#[pymethods]
-impl EncodecStreamDecoder {
-    /// Push code frames `[n_q, T]` (int); returns the samples `[channels, n]` now final.
-    fn push<'py>(
-        &self,
-        py: Python<'py>,
-        codes: PyArrayLikeDyn<'_, i64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (values, shape) = ints(&codes);
-        let frames = match shape.as_slice() {
-            [k, t] if *k == self.num_codebooks => *t,
-            _ => {
-                return Err(value_err(format!(
-                    "codes of shape {shape:?}; this stream takes [{}, frames]",
-                    self.num_codebooks
-                )));
-            }
-        };
-        self.run(py, false, move |dec, sink| {
-            dec.push(CodesRef::I64(&values), frames, sink)
-        })
-    }
-
-    /// The end of a chunk (chunked models) with its scale; returns the samples now final.
-    #[pyo3(signature = (scale = None))]
-    fn end_segment<'py>(&self, py: Python<'py>, scale: Option<f32>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, false, move |dec, sink| dec.end_segment(scale, sink))
-    }
-
-    /// The end of the codes: the remaining samples.
-    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, true, |_, _| Ok(()))
-    }
-}
-
-/// Meta's `encodec.compress(model, wav)`: `wav` `[channels, length]` at the model's rate (or `sampling_rate`,
-/// converted), coded at `bandwidth` kbps into the bytes of an `.ecdc` file (Meta's container, byte for byte).
-#[pyfunction]
-#[pyo3(signature = (model, wav, sampling_rate = None, bandwidth = 6.0))]
-pub fn compress<'py>(
-    py: Python<'py>,
-    model: &EncodecModel,
-    wav: PyArrayLikeDyn<'_, f32, AllowTypeChange>,
-    sampling_rate: Option<u32>,
-    bandwidth: f64,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let (values, shape) = floats(&wav);
-    let (c, l) = match shape.as_slice() {
-        [l] => (1, *l),
-        [c, l] => (*c, *l),
-        _ => {
-            return Err(value_err(format!(
-                "wav has shape {shape:?}; expected [channels, length]"
-            )));
-        }
-    };
-    let channels: Vec<Vec<f32>> = values
-        .chunks(l.max(1))
-        .take(c)
-        .map(<[f32]>::to_vec)
-        .collect();
-    let rate = sampling_rate.unwrap_or(model.codec.sample_rate());
-    let codec = Arc::clone(&model.codec);
-    let bytes = py
-        .detach(move || -> Result<Vec<u8>, clvp::Error> {
-            let audio = Audio::new(rate, channels)?;
-            let audio = codec.convert(&audio)?;
-            let codes = codec.encode(&audio, Some(bandwidth))?;
-            let mut out = Vec::new();
-            codec.write_ecdc(&codes, &mut out)?;
-            Ok(out)
-        })
-        .map_err(py_err)?;
-    Ok(PyBytes::new(py, &bytes))
-}
-
-/// Meta's `encodec.decompress(compressed)`: the `.ecdc` bytes decoded with `model` (of the file's layout);
-/// returns `(wav [channels, length] float32, sample_rate)`.
-#[pyfunction]
-pub fn decompress<'py>(
-    py: Python<'py>,
-    compressed: &[u8],
-    model: &EncodecModel,
-) -> PyResult<(Bound<'py, PyAny>, u32)> {
-    let bytes = compressed.to_vec();
-    let codec = Arc::clone(&model.codec);
-    let audio = py
-        .detach(move || -> Result<Audio, clvp::Error> {
-            let codes = codec.read_ecdc(&mut bytes.as_slice())?;
-            codec.decode(&codes)
-        })
-        .map_err(py_err)?;
-    let (c, n) = (audio.num_channels(), audio.num_frames());
-    Ok((
-        array(py, audio.channels.concat(), &[c, n])?,
-        audio.sample_rate,
-    ))
 }

@@ -10,8 +10,12 @@ use clvp::raw::hub::{HubError, SourceError};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+mod arrays;
 mod clvp_model;
+mod ecdc;
 mod encodec;
+mod encodec_fe;
+mod stream;
 mod text;
 
 /// A facade error as the Python exception a transformers user expects, with the CLI's message.
@@ -59,11 +63,13 @@ fn _clvp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encodec::EncodecModel>()?;
     m.add_class::<encodec::EncodecEncoderOutput>()?;
     m.add_class::<encodec::EncodecDecoderOutput>()?;
-    m.add_class::<encodec::EncodecStreamEncoder>()?;
-    m.add_class::<encodec::EncodecStreamDecoder>()?;
-    m.add_function(wrap_pyfunction!(encodec::compress, m)?)?;
-    m.add_function(wrap_pyfunction!(encodec::decompress, m)?)?;
+    m.add_class::<encodec_fe::EncodecFeatureExtractor>()?;
+    m.add_class::<stream::EncodecStreamEncoder>()?;
+    m.add_class::<stream::EncodecStreamDecoder>()?;
+    m.add_function(wrap_pyfunction!(ecdc::compress, m)?)?;
+    m.add_function(wrap_pyfunction!(ecdc::decompress, m)?)?;
     m.add_class::<clvp_model::ClvpModelForConditionalGeneration>()?;
+    m.add_class::<clvp_model::ClvpOutput>()?;
     m.add_class::<text::ClvpTokenizer>()?;
     m.add_class::<text::ClvpFeatureExtractor>()?;
     Ok(())

@@ -1,7 +1,7 @@
 //! transformers' `ClvpTokenizer` and `ClvpFeatureExtractor` on the workspace's implementations (clvp-text's
 //! HF-exact normaliser and BPE, clvp-audio's log-mel).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clvp::raw::audio::ClvpFeatureExtractor as Extractor;
 use clvp::raw::text::ClvpTokenizer as Tokenizer;
@@ -183,8 +183,11 @@ impl ClvpFeatureExtractor {
         })
     }
 
-    /// `feature_extractor(raw_speech, sampling_rate=..., return_tensors="np")`: one clip (a 1-D array) or a
-    /// list of clips → `{"input_features": float32 [B, 80, T], "attention_mask": int64 [B, max_length]}`.
+    /// `feature_extractor(raw_speech, sampling_rate=..., return_tensors="np")`: one clip (a 1-D array or an
+    /// audio file's path), a batch `[B, n]`, or a list of clips → `{"input_features": float32 [B, 80, T],
+    /// "attention_mask": int32 [B, max_length]}`. Files are decoded, downmixed and resampled to the
+    /// extractor's rate as the `clvp` command loads voices (only their first `max_length` samples are
+    /// decoded); contiguous float32 arrays are read in place.
     #[pyo3(signature = (raw_speech, sampling_rate = None, return_tensors = "np"))]
     fn __call__<'py>(
         &self,
@@ -198,54 +201,93 @@ impl ClvpFeatureExtractor {
                 "return_tensors={return_tensors:?}: only \"np\" is supported"
             )));
         }
-        let clips: Vec<Vec<f32>> = if let Ok(list) = raw_speech.cast::<PyList>() {
-            list.iter()
-                .map(|c| {
-                    let a: PyArrayLikeDyn<'_, f32, AllowTypeChange> = c.extract()?;
-                    one_clip(&a)
-                })
-                .collect::<PyResult<_>>()?
-        } else {
-            let a: PyArrayLikeDyn<'_, f32, AllowTypeChange> = raw_speech.extract()?;
-            match a.ndim() {
-                1 => vec![one_clip(&a)?],
-                2 => {
-                    let rows = a.shape()[0];
-                    let n = a.shape()[1];
-                    let v: Vec<f32> = a.as_array().iter().copied().collect();
-                    (0..rows).map(|r| v[r * n..(r + 1) * n].to_vec()).collect()
-                }
-                d => {
+        let items: Vec<Bound<'py, PyAny>> = match raw_speech.cast::<PyList>() {
+            Ok(list) => list.iter().collect(),
+            Err(_) => vec![raw_speech.clone()],
+        };
+        // Arrays stay borrowed (read in place when contiguous); paths are loaded without the GIL.
+        let mut arrays: Vec<PyArrayLikeDyn<'py, f32, AllowTypeChange>> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
+        for item in &items {
+            if !item.is_instance_of::<PyList>()
+                && let Ok(path) = item.extract::<PathBuf>()
+            {
+                sources.push(Source::Path(path));
+                continue;
+            }
+            let a: PyArrayLikeDyn<'py, f32, AllowTypeChange> = item.extract()?;
+            match (a.ndim(), items.len()) {
+                (1, _) => sources.push(Source::Rows(arrays.len(), 1, a.shape()[0])),
+                (2, 1) => sources.push(Source::Rows(arrays.len(), a.shape()[0], a.shape()[1])),
+                (d, _) => {
                     return Err(value_err(format!(
-                        "raw_speech has {d} dimensions; expected one clip [n] or a batch [B, n]"
+                        "a clip has {d} dimensions (shape {:?}); expected one clip [n] or a batch [B, n]",
+                        a.shape()
                     )));
                 }
             }
-        };
-        let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+            arrays.push(a);
+        }
+        let copies: Vec<Option<Vec<f32>>> = arrays
+            .iter()
+            .map(|a| match a.as_slice() {
+                Ok(_) => None,
+                Err(_) => Some(a.as_array().iter().copied().collect()),
+            })
+            .collect();
+        let flat: Vec<&[f32]> = arrays
+            .iter()
+            .zip(&copies)
+            .map(|(a, c)| match c {
+                Some(v) => v.as_slice(),
+                None => a.as_slice().unwrap_or_default(),
+            })
+            .collect();
+        let inner = &self.inner;
         let f = py
-            .detach(|| self.inner.extract(&refs, sampling_rate))
+            .detach(move || -> Result<_, clvp::raw::audio::AudioError> {
+                let mut loaded: Vec<Vec<f32>> = Vec::new();
+                for s in &sources {
+                    if let Source::Path(p) = s {
+                        loaded.push(inner.load_clip(p)?);
+                    }
+                }
+                let mut loaded = loaded.iter();
+                let mut clips: Vec<&[f32]> = Vec::new();
+                for s in &sources {
+                    match s {
+                        Source::Path(_) => clips.extend(loaded.next().map(Vec::as_slice)),
+                        Source::Rows(i, rows, n) => {
+                            clips.extend((0..*rows).map(|r| &flat[*i][r * n..(r + 1) * n]))
+                        }
+                    }
+                }
+                // A file is at the extractor's rate once loaded; arrays are at `sampling_rate`.
+                let rate = if sources.iter().all(|s| matches!(s, Source::Path(_))) {
+                    Some(inner.sampling_rate)
+                } else {
+                    sampling_rate
+                };
+                inner.extract(&clips, rate)
+            })
             .map_err(|e| py_err(e.into()))?;
         let out = PyDict::new(py);
         out.set_item(
             "input_features",
             PyArray1::from_vec(py, f.input_features).reshape(f.shape)?,
         )?;
-        let mask: Vec<i64> = f.attention_mask.iter().map(|&m| i64::from(m)).collect();
         out.set_item(
             "attention_mask",
-            PyArray1::from_vec(py, mask).reshape(f.mask_shape)?,
+            PyArray1::from_vec(py, f.attention_mask).reshape(f.mask_shape)?,
         )?;
         Ok(out)
     }
 }
 
-fn one_clip(a: &PyArrayLikeDyn<'_, f32, AllowTypeChange>) -> PyResult<Vec<f32>> {
-    if a.ndim() != 1 {
-        return Err(value_err(format!(
-            "a clip has shape {:?}; expected [n]",
-            a.shape()
-        )));
-    }
-    Ok(a.as_array().iter().copied().collect())
+/// Where a clip of a `ClvpFeatureExtractor` call comes from.
+enum Source {
+    /// A file to load.
+    Path(PathBuf),
+    /// `rows` clips of `n` samples in borrowed array `index`.
+    Rows(usize, usize, usize),
 }

@@ -2,7 +2,7 @@
 
 Swap the import and keep the code::
 
-    from clvp import ClvpModelForConditionalGeneration, ClvpTokenizer, ClvpFeatureExtractor, EncodecModel
+    from clvp import ClvpModelForConditionalGeneration, ClvpProcessor, EncodecFeatureExtractor, EncodecModel
 
 Every class takes and returns numpy arrays with transformers' shapes and dtypes; the computing calls release
 the GIL, and the model objects may be shared between threads. Errors are ``ValueError``,
@@ -12,22 +12,28 @@ the GIL, and the model objects may be shared between threads. Errors are ``Value
 from ._clvp import (
     ClvpFeatureExtractor,
     ClvpModelForConditionalGeneration,
+    ClvpOutput,
     ClvpTokenizer,
     EncodecDecoderOutput,
     EncodecEncoderOutput,
+    EncodecFeatureExtractor,
     EncodecModel,
     EncodecStreamDecoder,
     EncodecStreamEncoder,
     __version__,
 )
 from . import ecdc
+from .processing import ClvpProcessor
 
 __all__ = [
     "ClvpFeatureExtractor",
     "ClvpModelForConditionalGeneration",
+    "ClvpOutput",
+    "ClvpProcessor",
     "ClvpTokenizer",
     "EncodecDecoderOutput",
     "EncodecEncoderOutput",
+    "EncodecFeatureExtractor",
     "EncodecModel",
     "EncodecStreamDecoder",
     "EncodecStreamEncoder",

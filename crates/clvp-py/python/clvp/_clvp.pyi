@@ -1,5 +1,6 @@
 """Type stubs of the compiled module (re-exported by ``clvp``)."""
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -25,6 +26,44 @@ class EncodecDecoderOutput:
     audio_values: npt.NDArray[np.float32]
     """float32 ``[batch, channels, length]``."""
     def __getitem__(self, key: Union[int, str]) -> Any: ...
+
+class EncodecFeatureExtractor:
+    """transformers' ``EncodecFeatureExtractor``: layout, chunk-aware padding and the padding mask."""
+
+    def __init__(
+        self,
+        feature_size: int = 1,
+        sampling_rate: int = 24000,
+        padding_value: float = 0.0,
+        chunk_length_s: Optional[float] = None,
+        overlap: Optional[float] = None,
+    ) -> None: ...
+    @staticmethod
+    def from_pretrained(path: Union[str, "os.PathLike[str]"]) -> "EncodecFeatureExtractor":
+        """A checkpoint directory: its ``preprocessor_config.json``, else the one its ``config.json`` implies."""
+    @property
+    def feature_size(self) -> int: ...
+    @property
+    def sampling_rate(self) -> int: ...
+    @property
+    def padding_value(self) -> float: ...
+    @property
+    def chunk_length(self) -> Optional[int]: ...
+    @property
+    def chunk_stride(self) -> Optional[int]: ...
+    def __call__(
+        self,
+        raw_audio: Union[ArrayLike, str, "os.PathLike[str]", Sequence[Union[ArrayLike, str, "os.PathLike[str]"]]],
+        padding: Union[bool, str, None] = None,
+        truncation: bool = False,
+        max_length: Optional[int] = None,
+        return_tensors: Optional[str] = None,
+        sampling_rate: Optional[int] = None,
+    ) -> Dict[str, npt.NDArray[Any]]:
+        """One clip (``[n]`` mono, ``[2, n]`` stereo), a list of clips, or audio file path(s) →
+        ``{"input_values": float32 [B, C, L], "padding_mask": int32 [B, L]}`` (the mask when padding), as
+        transformers with ``return_tensors="np"``. Files are decoded and converted to the extractor's channels and
+        rate as the ``clvp`` command converts them; arrays must already be at ``sampling_rate``."""
 
 class EncodecModel:
     """transformers' ``EncodecModel`` (``encodec_24khz``, ``encodec_32khz``, ``encodec_48khz`` layouts)."""
@@ -118,12 +157,13 @@ class ClvpFeatureExtractor:
         """A checkpoint directory (``preprocessor_config.json``), or Tortoise's settings when ``None``."""
     def __call__(
         self,
-        raw_speech: Union[ArrayLike, Sequence[ArrayLike]],
+        raw_speech: Union[ArrayLike, str, "os.PathLike[str]", Sequence[Union[ArrayLike, str, "os.PathLike[str]"]]],
         sampling_rate: Optional[int] = None,
         return_tensors: str = "np",
     ) -> Dict[str, npt.NDArray[Any]]:
-        """One clip ``[n]`` or a list of clips at 22 050 Hz: ``input_features`` float32 ``[B, 80, T]`` and
-        ``attention_mask`` int64 ``[B, max_length]``."""
+        """One clip ``[n]``, a batch ``[B, n]`` or a list of clips at 22 050 Hz, or audio file paths (decoded,
+        downmixed and resampled as the ``clvp`` command loads voices): ``input_features`` float32 ``[B, 80, T]``
+        and ``attention_mask`` int32 ``[B, max_length]``."""
 
 class ClvpModelForConditionalGeneration:
     """transformers' ``ClvpModelForConditionalGeneration``: generation, ranking and the two encoders' features."""
@@ -133,9 +173,12 @@ class ClvpModelForConditionalGeneration:
         """A checkpoint directory or hub id; ``decoder_weights`` ``"f32"`` or ``"bf16"``."""
     def generate(
         self,
-        text: str,
-        voices: Union[str, ArrayLike, Sequence[Union[str, ArrayLike]]],
+        input_ids: Union[ArrayLike, str, None] = None,
+        input_features: Union[ArrayLike, str, Sequence[Union[str, ArrayLike]], None] = None,
+        attention_mask: Optional[ArrayLike] = None,
         *,
+        text: Optional[str] = None,
+        voices: Union[str, ArrayLike, Sequence[Union[str, ArrayLike]], None] = None,
         preset: Optional[str] = None,
         do_sample: Optional[bool] = None,
         num_return_sequences: Optional[int] = None,
@@ -149,11 +192,34 @@ class ClvpModelForConditionalGeneration:
         pad_to_max_mel_tokens: Optional[int] = None,
         seed: Optional[int] = None,
         prefill_positions: str = "tortoise",
-    ) -> Dict[str, Any]:
-        """Candidates for ``text`` in the voice of ``voices`` (22 050 Hz clips or audio file paths), scored and
-        ranked: ``speech_ids`` int64 ``[N, n]``, ``logits_per_text`` ``[1, N]``, ``text_embeds``, ``speech_embeds``,
-        ``ranking``, ``sequences_scores``."""
+    ) -> "ClvpOutput":
+        """transformers' ``generate(input_ids [1, n], input_features [F, 80, T], attention_mask)`` on
+        ``ClvpProcessor``'s output (each feature row conditions its own ``num_return_sequences`` candidates), or the
+        command's ``generate(text, voices)`` (22 050 Hz clips or audio file paths, their conditionings averaged as
+        Tortoise does). Generation arguments as transformers', on a Tortoise ``preset`` (default ultra_fast's
+        sampling, 100 new tokens); ``prefill_positions`` ``"tortoise"`` or ``"hf523"``."""
     def get_text_features(self, input_ids: ArrayLike, attention_mask: Optional[ArrayLike] = None) -> npt.NDArray[np.float32]:
         """The text encoder's projected embeddings ``[rows, projection_dim]`` (not normalised)."""
     def get_speech_features(self, speech_ids: ArrayLike) -> npt.NDArray[np.float32]:
         """The speech encoder's projected embeddings of code rows ``[rows, projection_dim]`` (not normalised)."""
+
+class ClvpOutput:
+    """transformers' ``ClvpOutput`` of ``generate``: attributes, or keys (``out["speech_ids"]``)."""
+
+    speech_ids: npt.NDArray[np.int64]
+    """Fixed speech codes ``[N, n]``."""
+    logits_per_text: npt.NDArray[np.float32]
+    """``[1, N]``."""
+    logits_per_speech: npt.NDArray[np.float32]
+    """``[N, 1]``."""
+    text_embeds: npt.NDArray[np.float32]
+    """L2-normalised ``[1, P]``."""
+    speech_embeds: npt.NDArray[np.float32]
+    """L2-normalised ``[N, P]``."""
+    ranking: List[int]
+    """Candidate indices, best first."""
+    sequences_scores: Optional[npt.NDArray[np.float32]]
+    """Beam search: the beams' length-normalised scores ``[N]``."""
+    def __getitem__(self, key: str) -> Any: ...
+    def __contains__(self, key: str) -> bool: ...
+    def keys(self) -> List[str]: ...
