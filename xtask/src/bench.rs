@@ -138,7 +138,7 @@ fn bench_p4(python: &Path) -> Result<Row> {
 }
 
 /// Full-size random-init EnCodec checkpoints for P5/P6 (written once by the reference script under target/).
-fn encodec_models(python: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn encodec_models(python: &Path) -> Result<(PathBuf, PathBuf)> {
     let root = repo_root();
     let out = root.join("target/bench/encodec");
     let sdist = pyenv::encodec_sdist(&python.to_path_buf())?;
@@ -301,13 +301,17 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
             )?);
         }
     }
+    crate::bench_py::run(&python, &sel, &mut rows)?;
+    notes.extend(crate::bench_py::overhead_notes(&rows));
     let backend_table = if backends {
         Some(crate::bench_clvp::backends(&sel)?)
     } else {
         None
     };
     if rows.is_empty() && backend_table.is_none() {
-        bail!("no workload matches {only:?}; known: P1, P1-bf16, P2, P3, P4, P5, P6, P7");
+        bail!(
+            "no workload matches {only:?}; known: P1, P1-bf16, P2, P3, P3-py, P4, P5, P5-py, P6, P7"
+        );
     }
     let fresh: Vec<String> = rows.iter().map(row_line).collect();
     let head = "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n";

@@ -57,7 +57,7 @@ fn voice() -> PathBuf {
 }
 
 /// The full-size random-init checkpoint, generated once.
-fn model(python: &Path) -> Result<PathBuf> {
+pub(crate) fn model(python: &Path) -> Result<PathBuf> {
     let dir = repo_root().join("target/bench/clvp/full");
     if !dir.join("model.safetensors").exists() {
         eprintln!(

@@ -2,13 +2,17 @@
 //!
 //! * `cargo xtask parity-check [--only NAME] [--full] [--regen-fixtures] [--seed S] [--seeds N]` — proves the
 //!   Rust side equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32); `--seeds N`
-//!   sweeps N fresh seeds and prints the worst error per component.
+//!   sweeps N fresh seeds and prints the worst error per component. A full run adds the Python binding's column:
+//!   crates/clvp-py's pytest suite on the same fresh references (`--no-python` skips it).
 //! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
-//! * `cargo xtask bench [--only P1,…,P7] [--backends]` — our release build against PyTorch side by side (docs/performance.md).
+//! * `cargo xtask bench [--only P1,…,P7,P5-py,P3-py] [--backends]` — our release build against PyTorch side by side
+//!   (docs/performance.md); the `-py` rows time the Python module and transformers in one process.
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
 
 mod bench;
 mod bench_clvp;
+mod bench_py;
+mod binding;
 mod components;
 mod latest_deps;
 mod public_api;
@@ -97,6 +101,10 @@ struct ParityArgs {
     /// row per component with the worst error over all seeds.
     #[arg(long, value_name = "N", conflicts_with = "regen_fixtures")]
     seeds: Option<usize>,
+    /// Skip the Python-binding column (the binding's pytest suite on this run's references; it runs when every
+    /// component it reads is selected).
+    #[arg(long)]
+    no_python: bool,
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -188,7 +196,7 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         (root.join("target/parity/ref"), args.seed)
     };
     let report = root.join("target/parity/report.jsonl");
-    let outcome = run_seed(
+    let mut outcome = run_seed(
         &env,
         &selected,
         &ref_root,
@@ -196,7 +204,23 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         !args.regen_fixtures,
         &report,
     )?;
+    let covered = binding::NEEDS
+        .iter()
+        .all(|d| selected.iter().any(|c| c.fixture_dir == *d));
+    if args.no_python {
+        eprintln!("python binding column skipped (--no-python)");
+    } else if !covered {
+        eprintln!(
+            "python binding column skipped: it reads the references of {} (run without --only)",
+            binding::NEEDS.join(", ")
+        );
+    } else {
+        let (rows, failed) = binding::run_column(&env, &ref_root, seed)?;
+        outcome.rows.extend(rows);
+        outcome.test_failures.extend(failed);
+    }
     table::print(&outcome.rows);
+    table::print_bindings(&outcome.rows);
     outcome.verdict(&selected)?;
     println!(
         "parity-check passed: {} case rows, components: {}",

@@ -213,6 +213,7 @@ mod tests {
             tolerance: "t".into(),
             passed,
             detail: String::new(),
+            binding: None,
         };
         let mut w = Worst::default();
         w.add(1, &[row("a", Some(1e-6), true), row("b", None, true)]);

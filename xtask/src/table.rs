@@ -15,6 +15,9 @@ pub struct Row {
     pub tolerance: String,
     pub passed: bool,
     pub detail: String,
+    /// `Some("python")` for the binding's rows (crates/clvp-py/tests), `None` for the Rust tests'.
+    #[serde(default)]
+    pub binding: Option<String>,
 }
 
 /// Read the rows the tests appended (none if no test ran).
@@ -55,7 +58,10 @@ pub fn print(rows: &[Row]) {
         .iter()
         .map(|r| {
             [
-                r.component.clone(),
+                match &r.binding {
+                    Some(b) => format!("{} [{b}]", r.component),
+                    None => r.component.clone(),
+                },
                 r.case.clone(),
                 num(r.max_abs),
                 num(r.max_rel),
@@ -88,5 +94,51 @@ pub fn print(rows: &[Row]) {
     println!("|-{}-|", sep.join("-|-"));
     for row in &cells {
         println!("{}", line(row));
+    }
+}
+
+/// The worst error of `rows` (`None` when some row has none: a count of mismatches, not an error).
+fn worst(rows: &[&Row]) -> Option<f64> {
+    rows.iter()
+        .map(|r| r.max_abs)
+        .try_fold(0.0f64, |acc, e| e.map(|e| acc.max(e)))
+}
+
+/// One line per component: its cases and worst error through Rust, and through the Python binding.
+pub fn print_bindings(rows: &[Row]) {
+    let mut components: Vec<&str> = Vec::new();
+    for r in rows {
+        if !components.contains(&r.component.as_str()) {
+            components.push(&r.component);
+        }
+    }
+    println!();
+    println!(
+        "| component | rust cases | rust worst abs | python cases | python worst abs | verdict |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for c in components {
+        let of = |python: bool| -> Vec<&Row> {
+            rows.iter()
+                .filter(|r| r.component == c && r.binding.is_some() == python)
+                .collect()
+        };
+        let (rust, py) = (of(false), of(true));
+        let cell = |rows: &[&Row]| {
+            if rows.is_empty() {
+                "—".to_string()
+            } else {
+                num(worst(rows))
+            }
+        };
+        let passed = rust.iter().chain(&py).all(|r| r.passed);
+        println!(
+            "| {c} | {} | {} | {} | {} | {} |",
+            rust.len(),
+            cell(&rust),
+            py.len(),
+            cell(&py),
+            if passed { "pass" } else { "FAIL" }
+        );
     }
 }

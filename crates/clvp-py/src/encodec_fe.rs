@@ -8,6 +8,7 @@ use clvp::raw::audio::load_audio;
 use clvp::raw::encodec::{
     EncodecConfig, EncodecFeatureExtractor as Extractor, PadOptions, Padding,
 };
+use clvp::raw::hub::Checkpoint;
 use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -122,17 +123,27 @@ impl EncodecFeatureExtractor {
         })
     }
 
-    /// The extractor of a checkpoint directory: its `preprocessor_config.json`, or, where it has none, the one
-    /// its `config.json` implies (what the hub's EnCodec checkpoints ship).
+    /// The extractor of a checkpoint: a local directory or a hub id (`facebook/encodec_24khz`, through the HF
+    /// cache): its `preprocessor_config.json`, or, where it has none, the one its `config.json` implies.
     #[staticmethod]
-    fn from_pretrained(path: PathBuf) -> PyResult<Self> {
-        let pre = path.join("preprocessor_config.json");
-        let inner = if pre.is_file() {
-            Extractor::from_file(&pre)
-        } else {
-            EncodecConfig::from_file(path.join("config.json")).map(|c| Extractor::from_config(&c))
-        }
-        .map_err(|e| py_err(e.into()))?;
+    fn from_pretrained(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let source = path.to_string();
+        let inner = py
+            .detach(move || -> Result<Extractor, clvp::Error> {
+                let checkpoint = Checkpoint::from_pretrained(&source, None)?;
+                Ok(match checkpoint.file("preprocessor_config.json")? {
+                    Some(pre) => Extractor::from_file(&pre)?,
+                    None => {
+                        let config = checkpoint.file("config.json")?.ok_or_else(|| {
+                            clvp::Error::Input(format!(
+                                "{source}: no preprocessor_config.json or config.json"
+                            ))
+                        })?;
+                        Extractor::from_config(&EncodecConfig::from_file(&config)?)
+                    }
+                })
+            })
+            .map_err(py_err)?;
         Ok(EncodecFeatureExtractor {
             inner: Box::new(inner),
         })

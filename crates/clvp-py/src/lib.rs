@@ -10,6 +10,11 @@ use clvp::raw::hub::{HubError, SourceError};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+// The allocator of the `clvp` command and the bench workers (the module's own Rust allocations only; numpy's
+// arrays adopt `Vec`s, which Rust frees with it).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod arrays;
 mod clvp_model;
 mod ecdc;

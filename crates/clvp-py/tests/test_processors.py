@@ -16,12 +16,12 @@ import soundfile
 from safetensors.numpy import load_file
 
 import clvp
-from conftest import FIXTURES, ROOT, close
+from conftest import FIXTURES, ROOT, close, exact
 
 CASES = json.loads((FIXTURES / "python" / "processors.json").read_text())
 TINY = str(FIXTURES / "clvp" / "tiny")
 E2E_TEXT = "Hello world, this is a test."
-E2E_VOICE = FIXTURES / "audio" / "speech_mid.wav"
+E2E_VOICE = ROOT / "fixtures" / "audio" / "speech_mid.wav"  # the committed clip ref_clvp_nn.py reads
 GEN_STEPS = 12
 
 
@@ -36,14 +36,14 @@ def test_encodec_feature_extractor_equals_transformers(case):
         return
     got = fe(raw, sampling_rate=fe.sampling_rate, return_tensors="np", **case["call"])
     want = case["input_values"]
-    assert list(got["input_values"].shape) == want["shape"]
+    label = f"EncodecFeatureExtractor {case['name']}"
     assert str(got["input_values"].dtype) == want["dtype"]
-    np.testing.assert_array_equal(got["input_values"].ravel(), np.asarray(want["values"], np.float32))
+    exact(got["input_values"], np.asarray(want["values"], np.float32).reshape(want["shape"]), "processors", label)
     assert ("padding_mask" in got) == ("padding_mask" in case)
     if "padding_mask" in case:
         m = case["padding_mask"]
-        assert list(got["padding_mask"].shape) == m["shape"] and str(got["padding_mask"].dtype) == m["dtype"]
-        np.testing.assert_array_equal(got["padding_mask"].ravel(), m["values"])
+        assert str(got["padding_mask"].dtype) == m["dtype"]
+        exact(got["padding_mask"], np.asarray(m["values"]).reshape(m["shape"]), "processors", label + " mask")
 
 
 def encode_cli(path, model, bandwidth):
@@ -107,9 +107,10 @@ def test_processor_keys_shapes_dtypes_equal_transformers(name):
     }[name]
     got = proc(return_tensors="np", **kwargs)
     want = CASES["clvp_processor"]["calls"][name]
-    assert sorted(got) == sorted(want)
-    for k, w in want.items():
-        assert list(got[k].shape) == w["shape"] and str(got[k].dtype) == w["dtype"], k
+    layout = lambda d: sorted((k, tuple(v["shape"]), v["dtype"]) for k, v in d.items())  # noqa: E731
+    ours = {k: dict(shape=list(v.shape), dtype=str(v.dtype)) for k, v in got.items()}
+    exact(np.array(layout(ours), dtype=object), np.array(layout(want), dtype=object), "processors",
+          f"ClvpProcessor {name} keys, shapes, dtypes")
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +131,10 @@ def test_generate_on_the_processors_tensors_equals_transformers(model, case, kwa
     for audio in (str(E2E_VOICE), soundfile.read(str(E2E_VOICE), dtype="float32")[0]):
         inputs = proc(text=E2E_TEXT, audio=audio, sampling_rate=22_050)
         out = model.generate(**inputs, max_new_tokens=GEN_STEPS, **kwargs)
-        np.testing.assert_array_equal(out.speech_ids, ref[case + "speech_ids"])
-        close(out.logits_per_text, ref[case + "logits_per_text"], "nn")
+        kind = "path" if isinstance(audio, str) else "array"
+        exact(out.speech_ids, ref[case + "speech_ids"], "clvp-nn", f"generate(**processor) {case}speech_ids ({kind})")
+        close(out.logits_per_text, ref[case + "logits_per_text"], "nn",
+              f"generate(**processor) {case}logits_per_text ({kind})")
         assert out["speech_ids"] is not None and "ranking" in out and out.logits_per_speech.shape[::-1] == \
             out.logits_per_text.shape
 

@@ -39,8 +39,9 @@ class EncodecFeatureExtractor:
         overlap: Optional[float] = None,
     ) -> None: ...
     @staticmethod
-    def from_pretrained(path: Union[str, "os.PathLike[str]"]) -> "EncodecFeatureExtractor":
-        """A checkpoint directory: its ``preprocessor_config.json``, else the one its ``config.json`` implies."""
+    def from_pretrained(path: str) -> "EncodecFeatureExtractor":
+        """A local checkpoint directory or a hub id: its ``preprocessor_config.json``, else the one its
+        ``config.json`` implies."""
     @property
     def feature_size(self) -> int: ...
     @property
