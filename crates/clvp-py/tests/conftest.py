@@ -23,11 +23,11 @@ COMPONENT_OF = {
 }
 
 
-def record(component, case, max_abs, passed, tolerance, detail=""):
+def record(component, case, max_abs, passed, tolerance, detail="", max_rel=None):
     """One row of the parity table's Python column (only under `cargo xtask parity-check`)."""
     if not REPORT:
         return
-    row = dict(component=component, case=case, max_abs=max_abs, max_rel=None, tolerance=tolerance,
+    row = dict(component=component, case=case, max_abs=max_abs, max_rel=max_rel, tolerance=tolerance,
                passed=bool(passed), detail=detail, binding="python")
     with open(REPORT, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -47,9 +47,10 @@ def close(ours, ref, component, case=None):
         bound = row["atol"] + row.get("rtol", 0.0) * np.abs(ref)
         tol = f"abs {row['atol']:g}"
     worst = float(err.max()) if err.size else 0.0
+    rel = float((err / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)).max()) if err.size else 0.0
     passed = bool(np.all(err <= bound))
     record(COMPONENT_OF.get(component, component), case or component, worst, passed, tol,
-           "" if passed else f"{case or component}: worst error {worst:.3e} over the tolerance")
+           "" if passed else f"{case or component}: worst error {worst:.3e} over the tolerance", rel)
     assert passed, f"{component}: worst error {worst:.3e} over the tolerance"
     return worst
 
@@ -58,7 +59,8 @@ def exact(ours, ref, component, case):
     """Equality (codes, token ids, shapes), recorded as a row of `component`."""
     ours, ref = np.asarray(ours), np.asarray(ref)
     same = ours.shape == ref.shape and np.array_equal(ours, ref)
-    record(component, case, 0.0 if same else None, same, "exact", "" if same else f"{case}: differs")
+    record(component, case, 0.0 if same else None, same, "exact", "" if same else f"{case}: differs",
+           0.0 if same else None)
     assert same, f"{component} {case}: {ours.shape} {ours.ravel()[:8]} vs reference {ref.shape} {ref.ravel()[:8]}"
 
 

@@ -99,6 +99,107 @@ fn forward_and_generated_speech_features_match_transformers() {
     rec.finish();
 }
 
+/// `generate(input_ids, input_features)` on the processor's tensors (the tokenizer's ids of the e2e text, the
+/// extractor's log-mels of `speech_mid.wav`), as the Python binding's transformers form calls it: greedy in both
+/// prefill modes and beam search, against `e2e_*` of ref_clvp_nn.py (transformers' own `generate`).
+#[test]
+fn generate_from_inputs_matches_transformers_generate() {
+    let dir = fixture_path("clvp/tiny");
+    let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
+    let clvp =
+        Clvp::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
+    let t: HashMap<String, FixtureTensor> =
+        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let get = |k: &str| {
+        t.get(k)
+            .unwrap_or_else(|| panic!("fixture tensor {k} missing"))
+    };
+    // The committed clip the reference script reads (E2E_VOICE), whatever CLVP_FIXTURES names.
+    let voice = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/audio/speech_mid.wav");
+    let processor = clvp::ClvpProcessor::tortoise().unwrap_or_else(|e| panic!("{e}"));
+    let clip = processor
+        .load_voice(&voice)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fe = &processor.feature_extractor;
+    let features = fe
+        .extract(&[&clip], Some(fe.sampling_rate))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids = processor
+        .tokenizer
+        .encode("Hello world, this is a test.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tol = tolerance("nn");
+    let mut rec = Recorder::new("facade");
+    let greedy = GenerationConfig {
+        max_new_tokens: 12, // GEN_STEPS
+        ..GenerationConfig::default()
+    };
+    let beams = GenerationConfig {
+        num_beams: 3,
+        num_return_sequences: 2,
+        prefill_positions: clvp::PrefillPositions::Hf523,
+        ..greedy.clone()
+    };
+    let cases = [
+        (
+            "e2e_hf523.",
+            GenerationConfig {
+                prefill_positions: clvp::PrefillPositions::Hf523,
+                ..greedy.clone()
+            },
+        ),
+        ("e2e_tortoise.", greedy.clone()),
+        ("e2e_beam.", beams.clone()),
+        (
+            "e2e_beam.pad_",
+            GenerationConfig {
+                pad_to_max_mel_tokens: Some(16),
+                ..beams
+            },
+        ),
+    ];
+    for (key, gc) in cases {
+        let out = clvp
+            .generate_from_inputs(&ids, &features, &gc, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        rec.record(
+            &format!("generate_from_inputs {key}speech_ids"),
+            &compare_ids(
+                &flat(&out.speech_ids),
+                &get(&format!("{key}speech_ids")).i64,
+            ),
+        );
+        rec.record(
+            &format!("generate_from_inputs {key}logits_per_text"),
+            &compare(
+                &f64s(&out.logits_per_text),
+                &get(&format!("{key}logits_per_text")).f64,
+                tol,
+            ),
+        );
+    }
+    // Errors before any work: an empty text, an id outside the vocabulary.
+    let err = |ids: &[u32]| {
+        clvp.generate_from_inputs(ids, &features, &greedy, &mut |_, _| {})
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert!(
+        err(&[]).is_err_and(|e| e.contains("no tokens")),
+        "{:?}",
+        err(&[])
+    );
+    let vocab = clvp.raw().config.text_config.vocab_size as u32;
+    assert!(
+        err(&[vocab]).is_err_and(|e| e.contains("text token")),
+        "{:?}",
+        err(&[vocab])
+    );
+    rec.finish();
+}
+
 #[test]
 fn forward_rejects_bad_input_naming_the_problem() {
     let dir = fixture_path("clvp/tiny");
