@@ -5,24 +5,37 @@ use burn::tensor::{Int, Tensor};
 use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-/// A numpy array's values (any real dtype, converted to `f32`; a copy only where the layout needs one) and
-/// shape.
-pub(crate) fn floats(a: &PyArrayLikeDyn<'_, f32, AllowTypeChange>) -> (Vec<f32>, Vec<usize>) {
-    let shape = a.shape().to_vec();
-    let values = match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
-    };
-    (values, shape)
+/// The array's values in place when it is C-contiguous (row-major, what the shapes below mean). rust-numpy's
+/// `as_slice` also accepts Fortran order, whose memory order is not the logical one (`wav.T[None]` of a
+/// `soundfile` clip): those, and strided views, are gathered by `values`.
+pub(crate) fn c_slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a numpy::PyReadonlyArray<'_, T, D>,
+) -> Option<&'a [T]> {
+    if a.is_c_contiguous() {
+        a.as_slice().ok()
+    } else {
+        None
+    }
 }
 
+/// The array's values in logical (row-major) order: one copy, from memory in place when C-contiguous.
+pub(crate) fn values<T: numpy::Element + Copy, D: numpy::ndarray::Dimension>(
+    a: &numpy::PyReadonlyArray<'_, T, D>,
+) -> Vec<T> {
+    match c_slice(a) {
+        Some(s) => s.to_vec(),
+        None => a.as_array().iter().copied().collect(),
+    }
+}
+
+/// A numpy array's values (any real dtype, converted to `f32`) and shape.
+pub(crate) fn floats(a: &PyArrayLikeDyn<'_, f32, AllowTypeChange>) -> (Vec<f32>, Vec<usize>) {
+    (values(a), a.shape().to_vec())
+}
+
+/// A numpy array's values (any integer dtype, converted to `i64`) and shape.
 pub(crate) fn ints(a: &PyArrayLikeDyn<'_, i64, AllowTypeChange>) -> (Vec<i64>, Vec<usize>) {
-    let shape = a.shape().to_vec();
-    let values = match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
-    };
-    (values, shape)
+    (values(a), a.shape().to_vec())
 }
 
 pub(crate) fn array<'py, T: numpy::Element>(

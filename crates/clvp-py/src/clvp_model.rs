@@ -9,6 +9,7 @@ use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntyped
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
+use crate::arrays::values;
 use crate::{py_err, value_err};
 
 /// transformers' `ClvpModelForConditionalGeneration` on the workspace's implementation.
@@ -67,10 +68,7 @@ impl ClvpModelForConditionalGeneration {
                         a.shape()
                     )));
                 }
-                clips.push(match a.as_slice() {
-                    Ok(s) => s.to_vec(),
-                    Err(_) => a.as_array().iter().copied().collect(),
-                });
+                clips.push(values(&a));
             }
         }
         Ok(clips)
@@ -220,12 +218,8 @@ fn log_mels(obj: &Bound<'_, PyAny>) -> PyResult<Features> {
             "input_features has shape {shape:?}; expected [clips, mels, frames] (ClvpFeatureExtractor's)"
         ))
     })?;
-    let values = match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
-    };
     Ok(Features {
-        input_features: values,
+        input_features: values(&a),
         shape,
         attention_mask: Vec::new(),
         mask_shape: [shape[0], 0],

@@ -13,6 +13,7 @@ use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntyped
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use crate::arrays::values;
 use crate::{py_err, value_err};
 
 /// transformers' `EncodecFeatureExtractor`.
@@ -57,10 +58,7 @@ impl EncodecFeatureExtractor {
         let a: PyArrayLikeDyn<'_, f32, AllowTypeChange> = obj.extract()?;
         let shape = a.shape().to_vec();
         let c = self.inner.feature_size;
-        let values: Vec<f32> = match a.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => a.as_array().iter().copied().collect(),
-        };
+        let values: Vec<f32> = values(&a);
         match (c, shape.as_slice()) {
             (1, [_]) => Ok(vec![values]),
             (2, [2, n]) => Ok(values

@@ -9,6 +9,7 @@ use numpy::{AllowTypeChange, PyArray1, PyArrayLikeDyn, PyArrayMethods, PyUntyped
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::arrays::{c_slice, values};
 use crate::{py_err, value_err};
 
 /// transformers' `ClvpTokenizer`.
@@ -230,17 +231,14 @@ impl ClvpFeatureExtractor {
         }
         let copies: Vec<Option<Vec<f32>>> = arrays
             .iter()
-            .map(|a| match a.as_slice() {
-                Ok(_) => None,
-                Err(_) => Some(a.as_array().iter().copied().collect()),
-            })
+            .map(|a| c_slice(a).is_none().then(|| values(a)))
             .collect();
         let flat: Vec<&[f32]> = arrays
             .iter()
             .zip(&copies)
             .map(|(a, c)| match c {
                 Some(v) => v.as_slice(),
-                None => a.as_slice().unwrap_or_default(),
+                None => c_slice(a).unwrap_or_default(),
             })
             .collect();
         let inner = &self.inner;

@@ -188,3 +188,25 @@ def test_one_model_from_many_threads():
         t.join()
     for w, g in zip(want, got):
         np.testing.assert_array_equal(w, g)
+
+
+def test_fortran_order_and_strided_inputs_read_in_logical_order():
+    """rust-numpy's `as_slice` accepts Fortran order; its memory order is not the logical one (a `soundfile`
+    clip `[T, C]` transposed to `[1, C, T]` is Fortran-ordered): every array input must give what its C-ordered
+    copy gives."""
+    m = model("tiny_48k")
+    x = clip(m.sampling_rate, 2, 0.3)[None]
+    want = m.encode(x, bandwidth=3.6)
+    for variant in (np.asfortranarray(x), np.ascontiguousarray(x.transpose(2, 1, 0)).transpose(2, 1, 0),
+                    np.repeat(x, 2, axis=2)[..., ::2]):
+        got = m.encode(variant, bandwidth=3.6)
+        np.testing.assert_array_equal(got.audio_codes, want.audio_codes)
+    codes_f = np.asfortranarray(want.audio_codes)
+    np.testing.assert_array_equal(m.decode(codes_f, want.audio_scales).audio_values,
+                                  m.decode(want.audio_codes, want.audio_scales).audio_values)
+    fe = clvp.EncodecFeatureExtractor(feature_size=2, sampling_rate=m.sampling_rate)
+    np.testing.assert_array_equal(fe(np.asfortranarray(x[0]))["input_values"], fe(x[0])["input_values"])
+    speech = clvp.ClvpFeatureExtractor.from_pretrained()
+    batch = clip(22_050, 2, 1.0)
+    np.testing.assert_array_equal(speech(np.asfortranarray(batch), sampling_rate=22_050)["input_features"],
+                                  speech(batch, sampling_rate=22_050)["input_features"])

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Tokenize an audio corpus to EnCodec codes with Hugging Face ``datasets``, resumably.
+
+    python datasets_encodec.py --manifest clips.jsonl --output codes/ --model facebook/encodec_24khz \
+        --bandwidth 6 --num-proc 4 --shard-size 1000
+
+The same manifest, plan, shard files and columns as ray_encodec.py (see its docstring): the ids are sorted and
+cut into shards of ``--shard-size``; each missing shard is one ``Dataset.map(..., num_proc=N)`` over its rows,
+written to ``OUTPUT/part-<i>-<digest>.parquet`` (a temporary file, then a rename) before the next shard starts,
+so a rerun encodes only the shards whose file is missing. Each worker process loads one model, lazily, on its
+first batch (the parent never runs clvp: its thread pool would not survive the fork).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Dataset, Features
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("audio_codes", pa.list_(pa.list_(pa.list_(pa.int64())))),
+        ("audio_scales", pa.list_(pa.float32())),
+        ("audio_length", pa.int64()),
+        ("last_frame_pad_length", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+FEATURES = Features.from_arrow_schema(SCHEMA)
+
+
+# ---- The plan: which ids go to which shard file (the same in ray_encodec.py) ----
+
+
+def read_manifest(path):
+    """The manifest as a ``Dataset`` sorted by id, with relative paths taken from the manifest's folder."""
+    ds = (Dataset.from_parquet if path.endswith(".parquet") else Dataset.from_json)(path, keep_in_memory=True)
+    base = os.path.dirname(os.path.abspath(path))
+    ds = ds.map(lambda r: {"id": str(r["id"]), "path": os.path.join(base, r["path"])}, keep_in_memory=True)
+    if len(set(ds["id"])) != len(ds):
+        raise SystemExit(f"{path}: the ids are not unique")
+    return ds.sort("id")
+
+
+def plan_shards(ids, shard_size, model, bandwidth):
+    """``{file name: (first row, end row)}``: the sorted ids cut into runs of ``shard_size``, named by digest."""
+    model = os.path.abspath(model) if os.path.isdir(model) else model
+    shards = {}
+    for n, start in enumerate(range(0, len(ids), shard_size)):
+        key = json.dumps([model, float(bandwidth), ids[start : start + shard_size]])
+        shards[f"part-{n:05d}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.parquet"] = (start, start + shard_size)
+    return shards
+
+
+def pending_shards(output, shards):
+    """The shards whose file is missing; removes leftover temporaries and the files of another plan."""
+    os.makedirs(output, exist_ok=True)
+    for name in os.listdir(output):
+        stale = name.startswith("part-") and name.endswith(".parquet") and name not in shards
+        if stale or name.startswith(".part-"):
+            print(f"removing {name} (not in this plan)" if stale else f"removing {name}", file=sys.stderr)
+            os.remove(os.path.join(output, name))
+    return {name: rows for name, rows in shards.items() if not os.path.exists(os.path.join(output, name))}
+
+
+def write_shard(output, name, table):
+    """Rows sorted by id, written to a temporary file then renamed: a shard file is complete or absent."""
+    table = table.sort_by("id").cast(SCHEMA)
+    tmp = os.path.join(output, f".{name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, os.path.join(output, name))
+
+
+# ---- The work: one model per worker process, loaded on its first batch ----
+
+_LOADED = {}
+
+
+def encode_row(fe, model, item_id, path, bandwidth):
+    """One output row; any failure (an unreadable file, a bad clip) is the row's ``error``."""
+    try:
+        # One clip, unpadded: chunked as the clvp command chunks it (transformers' default padding would add a
+        # chunk to the 48 kHz model's codes).
+        values = fe(path, padding=False, return_tensors="np")["input_values"]  # [1, channels, samples]
+        out = model.encode(values, bandwidth=bandwidth)
+        scales = out.audio_scales
+        return {
+            "id": item_id,
+            "audio_codes": out.audio_codes[:, 0].tolist(),
+            "audio_scales": None if scales is None else scales[:, 0].tolist(),
+            "audio_length": values.shape[-1],
+            "last_frame_pad_length": int(out.last_frame_pad_length),
+            "error": None,
+        }
+    except Exception as e:  # noqa: BLE001: every per-clip failure becomes a row
+        return {"id": item_id, "error": f"{type(e).__name__}: {e}"}
+
+
+def encode_batch(batch, model, bandwidth):
+    """``datasets.map`` function (batched): columns ``id, path`` in, the output columns out."""
+    if model not in _LOADED:
+        import clvp
+
+        _LOADED[model] = (clvp.EncodecFeatureExtractor.from_pretrained(model), clvp.EncodecModel.from_pretrained(model))
+    fe, encodec = _LOADED[model]
+    rows = [encode_row(fe, encodec, i, p, bandwidth) for i, p in zip(batch["id"], batch["path"])]
+    return {name: [r.get(name) for r in rows] for name in SCHEMA.names}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--manifest", required=True, help="JSONL or .parquet with columns id, path")
+    ap.add_argument("--output", required=True, help="folder of the Parquet shards")
+    ap.add_argument("--model", default="facebook/encodec_24khz", help="checkpoint folder or hub id")
+    ap.add_argument("--bandwidth", type=float, default=6.0)
+    ap.add_argument("--num-proc", type=int, default=2, help="worker processes, one model each")
+    ap.add_argument("--shard-size", type=int, default=1000, help="items per output shard")
+    ap.add_argument("--batch-size", type=int, default=4, help="items per map call")
+    args = ap.parse_args(argv)
+
+    manifest = read_manifest(args.manifest)
+    shards = plan_shards(manifest["id"], args.shard_size, args.model, args.bandwidth)
+    todo = pending_shards(args.output, shards)
+    print(f"{len(shards)} shards: {len(shards) - len(todo)} complete, {len(todo)} to encode", file=sys.stderr)
+    # Each worker's share of the cores, read by clvp's thread pool when it starts (in the worker).
+    os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.num_proc)))
+    start, items, errors = time.perf_counter(), 0, 0
+    for name, (first, end) in todo.items():
+        part = manifest.select(range(first, min(end, len(manifest))), keep_in_memory=True)
+        out = part.map(
+            encode_batch,
+            fn_kwargs={"model": args.model, "bandwidth": args.bandwidth},
+            batched=True,
+            batch_size=args.batch_size,
+            num_proc=min(args.num_proc, len(part)),
+            remove_columns=part.column_names,
+            features=FEATURES,
+            keep_in_memory=True,
+            load_from_cache_file=False,
+            desc=name,
+        )
+        table = out.with_format("arrow")[:]
+        write_shard(args.output, name, table)
+        items, errors = items + table.num_rows, errors + table.num_rows - table.column("error").null_count
+    seconds = time.perf_counter() - start
+    print(f"encoded {items} items ({errors} errors) into {len(todo)} shards in {seconds:.2f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Tokenize an audio corpus to EnCodec codes on Ray Data, resumably.
+
+    python ray_encodec.py --manifest clips.jsonl --output codes/ --model facebook/encodec_24khz \
+        --bandwidth 6 --actors 4 --shard-size 1000
+
+The manifest (JSONL or Parquet) has the columns ``id`` (unique) and ``path`` (an audio file; a relative path is
+taken from the manifest's folder). The ids are sorted and cut into shards of ``--shard-size`` items; shard ``i``
+is written, once all its items are encoded, to ``OUTPUT/part-<i>-<digest>.parquet`` (a temporary file, then a
+rename), where the digest covers the shard's ids, the model and the bandwidth. A rerun over the same folder
+encodes only the shards whose file is missing; ``part-*.parquet`` files of another plan (a changed manifest,
+model, bandwidth or shard size) are removed. Columns: ``id``, ``audio_codes`` (int64 ``[chunks][n_q][frames]``),
+``audio_scales`` (float32 ``[chunks]``, null when the model does not normalise), ``audio_length`` (samples per
+channel at the model's rate), ``last_frame_pad_length``, and ``error``: null, or the message of a clip that
+could not be read or encoded (its other columns are then null). A broken clip never fails the job.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("audio_codes", pa.list_(pa.list_(pa.list_(pa.int64())))),
+        ("audio_scales", pa.list_(pa.float32())),
+        ("audio_length", pa.int64()),
+        ("last_frame_pad_length", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+
+
+# ---- The plan: which ids go to which shard file (the same in datasets_encodec.py) ----
+
+
+def read_manifest(path):
+    """``[(id, path)]`` sorted by id; relative paths are taken from the manifest's folder."""
+    table = pq.read_table(path) if path.endswith(".parquet") else pajson.read_json(path)
+    base = os.path.dirname(os.path.abspath(path))
+    ids = [str(i) for i in table.column("id").to_pylist()]
+    paths = [os.path.join(base, p) for p in table.column("path").to_pylist()]
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"{path}: the ids are not unique")
+    return sorted(zip(ids, paths))
+
+
+def plan_shards(items, shard_size, model, bandwidth):
+    """``{file name: [(id, path)]}``: the sorted ids cut into runs of ``shard_size``, each named by its digest."""
+    model = os.path.abspath(model) if os.path.isdir(model) else model
+    shards = {}
+    for n, start in enumerate(range(0, len(items), shard_size)):
+        chunk = items[start : start + shard_size]
+        key = json.dumps([model, float(bandwidth), [i for i, _ in chunk]])
+        shards[f"part-{n:05d}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.parquet"] = chunk
+    return shards
+
+
+def pending_shards(output, shards):
+    """The shards whose file is missing; removes leftover temporaries and the files of another plan."""
+    os.makedirs(output, exist_ok=True)
+    for name in os.listdir(output):
+        stale = name.startswith("part-") and name.endswith(".parquet") and name not in shards
+        if stale or name.startswith(".part-"):
+            print(f"removing {name} (not in this plan)" if stale else f"removing {name}", file=sys.stderr)
+            os.remove(os.path.join(output, name))
+    return {name: items for name, items in shards.items() if not os.path.exists(os.path.join(output, name))}
+
+
+def write_shard(output, name, table):
+    """Rows sorted by id, written to a temporary file then renamed: a shard file is complete or absent."""
+    table = table.sort_by("id").cast(SCHEMA)
+    tmp = os.path.join(output, f".{name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, os.path.join(output, name))
+
+
+# ---- The work: one model per actor ----
+
+
+def encode_row(fe, model, item_id, path, bandwidth):
+    """One output row; any failure (an unreadable file, a bad clip) is the row's ``error``."""
+    try:
+        # One clip, unpadded: chunked as the clvp command chunks it (transformers' default padding would add a
+        # chunk to the 48 kHz model's codes).
+        values = fe(path, padding=False, return_tensors="np")["input_values"]  # [1, channels, samples]
+        out = model.encode(values, bandwidth=bandwidth)
+        scales = out.audio_scales
+        return {
+            "id": item_id,
+            "audio_codes": out.audio_codes[:, 0].tolist(),
+            "audio_scales": None if scales is None else scales[:, 0].tolist(),
+            "audio_length": values.shape[-1],
+            "last_frame_pad_length": int(out.last_frame_pad_length),
+            "error": None,
+        }
+    except Exception as e:  # noqa: BLE001: every per-clip failure becomes a row
+        return {"id": item_id, "error": f"{type(e).__name__}: {e}"}
+
+
+class EncodecUDF:
+    """Holds one ``clvp.EncodecModel`` and its feature extractor; encodes a batch of ``id, path`` rows."""
+
+    def __init__(self, model, bandwidth, threads):
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))  # before clvp's thread pool starts
+        import clvp
+
+        self.model = clvp.EncodecModel.from_pretrained(model)
+        self.fe = clvp.EncodecFeatureExtractor.from_pretrained(model)
+        self.bandwidth = bandwidth
+
+    def __call__(self, batch):
+        rows = [
+            encode_row(self.fe, self.model, i, p, self.bandwidth)
+            for i, p in zip(batch["id"].to_pylist(), batch["path"].to_pylist())
+        ]
+        return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--manifest", required=True, help="JSONL or .parquet with columns id, path")
+    ap.add_argument("--output", required=True, help="folder of the Parquet shards")
+    ap.add_argument("--model", default="facebook/encodec_24khz", help="checkpoint folder or hub id")
+    ap.add_argument("--bandwidth", type=float, default=6.0)
+    ap.add_argument("--actors", type=int, default=1, help="actors, one model each")
+    ap.add_argument("--shard-size", type=int, default=1000, help="items per output shard")
+    ap.add_argument("--batch-size", type=int, default=4, help="items per map_batches call")
+    ap.add_argument("--threads", type=int, help="compute threads (and Ray CPUs) per actor (default: CPUs / actors)")
+    ap.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    args = ap.parse_args(argv)
+
+    shards = plan_shards(read_manifest(args.manifest), args.shard_size, args.model, args.bandwidth)
+    todo = pending_shards(args.output, shards)
+    print(f"{len(shards)} shards: {len(shards) - len(todo)} complete, {len(todo)} to encode", file=sys.stderr)
+    if not todo:
+        return 0
+
+    import ray
+
+    ray.init(**({"num_cpus": args.num_cpus} if args.num_cpus else {}))
+    threads = args.threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // args.actors)
+    shard_of = {i: name for name, items in todo.items() for i, _ in items}
+    missing = {name: len(items) for name, items in todo.items()}
+    rows = [{"id": i, "path": p} for items in todo.values() for i, p in items]
+    start = time.perf_counter()
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // args.batch_size)))
+    ds = ds.map_batches(
+        EncodecUDF,
+        fn_constructor_kwargs={"model": args.model, "bandwidth": args.bandwidth, "threads": threads},
+        compute=ray.data.ActorPoolStrategy(size=args.actors),
+        num_cpus=threads,  # each actor reserves the cores its threads use
+        batch_size=args.batch_size,
+        batch_format="pyarrow",
+    )
+    parts, errors = {name: [] for name in todo}, 0
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        errors += batch.num_rows - batch.column("error").null_count
+        names = [shard_of[i] for i in batch.column("id").to_pylist()]
+        for name in set(names):
+            part = batch.take([k for k, n in enumerate(names) if n == name])
+            parts[name].append(part)
+            missing[name] -= part.num_rows
+            if missing[name] == 0:  # the shard is whole: write it now, so a killed job keeps it
+                write_shard(args.output, name, pa.concat_tables(parts.pop(name)))
+    seconds = time.perf_counter() - start
+    print(f"encoded {len(rows)} items ({errors} errors) into {len(todo)} shards in {seconds:.2f} s", file=sys.stderr)
+    if any(missing.values()):
+        raise SystemExit(f"incomplete shards: {[n for n, m in missing.items() if m]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

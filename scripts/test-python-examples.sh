@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The Ray Data and HF datasets examples (examples/python): builds the binding into its own virtual environment and
+# runs examples/python/test_examples.py (40 generated clips and 2 broken ones, codes against the `clvp` command,
+# reruns, datasets.map against Ray).
+#
+#   scripts/test-python-examples.sh            # extra arguments go to pytest
+#
+# Installs, pinned, what it needs (examples/python/requirements.txt: ray[data], pyarrow, datasets, pytest, maturin
+# and their dependencies, ~700 MB) into target/pyexamples, made again only when that file changes; the `clvp`
+# command is CLVP_BIN, else the workspace's debug build (built here when CLVP_BIN is unset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ENV=$ROOT/target/pyexamples
+REQ=examples/python/requirements.txt
+if [ ! -x "$ENV/bin/python" ] || ! cmp -s "$REQ" "$ENV/requirements.txt"; then
+  rm -rf "$ENV"
+  python3 -m venv "$ENV"
+  "$ENV/bin/python" -m pip install --quiet --no-deps -r "$REQ"
+  cp "$REQ" "$ENV/requirements.txt"
+fi
+(
+  cd crates/clvp-py
+  VIRTUAL_ENV=$ENV CARGO_TARGET_DIR=$ROOT/target PATH=$ENV/bin:$PATH "$ENV/bin/maturin" develop --quiet --profile=dev
+)
+if [ -z "${CLVP_BIN:-}" ]; then
+  cargo build --quiet -p clvp-cli --bin clvp
+fi
+RAY_USAGE_STATS_ENABLED=0 "$ENV/bin/python" -m pytest -q examples/python/test_examples.py "$@"
