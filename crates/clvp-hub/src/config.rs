@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::ConfigError;
+use crate::error::JsonConfigError;
 
 /// A JSON configuration file (`config.json`, `generation_config.json`, `preprocessor_config.json`, ...).
 #[derive(Debug, Clone)]
@@ -17,9 +17,9 @@ pub struct JsonConfig {
 
 impl JsonConfig {
     /// Read and parse `path`; it must hold a JSON object.
-    pub fn read(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, JsonConfigError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        let bytes = std::fs::read(path).map_err(|source| JsonConfigError::Io {
             file: path.to_path_buf(),
             source,
         })?;
@@ -27,9 +27,9 @@ impl JsonConfig {
     }
 
     /// Parse `bytes` as the content of `file`.
-    pub fn parse(file: impl AsRef<Path>, bytes: &[u8]) -> Result<Self, ConfigError> {
+    pub fn parse(file: impl AsRef<Path>, bytes: &[u8]) -> Result<Self, JsonConfigError> {
         let file = file.as_ref().to_path_buf();
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| ConfigError::NotJson {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| JsonConfigError::NotJson {
             file: file.clone(),
             line: e.line(),
             column: e.column(),
@@ -38,7 +38,7 @@ impl JsonConfig {
         let map = match value {
             Value::Object(map) => map,
             other => {
-                return Err(ConfigError::NotObject {
+                return Err(JsonConfigError::NotObject {
                     file,
                     found: kind(&other),
                 });
@@ -67,12 +67,12 @@ impl JsonConfig {
     }
 
     /// The whole object as `T`; a failure names the field (from serde's message or the error position).
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, JsonConfigError> {
         serde_json::from_str(&self.text).map_err(|e| {
             let message = e.to_string();
             let field = missing_field(&message)
                 .unwrap_or_else(|| field_before(&self.text, e.line(), e.column()));
-            ConfigError::Field {
+            JsonConfigError::Field {
                 file: self.file.clone(),
                 field,
                 message,
@@ -81,13 +81,13 @@ impl JsonConfig {
     }
 
     /// A top-level field as `T` (`None` when absent or `null`).
-    pub fn field<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+    pub fn field<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, JsonConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => {
                 serde_json::from_value(v.clone())
                     .map(Some)
-                    .map_err(|e| ConfigError::Field {
+                    .map_err(|e| JsonConfigError::Field {
                         file: self.file.clone(),
                         field: key.to_string(),
                         message: e.to_string(),
@@ -97,26 +97,26 @@ impl JsonConfig {
     }
 
     /// A required top-level field as `T`.
-    pub fn require<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigError> {
-        self.field(key)?.ok_or_else(|| ConfigError::Field {
+    pub fn require<T: DeserializeOwned>(&self, key: &str) -> Result<T, JsonConfigError> {
+        self.field(key)?.ok_or_else(|| JsonConfigError::Field {
             file: self.file.clone(),
             field: key.to_string(),
             message: "missing".into(),
         })
     }
 
-    /// A [`ConfigError::Inconsistent`] for this file (for model configs' consistency checks).
-    pub fn inconsistent(&self, field: &str, message: impl Into<String>) -> ConfigError {
+    /// A [`JsonConfigError::Inconsistent`] for this file (for model configs' consistency checks).
+    pub fn inconsistent(&self, field: &str, message: impl Into<String>) -> JsonConfigError {
         inconsistent(&self.file, field, message)
     }
 
-    /// `Ok(())` when `ok`, else [`ConfigError::Inconsistent`] naming this file and `field`.
+    /// `Ok(())` when `ok`, else [`JsonConfigError::Inconsistent`] naming this file and `field`.
     pub fn ensure(
         &self,
         ok: bool,
         field: &str,
         message: impl FnOnce() -> String,
-    ) -> Result<(), ConfigError> {
+    ) -> Result<(), JsonConfigError> {
         if ok {
             Ok(())
         } else {
@@ -125,9 +125,9 @@ impl JsonConfig {
     }
 }
 
-/// A [`ConfigError::Inconsistent`] naming `file` and `field`.
-pub fn inconsistent(file: &Path, field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Inconsistent {
+/// A [`JsonConfigError::Inconsistent`] naming `file` and `field`.
+pub fn inconsistent(file: &Path, field: &str, message: impl Into<String>) -> JsonConfigError {
+    JsonConfigError::Inconsistent {
         file: file.to_path_buf(),
         field: field.to_string(),
         message: message.into(),

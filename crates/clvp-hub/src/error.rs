@@ -13,7 +13,7 @@ pub enum HubError {
     Download(#[from] DownloadError),
     /// A JSON configuration file is unreadable or inconsistent.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] JsonConfigError),
     /// A weights file is unreadable or malformed.
     #[error(transparent)]
     Weights(#[from] WeightsError),
@@ -150,7 +150,7 @@ pub enum DownloadError {
 
 /// A configuration file (`config.json`, `generation_config.json`, ...) that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum JsonConfigError {
     /// The file could not be read.
     #[error("cannot read {file}: {source}")]
     Io {

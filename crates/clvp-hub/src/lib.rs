@@ -18,7 +18,7 @@
 //! * [`cache`]: the hub cache layout and [`HubOptions`] from the environment.
 //! * [`download`](crate::Checkpoint::file): files fetched with `hf-hub` and checked against their etag.
 //! * [`checkpoint`]: [`Checkpoint`], typed access to a checkpoint's files.
-//! * [`config`]: [`JsonConfig`] and [`ConfigError::Inconsistent`] for model configs' checks.
+//! * [`config`]: [`JsonConfig`] and [`JsonConfigError::Inconsistent`] for model configs' checks.
 //! * [`weights`]: [`Weights`], every stored tensor read lazily.
 //! * [`remap`]: [`NameMap`], one documented key table per model.
 //! * [`norms`], [`lstm`]: weight-norm folding and LSTM gate splitting.
@@ -69,10 +69,10 @@ pub use checkpoint::{Checkpoint, TokenizerFiles};
 pub use config::{JsonConfig, inconsistent};
 pub use device::is_cpu;
 pub use error::{
-    ConfigError, DownloadError, HubError, LoadError, ShapeMismatch, SourceError, WeightsError,
+    DownloadError, HubError, JsonConfigError, LoadError, ShapeMismatch, SourceError, WeightsError,
 };
 pub use kind::ModelKind;
 pub use load::{LoadReport, load_module, load_module_with_report};
-pub use remap::{ENCODEC_IGNORED, Layout, NameMap, Rule};
+pub use remap::{Layout, NameMap, Rule};
 pub use source::{DEFAULT_REVISION, HubId, Source};
 pub use weights::{MappedPages, SourceDtype, TensorEntry, WeightFormat, Weights};

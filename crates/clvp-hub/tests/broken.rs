@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use clvp_hub::{
-    Checkpoint, ConfigError, HubError, JsonConfig, Layout, LoadError, NameMap, Weights,
+    Checkpoint, HubError, JsonConfig, JsonConfigError, Layout, LoadError, NameMap, Weights,
     WeightsError, load_module,
 };
 use common::{HubRef, Raw, device, hub_fixture, read_raw, table, write_raw};
@@ -284,7 +284,10 @@ fn config_not_json_or_not_an_object() {
         .map(|_| ())
         .unwrap_err();
     assert!(
-        matches!(err, HubError::Config(ConfigError::NotJson { line: 3, .. })),
+        matches!(
+            err,
+            HubError::Config(JsonConfigError::NotJson { line: 3, .. })
+        ),
         "{err}"
     );
     assert_names(&err.to_string(), &["config.json is not valid JSON (line 3"]);
@@ -306,7 +309,7 @@ fn config_not_json_or_not_an_object() {
             "4 heads do not divide hidden_size 6".into()
         })
         .unwrap_err();
-    assert!(matches!(err, ConfigError::Inconsistent { .. }));
+    assert!(matches!(err, JsonConfigError::Inconsistent { .. }));
     assert_names(
         &err.to_string(),
         &[

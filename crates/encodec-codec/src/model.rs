@@ -4,9 +4,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clvp_hub::{
-    Checkpoint, ENCODEC_IGNORED, HubError, Layout, ModelKind, NameMap, Weights, load_module,
-};
+use clvp_hub::{Checkpoint, HubError, Layout, ModelKind, NameMap, Weights, load_module};
 
 use crate::config::EncodecConfig;
 use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale, is_valid_scale};
@@ -109,8 +107,11 @@ pub fn encodec_name_map(config: &EncodecConfig) -> NameMap {
         "quantizer.layers.$1.codebook.embed",
         Layout::AsIs,
     )
-    .ignore(ENCODEC_IGNORED[0])
+    .ignore(ENCODEC_IGNORED)
 }
+
+/// Buffers of `EncodecVectorQuantization` that inference never reads (EMA state of the codebook).
+const ENCODEC_IGNORED: &str = r"(?:.*\.)?codebook\.(inited|cluster_size|embed_avg)";
 
 /// Input samples (batch rows × samples per row) the networks take at once when chunks are batched: five
 /// 1 s chunks of `encodec_48khz`, about 30 MiB per activation of its first layer (P6: two chunks 1.89 s,
