@@ -117,6 +117,21 @@ impl EncodecFeatureExtractor {
                 message: format!("must be 1 or 2, found {}", fe.feature_size),
             });
         }
+        // Only right padding is implemented: a left-padding config is refused, not padded on the wrong side.
+        let side: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not an EnCodec preprocessor config: {e}")))?;
+        match side.get("padding_side").and_then(|v| v.as_str()) {
+            None | Some("right") => {}
+            Some(other) => {
+                return Err(EncodecError::Config {
+                    file,
+                    field: "padding_side".into(),
+                    message: format!(
+                        "{other:?}: only \"right\" is supported (transformers' default)"
+                    ),
+                });
+            }
+        }
         Ok(fe)
     }
 
@@ -316,6 +331,25 @@ mod tests {
                 .shape[2],
             285600
         );
+    }
+
+    #[test]
+    fn a_left_padding_config_is_refused() {
+        let dir = std::env::temp_dir().join(format!("encodec-fe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("preprocessor_config.json");
+        std::fs::write(&path, r#"{"feature_size": 1, "padding_side": "left"}"#).unwrap();
+        let err = EncodecFeatureExtractor::from_file(&path)
+            .unwrap_err()
+            .to_string();
+        std::fs::write(&path, r#"{"feature_size": 1, "padding_side": "right"}"#).unwrap();
+        let ok = EncodecFeatureExtractor::from_file(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            err.contains("padding_side") && err.contains("left"),
+            "{err}"
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]
