@@ -183,17 +183,8 @@ impl EncodecStreamDecoder {
         })
     }
 
-    /// Run `f` on the decoder with a sink gathering the samples; planar `[C, n]` out.
-    fn run<'py>(
-        &self,
-        py: Python<'py>,
-        finish: bool,
-        f: impl FnOnce(
-            &mut Box<DecodeStream<'static>>,
-            &mut dyn FnMut(&[f32], usize) -> Result<(), clvp::Error>,
-        ) -> Result<(), clvp::Error>
-        + Send,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    /// Take `step` with a sink gathering the samples; planar `[C, n]` out.
+    fn run<'py>(&self, py: Python<'py>, step: Step<'_>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.channels;
         let out = py.detach(|| -> Result<Vec<Vec<f32>>, clvp::Error> {
             let mut guard = self
@@ -207,16 +198,20 @@ impl EncodecStreamDecoder {
                 }
                 Ok(())
             };
-            if finish {
-                let Some(dec) = guard.take() else {
-                    return Err(clvp::Error::Input("the stream is finished".into()));
-                };
-                (*dec).finish(&mut sink)?;
-            } else {
-                let Some(dec) = guard.as_mut() else {
-                    return Err(clvp::Error::Input("the stream is finished".into()));
-                };
-                f(dec, &mut sink)?;
+            let finished = || clvp::Error::Input("the stream is finished".into());
+            match step {
+                // The decoder is consumed: later calls find the stream finished.
+                Step::Finish => {
+                    guard.take().ok_or_else(finished)?.finish(&mut sink)?;
+                }
+                Step::Push(codes, frames) => {
+                    let dec = guard.as_mut().ok_or_else(finished)?;
+                    dec.push(CodesRef::I64(codes), frames, &mut sink)?;
+                }
+                Step::EndSegment(scale) => {
+                    let dec = guard.as_mut().ok_or_else(finished)?;
+                    dec.end_segment(scale, &mut sink)?;
+                }
             }
             Ok(out)
         });
@@ -224,6 +219,16 @@ impl EncodecStreamDecoder {
         let n = out.first().map_or(0, Vec::len);
         array(py, out.concat(), &[c, n])
     }
+}
+
+/// What an [`EncodecStreamDecoder`] call does.
+enum Step<'a> {
+    /// Code frames `[n_q, frames]`, row-major.
+    Push(&'a [i64], usize),
+    /// The end of a chunk, with its scale.
+    EndSegment(Option<f32>),
+    /// The end of the codes.
+    Finish,
 }
 
 #[pymethods]
@@ -244,19 +249,17 @@ impl EncodecStreamDecoder {
                 )));
             }
         };
-        self.run(py, false, move |dec, sink| {
-            dec.push(CodesRef::I64(&values), frames, sink)
-        })
+        self.run(py, Step::Push(&values, frames))
     }
 
     /// The end of a chunk (chunked models) with its scale; returns the samples now final.
     #[pyo3(signature = (scale = None))]
     fn end_segment<'py>(&self, py: Python<'py>, scale: Option<f32>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, false, move |dec, sink| dec.end_segment(scale, sink))
+        self.run(py, Step::EndSegment(scale))
     }
 
     /// The end of the codes: the remaining samples.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, true, |_, _| Ok(()))
+        self.run(py, Step::Finish)
     }
 }
