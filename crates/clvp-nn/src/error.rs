@@ -30,3 +30,11 @@ pub enum NnError {
     #[error("{0}")]
     Shape(String),
 }
+
+impl From<clvp_kernels::KernelError> for NnError {
+    fn from(e: clvp_kernels::KernelError) -> Self {
+        match e {
+            clvp_kernels::KernelError::Shape(message) => NnError::Shape(message),
+        }
+    }
+}

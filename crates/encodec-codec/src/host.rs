@@ -5,7 +5,7 @@
 //! functions as the burn path, summed in another order.
 //!
 //! Here: what moves tensors to plain buffers and back ([`Signal`], [`Pool`], [`HostWeights`], [`read_f32`]);
-//! `kernels.rs`: the slice kernels (no tensors); `blocks.rs`: the blocks built from them.
+//! `blocks.rs`: the blocks built from the slice kernels of `clvp_kernels::conv`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,9 +14,8 @@ use burn::tensor::{DataError, Device, Tensor, TensorData};
 use crate::conv::{ConvParams, GroupNorm1};
 
 mod blocks;
-mod kernels;
 
-pub(crate) use kernels::matmul_acc;
+pub(crate) use clvp_kernels::conv::matmul_acc;
 
 /// A `[B, C, T]` signal on the host.
 #[derive(Debug, Clone)]
@@ -142,5 +141,40 @@ impl HostWeights {
             b: values(conv.bias.val()),
             norm: norm.map(|n| (values(n.weight.val()), values(n.bias.val()))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PadMode;
+    use crate::conv::{pad1d, reflect_pad};
+
+    #[test]
+    fn padding_matches_the_tensor_path() {
+        let device = Device::flex();
+        for len in [1, 2, 3, 5, 9] {
+            let row: Vec<f32> = (0..len).map(|i| i as f32 * 0.7 - 1.3).collect();
+            for (left, right) in [(0, 0), (1, 1), (3, 4), (6, 0), (0, 5), (2, 9)] {
+                for mode in [PadMode::Reflect, PadMode::Constant, PadMode::Replicate] {
+                    let x =
+                        Tensor::<3>::from_data(TensorData::new(row.clone(), [1, 1, len]), &device);
+                    let want = values(match mode {
+                        PadMode::Reflect => reflect_pad(x, left, right),
+                        _ => pad1d(x, left, right, mode),
+                    });
+                    let mut got = vec![f32::NAN; left + len + right];
+                    clvp_kernels::conv::pad_row(
+                        &row,
+                        left,
+                        right,
+                        blocks::kernel_pad(mode),
+                        false,
+                        &mut got,
+                    );
+                    assert_eq!(got, want, "{mode:?} len {len} pad ({left}, {right})");
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::host::{matmul_acc, values};
 
-mod steps;
+use clvp_kernels::lstm as steps;
 
 /// `EncodecLSTM`.
 #[derive(Module, Debug)]

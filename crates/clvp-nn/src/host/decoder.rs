@@ -117,7 +117,7 @@ fn read(linear: &Linear) -> Result<Read, String> {
 /// `lin` over the last dimension of `x` `[B, T, in]` → `[B, T, out]`, on the host.
 pub(crate) fn apply(lin: &PackedLinear, x: Tensor<3>) -> Result<Tensor<3>, NnError> {
     let (d_out, d_in) = lin.dims();
-    map_rows(x, d_in, d_out, |x, rows| lin.forward(x, rows))
+    map_rows(x, d_in, d_out, |x, rows| Ok(lin.forward(x, rows)?))
 }
 
 impl HostLayer {
@@ -135,7 +135,7 @@ impl HostLayer {
         let (d_out, d_in) = self.out_proj.dims();
         map_rows(x, d_in, d_out, |x, rows| {
             let merged = kv.attend(layer, past, t, &self.qkv.forward(x, rows)?);
-            self.out_proj.forward(&merged, rows)
+            Ok(self.out_proj.forward(&merged, rows)?)
         })
     }
 
@@ -147,7 +147,7 @@ impl HostLayer {
         map_rows(z, d_in, d_out, |x, rows| {
             let mut a = self.c_fc.forward(x, rows)?;
             gelu_new_in_place(&mut a);
-            self.c_proj.forward(&a, rows)
+            Ok(self.c_proj.forward(&a, rows)?)
         })
     }
 }

@@ -5,10 +5,10 @@
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::kernels::*;
 use super::{Pool, Signal, Weights};
 use crate::conv::{EncodecConv1d, EncodecConvTranspose1d};
 use crate::seanet::EncodecResnetBlock;
+use clvp_kernels::conv::*;
 
 impl EncodecConv1d {
     /// The conv's (and its GroupNorm's) parameters on the host, read on first use.
@@ -75,7 +75,9 @@ impl EncodecConv1d {
                 x.item(i)
                     .par_chunks(x.t.max(1))
                     .zip(p.par_chunks_mut(lpad.max(1)))
-                    .for_each(|(row, dst)| pad_row(row, left, right, self.pad_mode, elu, dst));
+                    .for_each(|(row, dst)| {
+                        pad_row(row, left, right, kernel_pad(self.pad_mode), elu, dst)
+                    });
                 &p[..]
             };
             let y = &mut out.data[i * cout * tout..(i + 1) * cout * tout];
@@ -240,5 +242,14 @@ fn add_rows(y: &mut Signal, bias: &[f32]) {
     for (r, row) in y.data.chunks_exact_mut(t).enumerate() {
         let b = bias[r % c];
         row.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// The kernels' name for a config's padding mode.
+pub(super) fn kernel_pad(mode: crate::config::PadMode) -> PadMode {
+    match mode {
+        crate::config::PadMode::Reflect => PadMode::Reflect,
+        crate::config::PadMode::Constant => PadMode::Constant,
+        crate::config::PadMode::Replicate => PadMode::Replicate,
     }
 }

@@ -47,7 +47,7 @@ unsafe impl Sync for Team {}
 /// Run `f(0)`, …, `f(n - 1)` in parallel, `n` being rayon's thread count: on the helper team when it
 /// is free and of that size, else through rayon. Returns once every call has returned; a panic in
 /// any of them is resumed here.
-pub(crate) fn fork_join(f: &(dyn Fn(usize) + Sync)) {
+pub fn fork_join(f: &(dyn Fn(usize) + Sync)) {
     let n = rayon::current_num_threads();
     if n > 1
         && let Some(team) = team()
@@ -75,7 +75,7 @@ pub(crate) fn fork_join(f: &(dyn Fn(usize) + Sync)) {
 
 /// `f(0)`, …, `f(parts - 1)` over the threads of [`fork_join`] (thread `i` takes parts `i`, `i + n`, …),
 /// the results in order.
-pub(crate) fn map_parts<T: Send>(parts: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub fn map_parts<T: Send>(parts: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let slots: Vec<Mutex<Option<T>>> = (0..parts).map(|_| Mutex::new(None)).collect();
     let n = rayon::current_num_threads().max(1);
     fork_join(&|i| {

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Hidden units per group: one vector register of each gate (16 lanes of AVX-512).
-pub(crate) const GROUP: usize = 16;
+pub const GROUP: usize = 16;
 /// A group's gate columns: i, f, g, o of its [`GROUP`] units.
 const COLS: usize = 4 * GROUP;
 
@@ -28,7 +28,7 @@ const MIN_UNITS_PER_THREAD: usize = 64;
 /// `W_hh` packed for the recurrence: per group `q` of [`GROUP`] hidden units, `[H, 64]` with row `j`
 /// `[W_i[u, j] | W_f[u, j] | W_g[u, j] | W_o[u, j]]` over the group's units `u` (zeros past `H`).
 #[derive(Debug)]
-pub(crate) struct PackedHh {
+pub struct PackedHh {
     hidden: usize,
     data: Vec<f32>,
 }
@@ -69,7 +69,7 @@ impl PackedHh {
 }
 
 /// The sequence's inputs and weights, row-major.
-pub(crate) struct Recurrence<'a> {
+pub struct Recurrence<'a> {
     /// `x·W_ihᵀ + b_ih + b_hh` of every step: `[T, B, 4H]` (gates i, f, g, o).
     pub projected: &'a [f32],
     /// `W_hh`, packed.
@@ -80,7 +80,7 @@ pub(crate) struct Recurrence<'a> {
 }
 
 /// Output `[T, B, H]` and the state `(h, c)` (`[B, H]` each) after the last step.
-pub(crate) struct Run {
+pub struct Run {
     pub out: Vec<f32>,
     pub h: Vec<f32>,
     pub c: Vec<f32>,
@@ -163,13 +163,11 @@ impl Recurrence<'_> {
     ) -> Part {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::simd::avx512f() {
                 // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
                 return unsafe { self.groups_avx512(range, c, shared, barrier) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if crate::simd::avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA, the features the function is compiled for.
                 return unsafe { self.groups_avx2(range, c, shared, barrier) };
             }
@@ -374,7 +372,7 @@ struct Part {
 }
 
 /// The cell update of `c.len()` units from their gate pre-activations `pre = [i | f | g | o]`: `c ← σ(f)·c +
-/// σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`. Branch-free (`exp` is [`exp_poly`]) so that it vectorises.
+/// σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`. Branch-free (`exp` is [`crate::simd::exp`]) so that it vectorises.
 #[inline(always)]
 fn cell_lanes(pre: &[f32], c: &mut [f32], h: &mut [f32]) {
     let w = c.len();
@@ -389,30 +387,13 @@ fn cell_lanes(pre: &[f32], c: &mut [f32], h: &mut [f32]) {
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_poly(-x))
+    1.0 / (1.0 + crate::simd::exp(-x))
 }
 
 /// `tanh(x) = 1 − 2 / (e^{2x} + 1)`: within 1e-7 of `tanh` (absolute), saturating cleanly at ±1.
 #[inline(always)]
 fn tanh(x: f32) -> f32 {
-    1.0 - 2.0 / (exp_poly(2.0 * x) + 1.0)
-}
-
-/// `e^x` for `x` clamped to `[−87.3, 88.3]` (where `2^n` stays a normal f32), Cephes' `expf`: `x = n·ln 2 + r`
-/// with ln 2 split in two parts, a degree-6 polynomial in `r`, and `2^n` built from its exponent bits. About
-/// 1 ulp; branch-free, so that the loops calling it vectorise (libm's `expf` is a call per value).
-/// (Cephes' last coefficient, 5.0000001201e-1, is 0.5 in f32.)
-#[inline(always)]
-fn exp_poly(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.3);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    1.0 - 2.0 / (crate::simd::exp(2.0 * x) + 1.0)
 }
 
 /// A barrier for threads that each own a core: spins, then yields if a peer is descheduled.
@@ -493,26 +474,6 @@ mod tests {
                 (x as f32 / (1u32 << 24) as f32 - 0.5) * scale
             })
             .collect()
-    }
-
-    #[test]
-    fn exp_poly_is_within_two_ulp_of_libm() {
-        let mut x = -87.0f32;
-        while x < 88.3 {
-            let (got, want) = (exp_poly(x), f64::from(x).exp());
-            let ulp = f64::from(f32::EPSILON) * want;
-            assert!(
-                (f64::from(got) - want).abs() <= 2.0 * ulp,
-                "exp({x}) = {got}, want {want}"
-            );
-            x += 0.0137;
-        }
-        assert_eq!(tanh(30.0), 1.0);
-        assert_eq!(tanh(-30.0), -1.0);
-        assert!((tanh(1e-3) - 1e-3f32.tanh()).abs() < 1e-7);
-        assert!(exp_poly(1000.0).is_finite() && exp_poly(-1000.0) > 0.0);
-        assert!(sigmoid(-200.0) < 1e-37);
-        assert_eq!(sigmoid(200.0), 1.0);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! in the high half), so widening it to f32 is one shift or one mask per lane and the input is split
 //! into its even and odd elements once per call. Products and sums are f32 (FMA where the CPU has it).
 
-use crate::error::NnError;
-use crate::host::team;
+use crate::KernelError;
+use crate::team;
 
 /// How a [`PackedLinear`] stores its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,11 +125,11 @@ impl PackedLinear {
     }
 
     /// `x·Wᵀ + b` of `rows` input rows `x` (`[rows, in]`) → `[rows, out]`; an `x` of another length is an
-    /// [`NnError::Shape`].
-    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, NnError> {
+    /// [`KernelError::Shape`].
+    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, KernelError> {
         let (d_out, d_in) = (self.d_out, self.d_in);
         if rows.checked_mul(d_in) != Some(x.len()) {
-            return Err(NnError::Shape(format!(
+            return Err(KernelError::Shape(format!(
                 "a projection of width {d_in} got {} values for {rows} rows",
                 x.len()
             )));
@@ -191,13 +191,11 @@ impl PackedLinear {
     fn range(&self, o0: usize, input: &Input, part: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::simd::avx512f() {
                 // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
                 return unsafe { self.range_avx512(o0, input, part) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if crate::simd::avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA, the features the function is compiled for.
                 return unsafe { self.range_avx2(o0, input, part) };
             }
@@ -515,7 +513,7 @@ mod tests {
         y
     }
 
-    use crate::host::test_values as values;
+    use crate::test_values as values;
 
     #[test]
     fn an_input_of_the_wrong_length_is_an_error() {

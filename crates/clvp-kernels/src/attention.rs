@@ -2,12 +2,12 @@
 //! of a few rows attends to at most a few hundred cached positions per head, which as tensor ops is a
 //! tiny matmul per head and layer, each with its dispatch and copies, costing more than the arithmetic.
 
-use crate::host::team;
+use crate::team;
 use wide::f32x16;
 
 /// Per-layer keys and values `[B, heads, capacity, head_dim]`, row-major.
 #[derive(Debug, Clone)]
-pub(crate) struct HostKv {
+pub struct HostKv {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     batch: usize,
@@ -35,9 +35,9 @@ impl HostKv {
         }
     }
 
-    /// Keep rows `indices`, in that order; each must be `< batch` (the caller, [`crate::KvCache::select_rows`],
+    /// Keep rows `indices`, in that order; each must be `< batch` (the caller, clvp-nn's `KvCache::select_rows`,
     /// checks).
-    pub(crate) fn select_rows(&mut self, indices: &[usize]) {
+    pub fn select_rows(&mut self, indices: &[usize]) {
         let row = self.heads * self.capacity * self.head_dim;
         for buf in self.keys.iter_mut().chain(self.values.iter_mut()) {
             let mut out = Vec::with_capacity(indices.len() * row);
@@ -124,13 +124,11 @@ impl Step<'_> {
     fn row(&self, b: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::simd::avx512f() {
                 // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
                 return unsafe { self.row_avx512(b, out) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if crate::simd::avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA, the features the function is compiled for.
                 return unsafe { self.row_avx2(b, out) };
             }
@@ -221,7 +219,7 @@ fn softmax_in_place(p: &mut [f32]) {
 mod tests {
     use super::*;
 
-    use crate::host::test_values as values;
+    use crate::test_values as values;
 
     /// `softmax(q·kᵀ/√hd + causal)·v` in f64 over the whole history `qkv_steps` (`[B, T, 3H]` rows).
     fn reference(qkv: &[f32], b: usize, t: usize, heads: usize, hd: usize) -> Vec<f64> {

@@ -1,15 +1,25 @@
-//! SEANet's host kernels on plain slices (no tensors): ELU (AVX-512 where the CPU has it), padding with ELU
-//! fused in, the GEMM wrappers, GroupNorm's passes and the in-place adds. Each has its unit test below or
-//! in `blocks.rs`' equality with the burn path.
+//! EnCodec's SEANet kernels: ELU (AVX-512 where the CPU has it), padding with ELU fused in, the GEMM wrappers
+//! the convolutions are made of, GroupNorm's passes and the in-place adds. encodec-codec's `host/blocks.rs`
+//! builds the convolutions and residual blocks from them and tests them against its burn path.
 
 use rayon::prelude::*;
 
-use crate::config::PadMode;
+/// How [`pad_row`] fills the padding (`torch.nn.functional.pad`'s modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadMode {
+    /// Reflection excluding the edge sample, with HF's small-input rule (a row shorter than the padding is
+    /// zero-extended first).
+    Reflect,
+    /// Zeros.
+    Constant,
+    /// The edge sample repeated.
+    Replicate,
+}
 
 /// `ELU(α = 1)` of `src` into `dst` (`expm1` for the negative side).
-pub(super) fn elu_into(src: &[f32], dst: &mut [f32]) {
+pub fn elu_into(src: &[f32], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if crate::simd::avx512f() {
         // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
         return unsafe { x86::elu_avx512(src, dst) };
     }
@@ -18,7 +28,7 @@ pub(super) fn elu_into(src: &[f32], dst: &mut [f32]) {
     }
 }
 
-pub(super) fn elu(x: f32) -> f32 {
+pub fn elu(x: f32) -> f32 {
     if x > 0.0 { x } else { x.exp_m1() }
 }
 
@@ -56,34 +66,9 @@ mod x86 {
     /// ELU of sixteen lanes.
     #[target_feature(enable = "avx512f")]
     fn elu16(x: __m512) -> __m512 {
-        let c = |v: f32| _mm512_set1_ps(v);
-        let (lo, log2e, ln2_hi, ln2_lo) = (
-            c(-88.0),
-            c(std::f32::consts::LOG2_E),
-            c(0.693_359_4),
-            c(-2.121_944_4e-4),
-        );
-        let p = [
-            1.987_569_1e-4,
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ]
-        .map(c);
-        let (zero, one) = (_mm512_setzero_ps(), c(1.0));
-        let xn = _mm512_max_ps(_mm512_min_ps(x, zero), lo);
-        let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(xn, log2e),
-        );
-        let r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, xn));
-        let mut y = p[0];
-        for &q in &p[1..] {
-            y = _mm512_fmadd_ps(y, r, q);
-        }
-        // e^r − 1 = r + r²·P(r)
-        let em1 = _mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r);
+        let (zero, one) = (_mm512_setzero_ps(), _mm512_set1_ps(1.0));
+        let xn = _mm512_max_ps(_mm512_min_ps(x, zero), _mm512_set1_ps(-88.0));
+        let (k, em1) = crate::simd::x86::expm1_parts(xn);
         let scale = _mm512_scalef_ps(one, k);
         let neg = _mm512_add_ps(_mm512_scalef_ps(em1, k), _mm512_sub_ps(scale, one));
         // x > 0, or NaN (which stays NaN, as in PyTorch).
@@ -93,15 +78,8 @@ mod x86 {
 }
 
 /// One channel `row` (through ELU when `elu`) padded by (`left`, `right`) into `out` (`left + len + right`
-/// values, HF's `_pad1d` short-input rule for reflect; see [`crate::conv::reflect_pad`]).
-pub(super) fn pad_row(
-    row: &[f32],
-    left: usize,
-    right: usize,
-    mode: PadMode,
-    elu: bool,
-    out: &mut [f32],
-) {
+/// values, HF's `_pad1d` short-input rule for reflect; as encodec-codec's `reflect_pad`).
+pub fn pad_row(row: &[f32], left: usize, right: usize, mode: PadMode, elu: bool, out: &mut [f32]) {
     let len = row.len();
     let mid = &mut out[left..left + len];
     if elu {
@@ -143,7 +121,7 @@ pub(super) fn pad_row(
 ///
 /// # Panics
 /// When a slice's length is not its shape's.
-pub(crate) fn matmul_acc(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, n, k]: [usize; 3]) {
+pub fn matmul_acc(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, n, k]: [usize; 3]) {
     assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
     if m * n * k == 0 {
         return;
@@ -169,7 +147,7 @@ pub(crate) fn matmul_acc(dst: &mut [f32], lhs: &[f32], rhs: &[f32], [m, n, k]: [
 /// # Safety
 /// Every view lies inside its allocation; `dst`'s elements are distinct and not aliased by the others.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm_acc(
+pub unsafe fn gemm_acc(
     [m, n, k]: [usize; 3],
     dst: *mut f32,
     [dst_rs, dst_cs]: [usize; 2],
@@ -232,7 +210,7 @@ pub(super) unsafe fn gemm_acc(
 /// # Safety
 /// As [`gemm_acc`].
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm_acc_vector(
+pub unsafe fn gemm_acc_vector(
     [m, n, k]: [usize; 3],
     dst: *mut f32,
     [dst_rs, dst_cs]: [usize; 2],
@@ -271,7 +249,7 @@ pub(super) unsafe fn gemm_acc_vector(
 
 /// `nn.GroupNorm(1, C)` (eps 1e-5) of one item `[C, T]` in place: two passes for the statistics (mean,
 /// then squared deviations), per channel on the pool's threads.
-pub(super) fn group_norm(y: &mut [f32], t: usize, (w, b): &(Vec<f32>, Vec<f32>)) {
+pub fn group_norm(y: &mut [f32], t: usize, (w, b): &(Vec<f32>, Vec<f32>)) {
     let t = t.max(1);
     let n = y.len().max(1) as f64;
     let mean = y.par_chunks(t).map(|row| sum(row, |v| v)).sum::<f64>() / n;
@@ -292,7 +270,7 @@ pub(super) fn group_norm(y: &mut [f32], t: usize, (w, b): &(Vec<f32>, Vec<f32>))
 
 /// `Σ f(v)` over `row`: f32 lanes within blocks of 1024 values, the blocks summed in f64.
 #[inline(always)]
-pub(super) fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+pub fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     row.chunks(1024)
         .map(|block| {
             let mut acc = [0.0f32; 16];
@@ -308,7 +286,7 @@ pub(super) fn sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
         .sum()
 }
 
-pub(super) fn add_in_place(x: &mut [f32], y: &[f32]) {
+pub fn add_in_place(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(1 << 16)
         .zip(y.par_chunks(1 << 16))
         .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
@@ -316,32 +294,7 @@ pub(super) fn add_in_place(x: &mut [f32], y: &[f32]) {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Tensor, TensorData};
-
     use super::*;
-    use crate::conv::{pad1d, reflect_pad};
-    use crate::host::values;
-
-    #[test]
-    fn padding_matches_the_tensor_path() {
-        let device = Device::flex();
-        for len in [1, 2, 3, 5, 9] {
-            let row: Vec<f32> = (0..len).map(|i| i as f32 * 0.7 - 1.3).collect();
-            for (left, right) in [(0, 0), (1, 1), (3, 4), (6, 0), (0, 5), (2, 9)] {
-                for mode in [PadMode::Reflect, PadMode::Constant, PadMode::Replicate] {
-                    let x =
-                        Tensor::<3>::from_data(TensorData::new(row.clone(), [1, 1, len]), &device);
-                    let want = values(match mode {
-                        PadMode::Reflect => reflect_pad(x, left, right),
-                        _ => pad1d(x, left, right, mode),
-                    });
-                    let mut got = vec![f32::NAN; left + len + right];
-                    pad_row(&row, left, right, mode, false, &mut got);
-                    assert_eq!(got, want, "{mode:?} len {len} pad ({left}, {right})");
-                }
-            }
-        }
-    }
 
     #[test]
     fn elu_does_not_depend_on_the_position() {

@@ -9,14 +9,14 @@ use rayon::prelude::*;
 use wide::f32x16;
 
 /// A rotary embedding's tables for the sequence, `[T, r]` each (`cos`/`sin` of `concat(freqs, freqs)`).
-pub(crate) struct RotaryTables {
+pub struct RotaryTables {
     pub cos: Vec<f32>,
     pub sin: Vec<f32>,
     pub dim: usize,
 }
 
 /// The shapes of one call.
-pub(crate) struct Shape {
+pub struct Shape {
     pub batch: usize,
     pub len: usize,
     pub hidden: usize,
@@ -29,7 +29,7 @@ pub(crate) struct Shape {
 ///
 /// # Panics
 /// When a slice's length does not match `shape` (the caller builds both from one tensor's dims).
-pub(crate) fn self_attention(
+pub fn self_attention(
     [q, k, v]: [&[f32]; 3],
     shape: &Shape,
     scale: f32,
@@ -190,7 +190,7 @@ fn softmax_row(row: &mut [f32], mask: Option<&[f32]>) {
     }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     #[cfg(target_arch = "x86_64")]
-    let sum = if std::arch::is_x86_feature_detected!("avx512f") {
+    let sum = if crate::simd::avx512f() {
         // SAFETY: the CPU has AVX-512F, the only feature the function is compiled for.
         unsafe { x86::exp_sub_sum(row, max) }
     } else {
@@ -236,22 +236,7 @@ mod x86 {
     pub(super) unsafe fn exp_sub_sum(row: &mut [f32], max: f32) -> f32 {
         let n = row.len() / 16 * 16;
         let c = |v: f32| _mm512_set1_ps(v);
-        let (lo, log2e, ln2_hi, ln2_lo, vmax) = (
-            c(-88.0),
-            c(std::f32::consts::LOG2_E),
-            c(0.693_359_4),
-            c(-2.121_944_4e-4),
-            c(max),
-        );
-        let p = [
-            1.987_569_1e-4,
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ]
-        .map(c);
+        let (lo, vmax) = (c(-88.0), c(max));
         let one = c(1.0);
         let mut acc = _mm512_setzero_ps();
         let mut i = 0;
@@ -259,16 +244,9 @@ mod x86 {
             // SAFETY: i + 16 <= n <= row.len().
             let v = unsafe { _mm512_loadu_ps(row.as_ptr().add(i)) };
             let x = _mm512_max_ps(_mm512_sub_ps(v, vmax), lo);
-            let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm512_mul_ps(x, log2e),
-            );
-            let r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, x));
-            let mut y = p[0];
-            for &q in &p[1..] {
-                y = _mm512_fmadd_ps(y, r, q);
-            }
+            let (k, em1) = crate::simd::x86::expm1_parts(x);
             // e^r = 1 + r + r²·P(r)
-            let er = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(y, r), r, r), one);
+            let er = _mm512_add_ps(em1, one);
             let e = _mm512_scalef_ps(er, k);
             acc = _mm512_add_ps(acc, e);
             // SAFETY: as above.
@@ -327,7 +305,7 @@ unsafe fn gemm_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::test_values;
+    use crate::test_values;
 
     /// The same attention in f64, position by position.
     fn reference(
@@ -395,7 +373,7 @@ mod tests {
         let mut runs = vec![exp_sub_sum(&mut portable, max)];
         let mut outs = vec![portable];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::simd::avx512f() {
             let mut v = row.clone();
             // SAFETY: the CPU has AVX-512F.
             runs.push(unsafe { x86::exp_sub_sum(&mut v, max) });
