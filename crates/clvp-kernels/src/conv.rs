@@ -171,33 +171,19 @@ pub unsafe fn gemm_acc(
         };
     }
     let threads = rayon::current_num_threads();
-    let parallelism = if m * n * k >= 1 << 17 && threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let threads = if m * n * k >= 1 << 17 { threads } else { 1 };
     // SAFETY: the caller's.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        crate::gemm::gemm(
+            [m, n, k],
             dst,
-            dst_cs as isize,
-            dst_rs as isize,
-            true,
+            [dst_rs, dst_cs],
             lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
+            [lhs_rs, lhs_cs],
             rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
+            [rhs_rs, rhs_cs],
+            true,
+            threads,
         );
     }
 }

@@ -268,37 +268,27 @@ mod x86 {
 /// # Safety
 /// Every view lies inside its allocation and `dst`'s elements are aliased by nothing else.
 unsafe fn gemm_into(
-    [m, n, k]: [usize; 3],
+    dims: [usize; 3],
     dst: *mut f32,
     dst_rs: usize,
     lhs: *const f32,
-    [lhs_rs, lhs_cs]: [usize; 2],
+    lhs_strides: [usize; 2],
     rhs: *const f32,
-    [rhs_rs, rhs_cs]: [usize; 2],
+    rhs_strides: [usize; 2],
 ) {
     // SAFETY: the caller's.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        crate::gemm::gemm(
+            dims,
             dst,
-            1,
-            dst_rs as isize,
-            false,
+            [dst_rs, 1],
             lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
+            lhs_strides,
             rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
+            rhs_strides,
             false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            1,
+        )
     }
 }
 

@@ -9,7 +9,8 @@
 //! * [`activation`]: `gelu_new` and the encoders' gated GELU.
 //! * [`conv`]: EnCodec's ELU, padding, the convolutions' GEMM wrappers, GroupNorm; [`lstm`]: its LSTM's
 //!   recurrence over a packed `W_hh`.
-//! * [`simd`]: where the CPU's vector features are detected, once, for all of them.
+//! * [`simd`]: where the CPU's vector features are detected, once, for all of them, and the one `exp`;
+//!   [`gemm`]: the one wrapper of the `gemm` crate.
 //!
 //! Each kernel has unit tests against an f64 (or plain scalar) reference in its module; `cargo bench -p
 //! clvp-kernels` times them one by one (Criterion).
@@ -18,6 +19,7 @@ pub mod activation;
 pub mod attention;
 pub mod conv;
 pub mod encoder_attention;
+pub mod gemm;
 pub mod lstm;
 pub mod matmul;
 pub mod simd;
