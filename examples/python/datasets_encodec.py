@@ -12,30 +12,18 @@ first batch (the parent never runs clvp: its thread pool would not survive the f
 """
 
 import argparse
-import hashlib
-import json
 import os
 import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import Dataset, Features
 
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("audio_codes", pa.list_(pa.list_(pa.list_(pa.int64())))),
-        ("audio_scales", pa.list_(pa.float32())),
-        ("audio_length", pa.int64()),
-        ("last_frame_pad_length", pa.int64()),
-        ("error", pa.string()),
-    ]
-)
+from shards import SCHEMA, encode_row, pending_shards, plan_shards, write_shard
+
 FEATURES = Features.from_arrow_schema(SCHEMA)
 
 
-# ---- The plan: which ids go to which shard file (the same in ray_encodec.py) ----
+# ---- The manifest; the plan, the shard files and the rows are in shards.py (shared with ray_encodec.py) ----
 
 
 def read_manifest(path):
@@ -48,58 +36,9 @@ def read_manifest(path):
     return ds.sort("id")
 
 
-def plan_shards(ids, shard_size, model, bandwidth):
-    """``{file name: (first row, end row)}``: the sorted ids cut into runs of ``shard_size``, named by digest."""
-    model = os.path.abspath(model) if os.path.isdir(model) else model
-    shards = {}
-    for n, start in enumerate(range(0, len(ids), shard_size)):
-        key = json.dumps([model, float(bandwidth), ids[start : start + shard_size]])
-        shards[f"part-{n:05d}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.parquet"] = (start, start + shard_size)
-    return shards
-
-
-def pending_shards(output, shards):
-    """The shards whose file is missing; removes leftover temporaries and the files of another plan."""
-    os.makedirs(output, exist_ok=True)
-    for name in os.listdir(output):
-        stale = name.startswith("part-") and name.endswith(".parquet") and name not in shards
-        if stale or name.startswith(".part-"):
-            print(f"removing {name} (not in this plan)" if stale else f"removing {name}", file=sys.stderr)
-            os.remove(os.path.join(output, name))
-    return {name: rows for name, rows in shards.items() if not os.path.exists(os.path.join(output, name))}
-
-
-def write_shard(output, name, table):
-    """Rows sorted by id, written to a temporary file then renamed: a shard file is complete or absent."""
-    table = table.sort_by("id").cast(SCHEMA)
-    tmp = os.path.join(output, f".{name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, os.path.join(output, name))
-
-
 # ---- The work: one model per worker process, loaded on its first batch ----
 
 _LOADED = {}
-
-
-def encode_row(fe, model, item_id, path, bandwidth):
-    """One output row; any failure (an unreadable file, a bad clip) is the row's ``error``."""
-    try:
-        # One clip, unpadded: chunked as the clvp command chunks it (transformers' default padding would add a
-        # chunk to the 48 kHz model's codes).
-        values = fe(path, padding=False, return_tensors="np")["input_values"]  # [1, channels, samples]
-        out = model.encode(values, bandwidth=bandwidth)
-        scales = out.audio_scales
-        return {
-            "id": item_id,
-            "audio_codes": out.audio_codes[:, 0].tolist(),
-            "audio_scales": None if scales is None else scales[:, 0].tolist(),
-            "audio_length": values.shape[-1],
-            "last_frame_pad_length": int(out.last_frame_pad_length),
-            "error": None,
-        }
-    except Exception as e:  # noqa: BLE001: every per-clip failure becomes a row
-        return {"id": item_id, "error": f"{type(e).__name__}: {e}"}
 
 
 def encode_batch(batch, model, bandwidth):

@@ -16,8 +16,6 @@ could not be read or encoded (its other columns are then null). A broken clip ne
 """
 
 import argparse
-import hashlib
-import json
 import os
 import sys
 import time
@@ -26,19 +24,10 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("audio_codes", pa.list_(pa.list_(pa.list_(pa.int64())))),
-        ("audio_scales", pa.list_(pa.float32())),
-        ("audio_length", pa.int64()),
-        ("last_frame_pad_length", pa.int64()),
-        ("error", pa.string()),
-    ]
-)
+import shards as plan
+from shards import SCHEMA, encode_row, pending_shards, write_shard
 
-
-# ---- The plan: which ids go to which shard file (the same in datasets_encodec.py) ----
+# ---- The manifest; the plan, the shard files and the rows are in shards.py (shared with datasets_encodec.py) ----
 
 
 def read_manifest(path):
@@ -52,57 +41,7 @@ def read_manifest(path):
     return sorted(zip(ids, paths))
 
 
-def plan_shards(items, shard_size, model, bandwidth):
-    """``{file name: [(id, path)]}``: the sorted ids cut into runs of ``shard_size``, each named by its digest."""
-    model = os.path.abspath(model) if os.path.isdir(model) else model
-    shards = {}
-    for n, start in enumerate(range(0, len(items), shard_size)):
-        chunk = items[start : start + shard_size]
-        key = json.dumps([model, float(bandwidth), [i for i, _ in chunk]])
-        shards[f"part-{n:05d}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.parquet"] = chunk
-    return shards
-
-
-def pending_shards(output, shards):
-    """The shards whose file is missing; removes leftover temporaries and the files of another plan."""
-    os.makedirs(output, exist_ok=True)
-    for name in os.listdir(output):
-        stale = name.startswith("part-") and name.endswith(".parquet") and name not in shards
-        if stale or name.startswith(".part-"):
-            print(f"removing {name} (not in this plan)" if stale else f"removing {name}", file=sys.stderr)
-            os.remove(os.path.join(output, name))
-    return {name: items for name, items in shards.items() if not os.path.exists(os.path.join(output, name))}
-
-
-def write_shard(output, name, table):
-    """Rows sorted by id, written to a temporary file then renamed: a shard file is complete or absent."""
-    table = table.sort_by("id").cast(SCHEMA)
-    tmp = os.path.join(output, f".{name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, os.path.join(output, name))
-
-
 # ---- The work: one model per actor ----
-
-
-def encode_row(fe, model, item_id, path, bandwidth):
-    """One output row; any failure (an unreadable file, a bad clip) is the row's ``error``."""
-    try:
-        # One clip, unpadded: chunked as the clvp command chunks it (transformers' default padding would add a
-        # chunk to the 48 kHz model's codes).
-        values = fe(path, padding=False, return_tensors="np")["input_values"]  # [1, channels, samples]
-        out = model.encode(values, bandwidth=bandwidth)
-        scales = out.audio_scales
-        return {
-            "id": item_id,
-            "audio_codes": out.audio_codes[:, 0].tolist(),
-            "audio_scales": None if scales is None else scales[:, 0].tolist(),
-            "audio_length": values.shape[-1],
-            "last_frame_pad_length": int(out.last_frame_pad_length),
-            "error": None,
-        }
-    except Exception as e:  # noqa: BLE001: every per-clip failure becomes a row
-        return {"id": item_id, "error": f"{type(e).__name__}: {e}"}
 
 
 class EncodecUDF:
@@ -137,14 +76,17 @@ def main(argv=None):
     ap.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
     args = ap.parse_args(argv)
 
-    shards = plan_shards(read_manifest(args.manifest), args.shard_size, args.model, args.bandwidth)
-    todo = pending_shards(args.output, shards)
+    items = read_manifest(args.manifest)
+    shards = plan.plan_shards([i for i, _ in items], args.shard_size, args.model, args.bandwidth)
+    todo = {name: items[a:b] for name, (a, b) in pending_shards(args.output, shards).items()}
     print(f"{len(shards)} shards: {len(shards) - len(todo)} complete, {len(todo)} to encode", file=sys.stderr)
     if not todo:
         return 0
 
     import ray
 
+    # The actors run the UDF and `encode_row` of shards.py: ship that module's code with them, as the script's is.
+    ray.cloudpickle.register_pickle_by_value(plan)
     ray.init(**({"num_cpus": args.num_cpus} if args.num_cpus else {}))
     threads = args.threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // args.actors)
     shard_of = {i: name for name, items in todo.items() for i, _ in items}
