@@ -5,7 +5,7 @@
 //! them. Called from outside rayon's pool, each product through rayon queues its job, blocks the
 //! caller on a latch and wakes workers that went to sleep in the gap: futex round trips, and shares
 //! that start late. Here the caller computes share 0 itself and `rayon::current_num_threads() − 1`
-//! helpers the others; an idle helper spins, then yields its core, for [`SPIN`] after each call (so
+//! helpers the others; an idle helper spins, then yields its core, for `SPIN` after each call (so
 //! the next product starts on every thread at once) and parks after that. A call made while the team
 //! is busy (nested, or from another thread), or with another thread count, runs through rayon.
 
