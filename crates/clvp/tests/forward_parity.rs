@@ -26,15 +26,20 @@ fn flat(rows: &[Vec<u32>]) -> Vec<i64> {
     rows.iter().flatten().map(|&v| i64::from(v)).collect()
 }
 
-#[test]
-fn forward_and_generated_speech_features_match_transformers() {
+/// The tiny checkpoint and its reference tensors.
+fn tiny() -> (Clvp, HashMap<String, FixtureTensor>) {
     let dir = fixture_path("clvp/tiny");
     let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
     let clvp =
         Clvp::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
-    let t: HashMap<String, FixtureTensor> =
-        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors"))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let t = read_safetensors(&fixture_path("clvp/tiny.cases.safetensors"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (clvp, t)
+}
+
+#[test]
+fn forward_and_generated_speech_features_match_transformers() {
+    let (clvp, t) = tiny();
     let get = |k: &str| {
         t.get(k)
             .unwrap_or_else(|| panic!("fixture tensor {k} missing"))
@@ -104,13 +109,7 @@ fn forward_and_generated_speech_features_match_transformers() {
 /// prefill modes and beam search, against `e2e_*` of ref_clvp_nn.py (transformers' own `generate`).
 #[test]
 fn generate_from_inputs_matches_transformers_generate() {
-    let dir = fixture_path("clvp/tiny");
-    let device = clvp::device::device("cpu").unwrap_or_else(|e| panic!("{e}"));
-    let clvp =
-        Clvp::from_pretrained(&dir.to_string_lossy(), &device).unwrap_or_else(|e| panic!("{e}"));
-    let t: HashMap<String, FixtureTensor> =
-        read_safetensors(&fixture_path("clvp/tiny.cases.safetensors"))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let (clvp, t) = tiny();
     let get = |k: &str| {
         t.get(k)
             .unwrap_or_else(|| panic!("fixture tensor {k} missing"))
