@@ -32,8 +32,27 @@ pub struct Row {
     pub reference: Vec<Sample>,
 }
 
-pub const ROUNDS: usize = 3;
 pub const THREADS: &str = "2";
+
+/// Rounds of a row, by its key (`P4`, `P5`, ...): more where a round is cheap, so that the per-round spread
+/// and its lower quartile mean something (issue 28); the 10–45 s CLVP rows keep three.
+pub fn rounds(key: &str) -> usize {
+    match key.to_ascii_uppercase().as_str() {
+        "P4" => 9,
+        "P5" | "P6" | "P7" | "P5-PY" => 5,
+        _ => 3,
+    }
+}
+
+/// The speedup a row must reach (issue 28), by key; a row meets it only if the lower quartile of its per-round
+/// ratios does, so that one lucky round cannot carry it.
+pub fn goal(key: &str) -> Option<f64> {
+    match key.to_ascii_uppercase().as_str() {
+        "P2" | "P5" | "P6" => Some(2.0),
+        "P3" => Some(1.6),
+        _ => None,
+    }
+}
 
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -123,8 +142,9 @@ fn bench_p4(python: &Path) -> Result<Row> {
         ours: Vec::new(),
         reference: Vec::new(),
     };
-    for round in 0..ROUNDS {
-        eprintln!("== P4 round {}/{ROUNDS}", round + 1);
+    let n = rounds("P4");
+    for round in 0..n {
+        eprintln!("== P4 round {}/{n}", round + 1);
         row.ours.push(run_json(
             Command::new(&exe).arg("bench-worker").arg("p4").arg(&clip),
             "ours (P4)",
@@ -172,8 +192,9 @@ fn bench_encodec(python: &Path, name: &'static str, model: &Path, wav: &Path) ->
         ours: Vec::new(),
         reference: Vec::new(),
     };
-    for round in 0..ROUNDS {
-        eprintln!("== {name} round {}/{ROUNDS}", round + 1);
+    let n = rounds(name.split_whitespace().next().unwrap_or(name));
+    for round in 0..n {
+        eprintln!("== {name} round {}/{n}", round + 1);
         row.ours.push(run_json(
             Command::new(&worker)
                 .arg(model)
@@ -236,20 +257,121 @@ impl Selection {
     }
 }
 
-/// The medians, ratio and peaks of a row, in the table's format.
+/// Each round's speedup (the reference's median over ours, rounds paired as they alternated).
+pub fn round_ratios(r: &Row) -> Vec<f64> {
+    r.ours
+        .iter()
+        .zip(&r.reference)
+        .map(|(o, t)| t.median_s / o.median_s)
+        .collect()
+}
+
+/// The lower quartile (linear interpolation between order statistics, numpy's default).
+pub fn lower_quartile(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n => {
+            let at = 0.25 * (n - 1) as f64;
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+        }
+    }
+}
+
+/// The table's header (also the width old rows are padded to).
+pub const TABLE_HEAD: &str = "| workload | ours median s | PyTorch median s | speedup | per-round speedups (min–max) | lower quartile | goal | met | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n";
+
+/// The medians, ratio, per-round spread, verdict and peaks of a row, in the table's format.
 fn row_line(r: &Row) -> String {
     let ours = median(r.ours.iter().map(|s| s.median_s).collect());
     let theirs = median(r.reference.iter().map(|s| s.median_s).collect());
     let peak = |v: &[Sample]| v.iter().map(|s| s.peak_rss_bytes).max().unwrap_or(0);
+    let ratios = round_ratios(r);
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let q1 = lower_quartile(&ratios);
+    let key = r.name.split_whitespace().next().unwrap_or(r.name);
+    let (goal, met) = match goal(key) {
+        Some(g) => (
+            format!("{g:.1}×"),
+            if q1 >= g { "yes" } else { "**no**" }.to_string(),
+        ),
+        None => ("—".to_string(), "—".to_string()),
+    };
     format!(
-        "| {} | {} | {} | {:.2}× | {} | {} |",
+        "| {} | {} | {} | {:.2}× | {lo:.2}–{hi:.2}× ({} rounds) | {q1:.2}× | {goal} | {met} | {} | {} |",
         r.name,
         fmt_s(ours),
         fmt_s(theirs),
         theirs / ours,
+        ratios.len(),
         fmt_mib(peak(&r.ours)),
         fmt_mib(peak(&r.reference))
     )
+}
+
+/// A row written before the spread columns existed, padded to [`TABLE_HEAD`]'s width with "—".
+fn widen(line: &str) -> String {
+    let cells: Vec<&str> = line
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    if cells.len() != 6 {
+        return line.to_string();
+    }
+    format!(
+        "| {} | {} | {} | {} | — | — | — | — | {} | {} |",
+        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+    )
+}
+
+/// One line per row to `docs/bench-history.csv` (`commit,date,row,ours_s,pytorch_s,speedup,q1,min,max,rounds`),
+/// so that a regression shows against the commits before it.
+fn append_history(rows: &[Row]) -> Result<()> {
+    let path = repo_root().join("docs/bench-history.csv");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(repo_root())
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty());
+    let commit = if dirty { format!("{commit}+") } else { commit };
+    let date = chrono_free_date();
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => "commit,date,row,ours_s,pytorch_s,speedup,q1,min,max,rounds\n".to_string(),
+    };
+    for r in rows {
+        let ours = median(r.ours.iter().map(|s| s.median_s).collect());
+        let theirs = median(r.reference.iter().map(|s| s.median_s).collect());
+        let ratios = round_ratios(r);
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        let key = r.name.split_whitespace().next().unwrap_or(r.name);
+        text.push_str(&format!(
+            "{commit},{date},{key},{ours:.6},{theirs:.6},{:.4},{:.4},{lo:.4},{hi:.4},{}\n",
+            theirs / ours,
+            lower_quartile(&ratios),
+            ratios.len()
+        ));
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The workload key of a table line (`P4` of `| P4 features… |`).
@@ -264,7 +386,7 @@ fn merge_rows(doc: &str, fresh: &[String]) -> Vec<String> {
         .take_while(|l| !l.starts_with("## "))
         .filter(|l| row_key(l).is_some_and(|k| k.starts_with('P')))
         .filter(|l| !fresh.iter().any(|f| row_key(f) == row_key(l)))
-        .map(str::to_string)
+        .map(widen)
         .collect();
     rows.extend(fresh.iter().cloned());
     rows.sort_by_key(|l| row_key(l).map(str::to_string));
@@ -314,7 +436,8 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
         );
     }
     let fresh: Vec<String> = rows.iter().map(row_line).collect();
-    let head = "| workload | ours median s | PyTorch median s | speedup | ours peak RSS | PyTorch peak RSS |\n|---|---|---|---|---|---|\n";
+    append_history(&rows)?;
+    let head = TABLE_HEAD;
     println!("{head}{}", fresh.join("\n"));
     for n in &notes {
         println!("{n}");
@@ -334,8 +457,11 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
     }
     let header = "# Performance\n\nWritten by `cargo xtask bench` (release build vs PyTorch 2.15 + transformers 5.23 from \
                   the pinned environment, same input, 2 threads, each side in its own process, rounds alternating, \
-                  warm-up then counted runs, medians; peak RSS per process). Rows are merged by workload: a run of \
-                  `--only P4` replaces the P4 row and keeps the others.\n\n";
+                  warm-up then counted runs, medians; peak RSS per process). Each round gives a speedup; the table \
+                  shows their spread, and a row meets its goal (issue 28) only if the lower quartile of its rounds' \
+                  speedups does. Every run also appends its rows to `docs/bench-history.csv` (commit, date, \
+                  ratios). Rows are merged by workload: a run of `--only P4` replaces the P4 row and keeps the \
+                  others; rows from before the spread columns show “—” there.\n\n";
     let machine = format!(
         "Machine: {} logical CPUs; last run {}.\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -386,4 +512,50 @@ fn chrono_free_date() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_quartile_interpolates_as_numpy() {
+        // numpy.percentile([1, 2, 3, 4], 25) = 1.75; of three rounds, halfway between the lowest two.
+        assert!((lower_quartile(&[4.0, 1.0, 3.0, 2.0]) - 1.75).abs() < 1e-12);
+        assert!((lower_quartile(&[1.2, 1.0, 1.6]) - 1.1).abs() < 1e-12);
+        assert_eq!(lower_quartile(&[1.5]), 1.5);
+        assert!(lower_quartile(&[]).is_nan());
+    }
+
+    #[test]
+    fn old_rows_are_widened_to_the_new_table() {
+        let old = "| P4 features, 6 s clip | 1.29 ms | 7.69 ms | 5.98× | 7 MiB | 548 MiB |";
+        let wide = widen(old);
+        assert_eq!(
+            wide.matches('|').count(),
+            TABLE_HEAD.lines().next().unwrap_or("").matches('|').count()
+        );
+        assert!(wide.contains("| 5.98× | — | — | — | — | 7 MiB |"));
+        assert_eq!(widen(&wide), wide);
+    }
+
+    #[test]
+    fn a_row_meets_its_goal_only_by_its_lower_quartile() {
+        let s = |median_s| Sample {
+            median_s,
+            runs: 1,
+            peak_rss_bytes: 0,
+        };
+        // Rounds of 2.4×, 1.7× and 2.2×: the median (2.2×) is over P5's 2×, the lower quartile (1.95×) is not.
+        let row = Row {
+            name: "P5 test",
+            ours: vec![s(1.0), s(1.0), s(1.0)],
+            reference: vec![s(2.4), s(1.7), s(2.2)],
+        };
+        let line = row_line(&row);
+        assert!(
+            line.contains("1.70–2.40× (3 rounds)") && line.contains("| 1.95× | 2.0× | **no** |"),
+            "{line}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::bench::{ROUNDS, Row, Sample, Selection, THREADS, fmt_s, median, run_json};
+use crate::bench::{Row, Sample, Selection, THREADS, fmt_s, median, rounds, run_json};
 use crate::repo_root;
 
 /// Generated tokens of P1/P2, candidates of P2/P3, codes per candidate of P3 (as the worker and script use).
@@ -123,8 +123,9 @@ pub fn run(
             ours: Vec::new(),
             reference: Vec::new(),
         };
-        for round in 0..ROUNDS {
-            eprintln!("== {workload} round {}/{ROUNDS}", round + 1);
+        let n = rounds(workload);
+        for round in 0..n {
+            eprintln!("== {workload} round {}/{n}", round + 1);
             row.ours
                 .push(ours(&worker, workload, &model, runs, warmup, "cpu")?);
             row.reference.push(run_json(

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::bench::{ROUNDS, Row, Sample, Selection, THREADS, median};
+use crate::bench::{Row, Sample, Selection, THREADS, median};
 use crate::repo_root;
 
 #[derive(Deserialize)]
@@ -57,7 +57,7 @@ fn build_module() -> Result<PathBuf> {
     Ok(pkg)
 }
 
-fn rounds(
+fn measure(
     python: &Path,
     pkg: &Path,
     workload: &str,
@@ -69,7 +69,12 @@ fn rounds(
     cmd.arg(&script)
         .args(["--workload", workload, "--model"])
         .arg(model)
-        .args(["--rounds", &ROUNDS.to_string(), "--threads", THREADS])
+        .args([
+            "--rounds",
+            &crate::bench::rounds(&format!("{workload}-py")).to_string(),
+            "--threads",
+            THREADS,
+        ])
         .env("PYTHONPATH", pkg)
         .env("RAYON_NUM_THREADS", THREADS);
     if let Some(a) = audio {
@@ -110,19 +115,25 @@ pub fn run(python: &Path, sel: &Selection, rows: &mut Vec<Row>) -> Result<()> {
     }
     let pkg = build_module()?;
     if sel.wants("p5-py") {
-        eprintln!("== P5-py (one process, {ROUNDS} rounds)");
+        eprintln!(
+            "== P5-py (one process, {} rounds)",
+            crate::bench::rounds("p5-py")
+        );
         let (m24, _) = crate::bench::encodec_models(python)?;
         let wav = crate::pyenv::encodec_sdist(&python.to_path_buf())?.join("test_24k.wav");
-        let r = rounds(python, &pkg, "p5", &m24, Some(&wav))?;
+        let r = measure(python, &pkg, "p5", &m24, Some(&wav))?;
         rows.push(row(
             "P5-py P5 from Python: clvp vs transformers in one process",
             r,
         ));
     }
     if sel.wants("p3-py") {
-        eprintln!("== P3-py (one process, {ROUNDS} rounds)");
+        eprintln!(
+            "== P3-py (one process, {} rounds)",
+            crate::bench::rounds("p3-py")
+        );
         let model = crate::bench_clvp::model(python)?;
-        let r = rounds(python, &pkg, "p3", &model, None)?;
+        let r = measure(python, &pkg, "p3", &model, None)?;
         rows.push(row(
             "P3-py P3 from Python: clvp vs transformers in one process",
             r,
