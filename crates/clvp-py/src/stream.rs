@@ -97,6 +97,43 @@ fn planar(
     }
 }
 
+impl EncodecStreamEncoder {
+    /// Push `block`, or with `None` finish the stream, with a sink gathering the code events.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        block: Option<&[Vec<f32>]>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = py.detach(|| -> Result<Vec<Event>, clvp::Error> {
+            let mut guard = self
+                .inner
+                .lock()
+                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
+            let finished = || clvp::Error::Input("the stream is finished".into());
+            let mut out = Vec::new();
+            let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
+                out.push(Event::from(e));
+                Ok(())
+            };
+            match block {
+                Some(block) => guard
+                    .as_mut()
+                    .ok_or_else(finished)?
+                    .push(block, &mut sink)?,
+                // The encoder is consumed: later calls find the stream finished.
+                None => {
+                    let summary = guard.take().ok_or_else(finished)?.finish(&mut sink)?;
+                    if let Ok(mut l) = self.audio_length.lock() {
+                        *l = Some(summary.audio_length);
+                    }
+                }
+            }
+            Ok(out)
+        });
+        events(py, out.map_err(py_err)?)
+    }
+}
+
 #[pymethods]
 impl EncodecStreamEncoder {
     /// Push a block; returns the code events now final.
@@ -106,47 +143,12 @@ impl EncodecStreamEncoder {
         block: PyArrayLikeDyn<'_, f32, AllowTypeChange>,
     ) -> PyResult<Bound<'py, PyList>> {
         let block = planar(&block, self.channels)?;
-        let out = py.detach(|| -> Result<Vec<Event>, clvp::Error> {
-            let mut guard = self
-                .inner
-                .lock()
-                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
-            let Some(enc) = guard.as_mut() else {
-                return Err(clvp::Error::Input("the stream is finished".into()));
-            };
-            let mut out = Vec::new();
-            let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(Event::from(e));
-                Ok(())
-            };
-            enc.push(&block, &mut sink)?;
-            Ok(out)
-        });
-        events(py, out.map_err(py_err)?)
+        self.run(py, Some(&block))
     }
 
     /// The end of the input: the remaining code events (the last frame padded as the whole pass pads it).
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = py.detach(|| -> Result<Vec<Event>, clvp::Error> {
-            let mut guard = self
-                .inner
-                .lock()
-                .map_err(|_| clvp::Error::Input("the stream failed earlier".into()))?;
-            let Some(enc) = guard.take() else {
-                return Err(clvp::Error::Input("the stream is finished".into()));
-            };
-            let mut out = Vec::new();
-            let mut sink = |e: CodeEvent<'_>| -> Result<(), clvp::Error> {
-                out.push(Event::from(e));
-                Ok(())
-            };
-            let summary = (*enc).finish(&mut sink)?;
-            if let Ok(mut l) = self.audio_length.lock() {
-                *l = Some(summary.audio_length);
-            }
-            Ok(out)
-        });
-        events(py, out.map_err(py_err)?)
+        self.run(py, None)
     }
 
     /// Samples per channel encoded, once finished (the model's rate).
