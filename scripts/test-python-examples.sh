@@ -10,19 +10,9 @@
 # command is CLVP_BIN, else the workspace's debug build (built here when CLVP_BIN is unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-ENV=$ROOT/target/pyexamples
+ENV=$PWD/target/pyexamples
 REQ=examples/python/requirements.txt
-if [ ! -x "$ENV/bin/python" ] || ! cmp -s "$REQ" "$ENV/requirements.txt"; then
-  rm -rf "$ENV"
-  python3 -m venv "$ENV"
-  "$ENV/bin/python" -m pip install --quiet --no-deps -r "$REQ"
-  cp "$REQ" "$ENV/requirements.txt"
-fi
-(
-  cd crates/clvp-py
-  VIRTUAL_ENV=$ENV CARGO_TARGET_DIR=$ROOT/target PATH=$ENV/bin:$PATH "$ENV/bin/maturin" develop --quiet --profile=dev
-)
+scripts/python-env.sh "$ENV" "$REQ"
 if [ -z "${CLVP_BIN:-}" ]; then
   cargo build --quiet -p clvp-cli --bin clvp
 fi

@@ -8,17 +8,7 @@
 # soundfile) into target/pybind; needs python3 (3.9+) with venv and pip's index or wheel mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-ENV=$ROOT/target/pybind
+ENV=$PWD/target/pybind
 REQ=crates/clvp-py/requirements-test.txt
-if [ ! -x "$ENV/bin/python" ] || ! cmp -s "$REQ" "$ENV/requirements-test.txt"; then
-  rm -rf "$ENV"
-  python3 -m venv "$ENV"
-  "$ENV/bin/python" -m pip install --quiet --no-deps -r "$REQ"
-  cp "$REQ" "$ENV/requirements-test.txt"
-fi
-(
-  cd crates/clvp-py
-  VIRTUAL_ENV=$ENV CARGO_TARGET_DIR=$ROOT/target PATH=$ENV/bin:$PATH "$ENV/bin/maturin" develop --quiet "${@:---profile=dev}"
-)
+scripts/python-env.sh "$ENV" "$REQ" "$@"
 "$ENV/bin/python" -m pytest -q crates/clvp-py/tests
