@@ -18,7 +18,7 @@ import time
 
 from datasets import Dataset, Features
 
-from shards import SCHEMA, encode_row, pending_shards, plan_shards, write_shard
+from shards import SCHEMA, add_job_arguments, encode_row, pending_shards, plan_shards, write_shard
 
 FEATURES = Features.from_arrow_schema(SCHEMA)
 
@@ -54,13 +54,8 @@ def encode_batch(batch, model, bandwidth):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", required=True, help="JSONL or .parquet with columns id, path")
-    ap.add_argument("--output", required=True, help="folder of the Parquet shards")
-    ap.add_argument("--model", default="facebook/encodec_24khz", help="checkpoint folder or hub id")
-    ap.add_argument("--bandwidth", type=float, default=6.0)
+    add_job_arguments(ap)
     ap.add_argument("--num-proc", type=int, default=2, help="worker processes, one model each")
-    ap.add_argument("--shard-size", type=int, default=1000, help="items per output shard")
-    ap.add_argument("--batch-size", type=int, default=4, help="items per map call")
     args = ap.parse_args(argv)
 
     manifest = read_manifest(args.manifest)

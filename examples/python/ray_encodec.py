@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 import shards as plan
-from shards import SCHEMA, encode_row, pending_shards, write_shard
+from shards import SCHEMA, add_job_arguments, encode_row, pending_shards, write_shard
 
 # ---- The manifest; the plan, the shard files and the rows are in shards.py (shared with datasets_encodec.py) ----
 
@@ -65,13 +65,8 @@ class EncodecUDF:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", required=True, help="JSONL or .parquet with columns id, path")
-    ap.add_argument("--output", required=True, help="folder of the Parquet shards")
-    ap.add_argument("--model", default="facebook/encodec_24khz", help="checkpoint folder or hub id")
-    ap.add_argument("--bandwidth", type=float, default=6.0)
+    add_job_arguments(ap)
     ap.add_argument("--actors", type=int, default=1, help="actors, one model each")
-    ap.add_argument("--shard-size", type=int, default=1000, help="items per output shard")
-    ap.add_argument("--batch-size", type=int, default=4, help="items per map_batches call")
     ap.add_argument("--threads", type=int, help="compute threads (and Ray CPUs) per actor (default: CPUs / actors)")
     ap.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
     args = ap.parse_args(argv)

@@ -21,6 +21,17 @@ SCHEMA = pa.schema(
 )
 
 
+def add_job_arguments(ap):
+    """The options both pipelines take: the manifest, the output folder, the model and bandwidth, the shard
+    and batch sizes."""
+    ap.add_argument("--manifest", required=True, help="JSONL or .parquet with columns id, path")
+    ap.add_argument("--output", required=True, help="folder of the Parquet shards")
+    ap.add_argument("--model", default="facebook/encodec_24khz", help="checkpoint folder or hub id")
+    ap.add_argument("--bandwidth", type=float, default=6.0)
+    ap.add_argument("--shard-size", type=int, default=1000, help="items per output shard")
+    ap.add_argument("--batch-size", type=int, default=4, help="items per batch of a worker")
+
+
 def plan_shards(ids, shard_size, model, bandwidth):
     """``{file name: (first row, end row)}`` of the sorted ``ids`` cut into runs of ``shard_size``, each file
     named by its index and a digest of the model, the bandwidth and its ids."""
