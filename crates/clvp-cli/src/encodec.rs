@@ -42,11 +42,11 @@ pub struct ModelChoice {
     hq: bool,
     /// Backend device: cpu, ndarray, wgpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
 }
 
 impl ModelChoice {
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match (&self.model, self.hq) {
             (Some(m), _) => m,
             (None, true) => DEFAULT_ENCODEC_HQ,
@@ -55,13 +55,13 @@ impl ModelChoice {
     }
 
     /// The files of `--model` when it is a local directory (inputs an output must not overwrite).
-    fn files(&self) -> Vec<Input> {
+    pub(crate) fn files(&self) -> Vec<Input> {
         self.model
             .as_deref()
             .map_or_else(Vec::new, |m| model_files("--model", Path::new(m)))
     }
 
-    fn load(&self, name: &str) -> Result<Encodec> {
+    pub(crate) fn load(&self, name: &str) -> Result<Encodec> {
         let device = clvp::device::device(&self.device)?;
         Encodec::from_pretrained(name, &device)
             .with_context(|| format!("loading the EnCodec model {name}"))

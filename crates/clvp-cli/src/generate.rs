@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::raw::nn::NnError;
-use clvp::{ClvpError, EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision};
+use clvp::{
+    Clvp, ClvpError, EarlyStopping, GenerationConfig, PrefillPositions, Preset, WeightPrecision,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embed::ModelArgs;
@@ -43,26 +45,9 @@ pub enum EarlyStop {
     Never,
 }
 
-/// Arguments of `clvp generate`.
+/// The generation options of `clvp generate` (and `clvp batch generate`).
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// The text to speak.
-    #[arg(
-        long,
-        required_unless_present = "text_file",
-        conflicts_with = "text_file"
-    )]
-    text: Option<String>,
-    /// A file holding the text to speak (`-`: standard input, or a pipe such as `<(cmd)`; its final line break
-    /// is dropped; at most 1 MiB).
-    #[arg(long)]
-    text_file: Option<PathBuf>,
-    /// Voice clip(s) of the speaker (repeatable; several are averaged, as Tortoise does, one at a time: memory
-    /// does not grow with their number). A file, a pipe, or `-` for standard input.
-    #[arg(long = "voice", required = true)]
-    voices: Vec<PathBuf>,
+pub struct GenOptions {
     /// Tortoise preset: ultra_fast (16 candidates), fast (96), standard (256), high_quality (256).
     #[arg(long)]
     preset: Option<String>,
@@ -100,6 +85,79 @@ pub struct Args {
     /// Prefill positions: tortoise (default) or hf523.
     #[arg(long, value_enum, default_value = "tortoise")]
     prefill_positions: Prefill,
+}
+
+impl GenOptions {
+    /// The options as a JSON object (the record of a batch job).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "preset": self.preset,
+            "candidates": self.candidates,
+            "greedy": self.greedy,
+            "beams": self.beams,
+            "length_penalty": self.length_penalty,
+            "early_stopping": self.early_stopping.map(|e| match e {
+                EarlyStop::False => "false",
+                EarlyStop::True => "true",
+                EarlyStop::Never => "never",
+            }),
+            "pad_to_max_mel_tokens": self.pad_to_max_mel_tokens,
+            "seed": self.seed,
+            "max_new_tokens": self.max_new_tokens,
+            "decoder_weights": match self.decoder_weights {
+                DecoderWeights::F32 => "f32",
+                DecoderWeights::Bf16 => "bf16",
+            },
+            "prefill_positions": match self.prefill_positions {
+                Prefill::Tortoise => "tortoise",
+                Prefill::Hf523 => "hf523",
+            },
+        })
+    }
+
+    /// Set the model's decoder weights, and fit `gc` to the checkpoint.
+    pub fn apply(&self, clvp: &mut Clvp, gc: &mut GenerationConfig) -> Result<()> {
+        clvp.set_decoder_weights(match self.decoder_weights {
+            DecoderWeights::F32 => WeightPrecision::F32,
+            DecoderWeights::Bf16 => WeightPrecision::Bf16,
+        })?;
+        if self.max_new_tokens.is_none() {
+            // Without an explicit --max-new-tokens, stay within the checkpoint's mel position table (a small
+            // test checkpoint has fewer positions than the presets' token counts); an explicit one too large is
+            // an error.
+            if let Some(limit) = clvp.fit_to_model(gc) {
+                tracing::info!(
+                    limit,
+                    "max_new_tokens lowered to the checkpoint's mel positions"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Arguments of `clvp generate`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The text to speak.
+    #[arg(
+        long,
+        required_unless_present = "text_file",
+        conflicts_with = "text_file"
+    )]
+    text: Option<String>,
+    /// A file holding the text to speak (`-`: standard input, or a pipe such as `<(cmd)`; its final line break
+    /// is dropped; at most 1 MiB).
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+    /// Voice clip(s) of the speaker (repeatable; several are averaged, as Tortoise does, one at a time: memory
+    /// does not grow with their number). A file, a pipe, or `-` for standard input.
+    #[arg(long = "voice", required = true)]
+    voices: Vec<PathBuf>,
+    #[command(flatten)]
+    options: GenOptions,
     /// Write speech_ids, logits_per_text, text_embeds and speech_embeds to this safetensors file (not `-`:
     /// the ranking goes to standard output).
     #[arg(long)]
@@ -109,7 +167,7 @@ pub struct Args {
     json: bool,
 }
 
-fn config(args: &Args) -> Result<GenerationConfig> {
+pub fn config(args: &GenOptions) -> Result<GenerationConfig> {
     let mut gc = match &args.preset {
         Some(name) => name.parse::<Preset>()?.config(),
         // Without a preset: ultra_fast's sampling settings with 100 new tokens.
@@ -202,7 +260,7 @@ fn flag_of(option: &str) -> &'static str {
 }
 
 /// A library error about one generation setting, prefixed with its flag.
-fn name_flag(e: NnError) -> anyhow::Error {
+pub fn name_flag(e: NnError) -> anyhow::Error {
     let flag = match &e {
         NnError::Generation {
             option: Some(option),
@@ -217,7 +275,7 @@ fn name_flag(e: NnError) -> anyhow::Error {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let mut gc = config(args)?;
+    let mut gc = config(&args.options)?;
     let dash = Dash::Refused {
         why: "`generate` prints its ranking there; give a file",
     };
@@ -235,20 +293,7 @@ pub fn run(args: &Args) -> Result<()> {
     refuse_same(&output.iter().collect::<Vec<_>>(), &inputs)?;
     let text = text_arg(args.text.as_deref(), args.text_file.as_deref())?;
     let mut clvp = args.model.load()?;
-    clvp.set_decoder_weights(match args.decoder_weights {
-        DecoderWeights::F32 => WeightPrecision::F32,
-        DecoderWeights::Bf16 => WeightPrecision::Bf16,
-    })?;
-    if args.max_new_tokens.is_none() {
-        // Without an explicit --max-new-tokens, stay within the checkpoint's mel position table (a small test
-        // checkpoint has fewer positions than the presets' token counts); an explicit one too large is an error.
-        if let Some(limit) = clvp.fit_to_model(&mut gc) {
-            tracing::info!(
-                limit,
-                "max_new_tokens lowered to the checkpoint's mel positions"
-            );
-        }
-    }
+    args.options.apply(&mut clvp, &mut gc)?;
     // The running mean of the clips' conditioning: each clip is dropped once it is in (16 at most wait for the
     // encoder together), so memory does not grow with the number of clips.
     let mut voice = clvp.voice_conditioning();

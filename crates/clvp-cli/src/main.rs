@@ -1,6 +1,7 @@
 //! `clvp`: the command line of the CLVP / EnCodec workspace.
 
 mod audio_out;
+mod batch;
 mod code_spool;
 mod codes_in;
 mod codes_out;
@@ -56,6 +57,10 @@ enum Command {
     /// EnCodec: encode audio to codes (.ecdc / .safetensors), decode codes to audio, or round-trip.
     #[command(subcommand)]
     Encodec(encodec::Command),
+    /// Run a job over a manifest of items into Parquet shards: sharded (Slurm arrays, Kubernetes Indexed
+    /// Jobs), resumable; exit status 2 when some items failed (docs/corpus.md).
+    #[command(subcommand)]
+    Batch(batch::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +80,11 @@ fn main() -> std::process::ExitCode {
         Command::EmbedText(args) => embed::run_text(&args),
         Command::EmbedSpeech(args) => embed::run_speech(&args),
         Command::Encodec(command) => encodec::run(&command),
+        Command::Batch(command) => match batch::run(&command) {
+            Ok(false) => Ok(()),
+            Ok(true) => return std::process::ExitCode::from(2),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -87,7 +97,7 @@ fn main() -> std::process::ExitCode {
 
 /// The error and its causes joined by ": ", as `{:#}` prints them, less a cause whose text the message already
 /// holds (many library errors show their source in their own text: `… expected usize: … expected usize`).
-fn message(e: &anyhow::Error) -> String {
+pub(crate) fn message(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();
