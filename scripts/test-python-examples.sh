@@ -16,4 +16,5 @@ scripts/python-env.sh "$ENV" "$REQ"
 if [ -z "${CLVP_BIN:-}" ]; then
   cargo build --quiet -p clvp-cli --bin clvp
 fi
-RAY_USAGE_STATS_ENABLED=0 "$ENV/bin/python" -m pytest -q examples/python/test_examples.py "$@"
+RAY_USAGE_STATS_ENABLED=0 "$ENV/bin/python" -m pytest -q examples/python/test_examples.py \
+  examples/python/test_batch_readers.py "$@"
