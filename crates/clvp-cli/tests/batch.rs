@@ -137,7 +137,14 @@ fn slurm_and_kubernetes_variables_pick_the_shard() {
 fn a_changed_option_model_manifest_or_shard_count_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = corpus(dir.path(), 2);
-    let model = fixture("encodec/tiny_24k");
+    // A copy of the checkpoint, to change its weights under the same name.
+    let copy = dir.path().join("model");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(fixture("encodec/tiny_24k")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+    }
+    let model = copy.to_str().unwrap().to_string();
     let out = dir.path().join("out");
     let (m, o_) = (manifest.to_str().unwrap(), out.to_str().unwrap());
     let o = run(&encode_args(m, o_, &model));
@@ -163,6 +170,19 @@ fn a_changed_option_model_manifest_or_shard_count_is_refused() {
         assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
         assert!(stderr(&o).contains("another job"), "{}", stderr(&o));
     }
+    // The same name, other weights: the fingerprint differs.
+    let weights = copy.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let o = run(&encode_args(m, o_, &model));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("model.fingerprint: was"),
+        "{}",
+        stderr(&o)
+    );
     // The directory is as it was.
     assert_eq!(tree(&out), before);
 }

@@ -49,17 +49,6 @@ pub fn needs(job: &str) -> Needs {
     }
 }
 
-/// A job's result columns by its name, known without loading its model.
-pub fn columns_of(job: &str) -> &'static [Column] {
-    match job {
-        "encodec-encode" => ENCODE,
-        "encodec-decode" => DECODE,
-        "features" => FEATURES,
-        "score" => SCORE,
-        _ => GENERATE,
-    }
-}
-
 /// The item's audio file: present and a regular file (a FIFO or a device would block or never end).
 fn audio_path(item: &Item) -> Result<&Path> {
     let Some(path) = item.audio.as_deref() else {

@@ -2,8 +2,7 @@
 //! path), `text` and `codes`. Relative paths resolve against the manifest's folder.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -45,23 +44,33 @@ pub struct Needs {
     pub codes: bool,
 }
 
-/// Read every row of `path` (format by its extension: `.jsonl`/`.ndjson`, `.csv`, `.parquet`), check that ids
+/// Read every row of the manifest `path` whose bytes are `bytes` (read once: it may be a pipe), in the format
+/// of its extension (`.jsonl`/`.ndjson`, `.csv`, `.parquet`) or, without one, of its first bytes; check that ids
 /// are present and unique and that the columns `needs` names exist. A missing value in a row is the item's
 /// error later, not the manifest's.
-pub fn read(path: &Path, needs: Needs) -> Result<Vec<Item>> {
+pub fn read(path: &Path, bytes: Vec<u8>, needs: Needs) -> Result<Vec<Item>> {
     let base = path
         .parent()
+        .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let ext = crate::encodec::extension(path);
-    let (items, columns) = match ext.as_str() {
-        "jsonl" | "ndjson" => read_jsonl(path, &base)?,
-        "csv" => read_csv(path, &base)?,
-        "parquet" => read_parquet(path, &base)?,
+    let format = match ext.as_str() {
+        "jsonl" | "ndjson" => "jsonl",
+        "csv" => "csv",
+        "parquet" => "parquet",
+        "" if bytes.starts_with(b"PAR1") => "parquet",
+        "" if bytes.trim_ascii_start().starts_with(b"{") => "jsonl",
+        "" if !bytes.is_empty() => "csv",
         _ => bail!(
             "{}: a manifest is .jsonl, .csv or .parquet (with columns id, audio, text, codes)",
             path.display()
         ),
+    };
+    let (items, columns) = match format {
+        "jsonl" => read_jsonl(path, &bytes, &base)?,
+        "csv" => read_csv(path, &bytes, &base)?,
+        _ => read_parquet(path, bytes, &base)?,
     };
     for (name, needed) in [
         ("audio", needs.audio),
@@ -130,12 +139,10 @@ type Rows = (Vec<Item>, HashSet<&'static str>);
 
 const COLUMNS: [&str; 4] = ["id", "audio", "text", "codes"];
 
-fn read_jsonl(path: &Path, base: &Path) -> Result<Rows> {
-    let file =
-        File::open(path).with_context(|| format!("opening the manifest {}", path.display()))?;
+fn read_jsonl(path: &Path, bytes: &[u8], base: &Path) -> Result<Rows> {
     let mut items = Vec::new();
     let mut columns = HashSet::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in bytes.lines().enumerate() {
         let row = i + 1;
         let line = line.with_context(|| format!("{}: line {row}", path.display()))?;
         if line.trim().is_empty() {
@@ -191,9 +198,8 @@ fn read_jsonl(path: &Path, base: &Path) -> Result<Rows> {
     Ok((items, columns))
 }
 
-fn read_csv(path: &Path, base: &Path) -> Result<Rows> {
-    let mut reader = csv::Reader::from_path(path)
-        .with_context(|| format!("opening the manifest {}", path.display()))?;
+fn read_csv(path: &Path, bytes: &[u8], base: &Path) -> Result<Rows> {
+    let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader
         .headers()
         .with_context(|| format!("{}: reading the header row", path.display()))?
@@ -231,10 +237,8 @@ fn read_csv(path: &Path, base: &Path) -> Result<Rows> {
     Ok((items, columns))
 }
 
-fn read_parquet(path: &Path, base: &Path) -> Result<Rows> {
-    let file =
-        File::open(path).with_context(|| format!("opening the manifest {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+fn read_parquet(path: &Path, bytes: Vec<u8>, base: &Path) -> Result<Rows> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .with_context(|| format!("{}: not a Parquet file", path.display()))?
         .build()
         .with_context(|| format!("reading {}", path.display()))?;
@@ -391,8 +395,12 @@ mod tests {
             text: true,
             codes: true,
         };
-        let mut a = read(&j, needs).unwrap();
-        let mut b = read(&c, needs).unwrap();
+        let mut a = read(&j, std::fs::read(&j).unwrap(), needs).unwrap();
+        let mut b = read(&c, std::fs::read(&c).unwrap(), needs).unwrap();
+        // A pipe has no extension: the format is read off the first bytes.
+        let mut piped = read(Path::new("/dev/fd/63"), std::fs::read(&j).unwrap(), needs).unwrap();
+        let mut piped_csv =
+            read(Path::new("/dev/fd/63"), std::fs::read(&c).unwrap(), needs).unwrap();
         assert_eq!(
             a[0].audio.as_deref(),
             Some(dir.path().join("x/a.wav").as_path())
@@ -401,29 +409,46 @@ mod tests {
         assert_eq!(a[0].codes, Some(CodesCell::Ids(vec![1, 2])));
         assert_eq!(a[1].codes, Some(CodesCell::Path(dir.path().join("c.ecdc"))));
         assert_eq!(a[1].id, "7");
-        for i in a.iter_mut().chain(b.iter_mut()) {
+        for i in a
+            .iter_mut()
+            .chain(b.iter_mut())
+            .chain(piped.iter_mut())
+            .chain(piped_csv.iter_mut())
+        {
             i.row = 0;
+            // The pipe's items resolve against /dev/fd: compare the file names.
+            i.audio = i
+                .audio
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(PathBuf::from);
+            if let Some(CodesCell::Path(p)) = &i.codes {
+                i.codes = p.file_name().map(|n| CodesCell::Path(PathBuf::from(n)));
+            }
         }
         assert_eq!(a, b);
+        assert_eq!(a, piped);
+        assert_eq!(a, piped_csv);
     }
 
     #[test]
     fn duplicate_ids_and_missing_columns_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let j = write(dir.path(), "d.jsonl", "{\"id\": \"a\"}\n{\"id\": \"a\"}\n");
-        let e = read(&j, Needs::default()).unwrap_err().to_string();
+        let rd = |p: &Path, needs| read(p, std::fs::read(p).unwrap_or_default(), needs);
+        let e = rd(&j, Needs::default()).unwrap_err().to_string();
         assert!(e.contains("`a` is used twice"), "{e}");
         let j = write(dir.path(), "n.jsonl", "{\"id\": \"a\", \"text\": \"t\"}\n");
         let needs = Needs {
             audio: true,
             ..Needs::default()
         };
-        let e = read(&j, needs).unwrap_err().to_string();
+        let e = rd(&j, needs).unwrap_err().to_string();
         assert!(e.contains("no `audio` column"), "{e}");
         let j = write(dir.path(), "x.jsonl", "{\"audio\": \"a.wav\"}\n");
-        let e = read(&j, Needs::default()).unwrap_err().to_string();
+        let e = rd(&j, Needs::default()).unwrap_err().to_string();
         assert!(e.contains("line 1 has no `id`"), "{e}");
-        let e = read(&dir.path().join("m.txt"), Needs::default())
+        let e = rd(&dir.path().join("m.txt"), Needs::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains(".jsonl, .csv or .parquet"), "{e}");

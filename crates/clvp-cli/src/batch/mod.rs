@@ -125,7 +125,8 @@ struct Plan<'a> {
     name: &'static str,
     common: &'a Common,
     options: serde_json::Value,
-    model: serde_json::Value,
+    /// The model's `--model` (None: built in), fingerprinted once loaded (a hub model is then in the cache).
+    model: Option<String>,
     build: Box<dyn FnOnce() -> Result<Box<dyn Job>> + 'a>,
 }
 
@@ -136,7 +137,7 @@ pub fn run(command: &Command) -> Result<bool> {
             name: "encodec-encode",
             common: &a.common,
             options: serde_json::json!({"bandwidth": a.bandwidth, "device": a.model.device}),
-            model: model_identity(a.model.name())?,
+            model: Some(a.model.name().to_string()),
             build: Box::new(move || {
                 let codec = a.model.load(a.model.name())?;
                 codec.raw().config.check_bandwidth(Some(a.bandwidth))?;
@@ -150,7 +151,7 @@ pub fn run(command: &Command) -> Result<bool> {
             name: "encodec-decode",
             common: &a.common,
             options: serde_json::json!({"device": a.model.device}),
-            model: model_identity(a.model.name())?,
+            model: Some(a.model.name().to_string()),
             build: Box::new(move || {
                 let codec = a.model.load(a.model.name())?;
                 Ok(Box::new(jobs::Decode { codec }) as Box<dyn Job>)
@@ -160,10 +161,7 @@ pub fn run(command: &Command) -> Result<bool> {
             name: "features",
             common: &a.common,
             options: serde_json::json!({}),
-            model: match &a.model {
-                Some(dir) => model_identity(&dir.to_string_lossy())?,
-                None => serde_json::json!({"source": "tortoise mel_norms (built in)"}),
-            },
+            model: a.model.as_ref().map(|d| d.to_string_lossy().into_owned()),
             build: Box::new(move || {
                 let processor = match &a.model {
                     Some(dir) => clvp::ClvpProcessor::from_dir(dir)?,
@@ -179,7 +177,7 @@ pub fn run(command: &Command) -> Result<bool> {
                 "against": match a.against { Against::Codes => "codes", Against::Audio => "audio" },
                 "device": a.model.device,
             }),
-            model: model_identity(&a.model.model)?,
+            model: Some(a.model.model.clone()),
             build: Box::new(move || {
                 let clvp = a.model.load()?;
                 Ok(Box::new(jobs::Score {
@@ -197,7 +195,7 @@ pub fn run(command: &Command) -> Result<bool> {
                 name: "generate",
                 common: &a.common,
                 options,
-                model: model_identity(&a.model.model)?,
+                model: Some(a.model.model.clone()),
                 build: Box::new(move || {
                     let mut clvp = a.model.load()?;
                     let mut config = config;
@@ -210,9 +208,13 @@ pub fn run(command: &Command) -> Result<bool> {
     execute(plan)
 }
 
-/// The model as `_job.json` names it: its source and a fingerprint of its files (for a local directory or a
-/// hub id already in the cache), so that a changed checkpoint under the same name is seen.
-fn model_identity(source: &str) -> Result<serde_json::Value> {
+/// The model as `_job.json` names it: its source and a fingerprint of its files (a local directory, or a hub
+/// id's snapshot in the cache, where loading it has put it), so that a changed checkpoint under the same name
+/// is seen.
+fn model_identity(source: Option<&str>) -> Result<serde_json::Value> {
+    let Some(source) = source else {
+        return Ok(serde_json::json!({"source": "tortoise mel_norms (built in)"}));
+    };
     let dir = if Path::new(source).is_dir() {
         Some(PathBuf::from(source))
     } else {
@@ -294,20 +296,23 @@ fn execute(plan: Plan<'_>) -> Result<bool> {
     let shard = shard::choose(common.shard, common.num_shards, &shard::ProcessEnv)?;
     let manifest_bytes = std::fs::read(&common.manifest)
         .with_context(|| format!("reading the manifest {}", common.manifest.display()))?;
-    let items = manifest::read(&common.manifest, jobs::needs(plan.name))?;
+    let digest = hex(&Sha256::digest(&manifest_bytes));
+    let items = manifest::read(&common.manifest, manifest_bytes, jobs::needs(plan.name))?;
+    // The model loads first: a bad checkpoint stops the job before anything is written, and a hub model is in
+    // the cache to be fingerprinted.
+    let mut job = (plan.build)()?;
     let identity = serde_json::json!({
         "format": "clvp-batch/1",
         "job": plan.name,
         "options": plan.options,
-        "model": plan.model,
-        "manifest": {"sha256": hex(&Sha256::digest(&manifest_bytes)), "items": items.len()},
+        "model": model_identity(plan.model.as_deref())?,
+        "manifest": {"sha256": digest, "items": items.len()},
         "num_shards": shard.count,
     });
     store::claim(&common.output, &identity)?;
     let mine: Vec<&Item> = items.iter().filter(|i| shard.holds(&i.id)).collect();
     let label = format!("shard {}/{}", shard.index, shard.count);
-    // The columns are known before the model loads: a finished shard needs no model.
-    let mut store = ShardStore::new(&common.output, &shard, jobs::columns_of(plan.name));
+    let mut store = ShardStore::new(&common.output, &shard, job.columns());
     if store.is_done() {
         store.clean();
         let failed = recorded_failures(&common.output, &shard)?;
@@ -327,7 +332,6 @@ fn execute(plan: Plan<'_>) -> Result<bool> {
         pending.len()
     );
     if !pending.is_empty() {
-        let mut job = (plan.build)()?;
         let delay = item_delay();
         let mut progress = progress::Progress::new(&label, pending.len());
         let mut rows: Vec<(String, Outcome)> = Vec::with_capacity(common.checkpoint_every);
