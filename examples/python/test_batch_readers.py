@@ -44,7 +44,9 @@ def test_pyarrow_datasets_and_ray_read_the_shards(tmp_path):
 
     table = pq.read_table(out).sort_by("id")
     assert table.column("id").to_pylist() == [f"c{k:02d}" for k in range(12)]
-    assert str(table.schema.field("audio_codes").type) == "list<element: list<element: list<element: int64>>>"
+    import pyarrow as pa
+
+    assert table.schema.field("audio_codes").type.value_type.value_type.value_type == pa.int64()
     errors = pq.read_table(out / "_errors").to_pylist()
     assert [e["id"] for e in errors] == ["bad"] and "bad.wav" in errors[0]["message"], errors
     records = [json.loads(p.read_text()) for p in sorted((out / "_records").glob("*.json"))]
