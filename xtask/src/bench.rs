@@ -460,7 +460,8 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
                   warm-up then counted runs, medians; peak RSS per process). Each round gives a speedup; the table \
                   shows their spread, and a row meets its goal (issue 28) only if the lower quartile of its rounds' \
                   speedups does. Every run also appends its rows to `docs/bench-history.csv` (commit, date, \
-                  ratios). Rows are merged by workload: a run of `--only P4` replaces the P4 row and keeps the \
+                  ratios) and redraws them, speedup per row over the runs, in `docs/bench-history.png` (`cargo \
+                  xtask bench --plot` draws it alone). Rows are merged by workload: a run of `--only P4` replaces the P4 row and keeps the \
                   others; rows from before the spread columns show “—” there.\n\n";
     let machine = format!(
         "Machine: {} logical CPUs; last run {}.\n\n",

@@ -14,6 +14,7 @@ mod bench_clvp;
 mod bench_py;
 mod binding;
 mod components;
+mod history_plot;
 mod latest_deps;
 mod public_api;
 mod pyenv;
@@ -52,6 +53,10 @@ enum Cmd {
         /// Also time our CPU backends against each other (flex vs ndarray) on the selected CLVP workloads.
         #[arg(long)]
         backends: bool,
+        /// Only draw docs/bench-history.csv to docs/bench-history.png (speedup per row over the runs; every
+        /// bench run redraws it too).
+        #[arg(long, conflicts_with_all = ["only", "backends"])]
+        plot: bool,
     },
     /// (internal) One side of a bench workload, run in its own process; prints one JSON line.
     #[command(hide = true)]
@@ -115,6 +120,19 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// docs/bench-history.csv → docs/bench-history.png, the goals as dashed lines.
+fn draw_history() -> Result<()> {
+    let docs = repo_root().join("docs");
+    let goals: Vec<(&str, f64)> = ["P2", "P3", "P5", "P6"]
+        .iter()
+        .filter_map(|r| bench::goal(r).map(|g| (*r, g)))
+        .collect();
+    let png = docs.join("bench-history.png");
+    history_plot::plot(&docs.join("bench-history.csv"), &png, &goals)?;
+    eprintln!("drew {}", png.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -124,7 +142,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ParityCheck(args) => parity_check(&args),
-        Cmd::Bench { only, backends } => bench::run(only.as_deref(), backends),
+        Cmd::Bench { plot: true, .. } => draw_history(),
+        Cmd::Bench { only, backends, .. } => {
+            bench::run(only.as_deref(), backends)?;
+            draw_history()
+        }
         Cmd::BenchWorker {
             workload,
             file,
