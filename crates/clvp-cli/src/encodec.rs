@@ -33,8 +33,8 @@ pub enum Command {
 /// Model choice shared by the verbs.
 #[derive(clap::Args)]
 pub struct ModelChoice {
-    /// Checkpoint: a local directory or a hub id (default facebook/encodec_24khz, or facebook/encodec_48khz
-    /// with --hq).
+    /// Checkpoint: a local directory, a hub id (default facebook/encodec_24khz, or facebook/encodec_48khz
+    /// with --hq), or one of Meta's own `.th` files (encodec_24khz-d7cc33bc.th, encodec_48khz-7e698e3e.th).
     #[arg(long)]
     model: Option<String>,
     /// Use the 48 kHz stereo model (facebook/encodec_48khz) when --model is not given.
@@ -54,7 +54,7 @@ impl ModelChoice {
         }
     }
 
-    /// The files of `--model` when it is a local directory (inputs an output must not overwrite).
+    /// The files of `--model` when it is a local directory or file (inputs an output must not overwrite).
     pub(crate) fn files(&self) -> Vec<Input> {
         self.model
             .as_deref()

@@ -50,25 +50,8 @@ fn encode_equals_the_single_file_command_and_any_shard_count_partitions_the_item
     for (id, row) in &all {
         let wav = dir.path().join(format!("clips/{id}.wav"));
         let st = dir.path().join(format!("{id}.safetensors"));
-        let o = run(&[
-            "encodec",
-            "encode",
-            "--model",
-            &model,
-            "-b",
-            "1.8",
-            wav.to_str().unwrap(),
-            st.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let t = safetensors::SafeTensors::deserialize(&std::fs::read(&st).unwrap())
-            .unwrap()
-            .tensor("audio_codes")
-            .unwrap()
-            .data()
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect::<Vec<_>>();
+        encode_file(&model, &wav, &st);
+        let t = tensor_i64(&st, "audio_codes");
         let ours: Vec<i64> = row["audio_codes"]
             .as_array()
             .unwrap()

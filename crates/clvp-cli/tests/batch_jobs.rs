@@ -11,17 +11,6 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use batch_common::*;
 use serde_json::{Value, json};
 
-fn tensor_f32(path: &std::path::Path, name: &str) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensor(name)
-        .unwrap()
-        .data()
-        .chunks(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
 fn flat_f32(v: &Value) -> Vec<f32> {
     match v {
         Value::Array(a) => a.iter().flat_map(flat_f32).collect(),
@@ -84,17 +73,7 @@ fn features_and_decode_equal_their_single_file_commands() {
     for (i, ext) in ["ecdc", "safetensors"].iter().enumerate() {
         let wav = dir.path().join(format!("clips/c{i:02}.wav"));
         let codes = dir.path().join(format!("c{i}.{ext}"));
-        let o = run(&[
-            "encodec",
-            "encode",
-            "--model",
-            &model,
-            "-b",
-            "1.8",
-            wav.to_str().unwrap(),
-            codes.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        encode_file(&model, &wav, &codes);
         lines.push(json!({"id": format!("d{i}"), "codes": format!("c{i}.{ext}")}));
     }
     lines.push(json!({"id": "d-bad", "codes": [1, 2, 3]}));
@@ -334,15 +313,7 @@ fn generate_equals_clvp_generate() {
         let o = run(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         let row = &rows[&format!("g{i}")];
-        let bytes = std::fs::read(&st).unwrap();
-        let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let ids: Vec<i64> = tensors
-            .tensor("speech_ids")
-            .unwrap()
-            .data()
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let ids = tensor_i64(&st, "speech_ids");
         assert_eq!(flat_i64(&row["speech_ids"]), ids);
         let logits = tensor_f32(&st, "logits_per_text");
         let got = flat_f32(&row["logits_per_text"]);

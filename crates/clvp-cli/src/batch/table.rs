@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use arrow_array::builder::{Float32Builder, Int64Builder, ListBuilder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::builder::{Int64Builder, ListBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::types::{Float32Type, Int64Type};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 /// The type of a result column.
@@ -132,92 +133,96 @@ fn mismatch(column: &Column, cell: &Cell) -> anyhow::Error {
     )
 }
 
+/// What a cell holds, for one kind of column: `Some(None)` for a null, `None` for a cell of another kind.
+type Pick<V> = fn(&Cell) -> Option<Option<&V>>;
+
+fn scalars<T: ArrowPrimitiveType>(
+    column: &Column,
+    cells: &[&Cell],
+    pick: Pick<T::Native>,
+) -> Result<ArrayRef> {
+    let mut b = PrimitiveBuilder::<T>::new();
+    for cell in cells {
+        match pick(cell).ok_or_else(|| mismatch(column, cell))? {
+            Some(v) => b.append_value(*v),
+            None => b.append_null(),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+fn lists<T: ArrowPrimitiveType>(
+    column: &Column,
+    cells: &[&Cell],
+    pick: Pick<Vec<T::Native>>,
+) -> Result<ArrayRef> {
+    let mut b = ListBuilder::new(PrimitiveBuilder::<T>::new());
+    for cell in cells {
+        match pick(cell).ok_or_else(|| mismatch(column, cell))? {
+            Some(v) => {
+                b.values().append_slice(v);
+                b.append(true);
+            }
+            None => b.append_null(),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+fn lists2<T: ArrowPrimitiveType>(
+    column: &Column,
+    cells: &[&Cell],
+    pick: Pick<Vec<Vec<T::Native>>>,
+) -> Result<ArrayRef> {
+    let mut b = ListBuilder::new(ListBuilder::new(PrimitiveBuilder::<T>::new()));
+    for cell in cells {
+        match pick(cell).ok_or_else(|| mismatch(column, cell))? {
+            Some(rows) => {
+                for r in rows {
+                    b.values().values().append_slice(r);
+                    b.values().append(true);
+                }
+                b.append(true);
+            }
+            None => b.append_null(),
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
 fn build<'a>(column: &Column, cells: impl Iterator<Item = &'a Cell>) -> Result<ArrayRef> {
-    Ok(match column.kind {
-        Kind::Int => {
-            let mut b = Int64Builder::new();
-            for cell in cells {
-                match cell {
-                    Cell::Int(v) => b.append_value(*v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Kind::F32 => {
-            let mut b = Float32Builder::new();
-            for cell in cells {
-                match cell {
-                    Cell::F32(v) => b.append_value(*v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Floats => {
-            let mut b = ListBuilder::new(Float32Builder::new());
-            for cell in cells {
-                match cell {
-                    Cell::Floats(v) => {
-                        b.values().append_slice(v);
-                        b.append(true);
-                    }
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Floats2 => {
-            let mut b = ListBuilder::new(ListBuilder::new(Float32Builder::new()));
-            for cell in cells {
-                match cell {
-                    Cell::Floats2(rows) => {
-                        for r in rows {
-                            b.values().values().append_slice(r);
-                            b.values().append(true);
-                        }
-                        b.append(true);
-                    }
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Ints => {
-            let mut b = ListBuilder::new(Int64Builder::new());
-            for cell in cells {
-                match cell {
-                    Cell::Ints(v) => {
-                        b.values().append_slice(v);
-                        b.append(true);
-                    }
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Ints2 => {
-            let mut b = ListBuilder::new(ListBuilder::new(Int64Builder::new()));
-            for cell in cells {
-                match cell {
-                    Cell::Ints2(rows) => {
-                        for r in rows {
-                            b.values().values().append_slice(r);
-                            b.values().append(true);
-                        }
-                        b.append(true);
-                    }
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
+    let cells: Vec<&Cell> = cells.collect();
+    match column.kind {
+        Kind::Int => scalars::<Int64Type>(column, &cells, |c| match c {
+            Cell::Int(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
+        Kind::F32 => scalars::<Float32Type>(column, &cells, |c| match c {
+            Cell::F32(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
+        Kind::Floats => lists::<Float32Type>(column, &cells, |c| match c {
+            Cell::Floats(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
+        Kind::Ints => lists::<Int64Type>(column, &cells, |c| match c {
+            Cell::Ints(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
+        Kind::Floats2 => lists2::<Float32Type>(column, &cells, |c| match c {
+            Cell::Floats2(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
+        Kind::Ints2 => lists2::<Int64Type>(column, &cells, |c| match c {
+            Cell::Ints2(v) => Some(Some(v)),
+            Cell::Null => Some(None),
+            _ => None,
+        }),
         Kind::Ints3 => {
             let mut b = ListBuilder::new(ListBuilder::new(ListBuilder::new(Int64Builder::new())));
             for cell in cells {
@@ -236,9 +241,9 @@ fn build<'a>(column: &Column, cells: impl Iterator<Item = &'a Cell>) -> Result<A
                     other => return Err(mismatch(column, other)),
                 }
             }
-            Arc::new(b.finish())
+            Ok(Arc::new(b.finish()))
         }
-    })
+    }
 }
 
 /// Check that a job's cells fit its columns (a programming error otherwise, reported, not a panic).

@@ -26,9 +26,16 @@ impl Input {
     }
 }
 
-/// The files of a local checkpoint directory given as `arg` (none for a hub id): they are read, so an output
+/// The files of a local checkpoint directory, or the checkpoint file, given as `arg` (none for a hub id): they are read, so an output
 /// must not be one of them.
 pub fn model_files(arg: &'static str, spec: &Path) -> Vec<Input> {
+    if spec.is_file() {
+        // A checkpoint file (Meta's `.th`).
+        return vec![Input {
+            arg,
+            path: spec.to_path_buf(),
+        }];
+    }
     let Ok(entries) = std::fs::read_dir(spec) else {
         return Vec::new();
     };

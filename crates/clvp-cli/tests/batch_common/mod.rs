@@ -35,6 +35,43 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `clvp encodec encode --model MODEL -b 1.8 WAV OUT` (the tiny checkpoints' bandwidths: 0.9, 1.8, 3.6).
+pub fn encode_file(model: &str, wav: &Path, out: &Path) {
+    let o = run(&[
+        "encodec",
+        "encode",
+        "--model",
+        model,
+        "-b",
+        "1.8",
+        wav.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A tensor of a safetensors file as i64 (8-byte) or f32 (4-byte) values.
+pub fn tensor_i64(path: &Path, name: &str) -> Vec<i64> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    t.data()
+        .chunks(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// See [`tensor_i64`].
+pub fn tensor_f32(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    t.data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
 /// A 16-bit WAV of `seconds` at `rate` with `channels`, a chirp plus seeded noise (different per seed).
 pub fn wav(path: &Path, rate: u32, channels: u16, seconds: f64, seed: u64) {
     let spec = hound::WavSpec {
