@@ -260,7 +260,7 @@ fn flag_of(option: &str) -> &'static str {
 }
 
 /// A library error about one generation setting, prefixed with its flag.
-pub fn name_flag(e: NnError) -> anyhow::Error {
+fn name_flag(e: NnError) -> anyhow::Error {
     let flag = match &e {
         NnError::Generation {
             option: Some(option),
@@ -272,6 +272,26 @@ pub fn name_flag(e: NnError) -> anyhow::Error {
         Some(flag) => anyhow::Error::new(e).context(flag),
         None => e.into(),
     }
+}
+
+/// A generation's result with a generation setting's error named by its flag, and its numbers checked finite.
+pub fn checked(result: Result<clvp::Candidates, ClvpError>) -> Result<clvp::Candidates> {
+    let c = result.map_err(|e| match e {
+        ClvpError::Nn(e) => name_flag(e),
+        other => other.into(),
+    })?;
+    ensure_finite(
+        "the CLVP logits (logits_per_text)",
+        &c.logits_per_text,
+        MODEL_CAUSE,
+    )?;
+    ensure_finite("the text embedding", &c.text_embeds.values, MODEL_CAUSE)?;
+    ensure_finite(
+        "the speech embeddings",
+        &c.speech_embeds.values,
+        MODEL_CAUSE,
+    )?;
+    Ok(c)
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -315,21 +335,7 @@ pub fn run(args: &Args) -> Result<()> {
         bar.set_position(step as u64)
     });
     bar.finish_and_clear();
-    let c = result.map_err(|e| match e {
-        ClvpError::Nn(e) => name_flag(e),
-        other => other.into(),
-    })?;
-    ensure_finite(
-        "the CLVP logits (logits_per_text)",
-        &c.logits_per_text,
-        MODEL_CAUSE,
-    )?;
-    ensure_finite("the text embedding", &c.text_embeds.values, MODEL_CAUSE)?;
-    ensure_finite(
-        "the speech embeddings",
-        &c.speech_embeds.values,
-        MODEL_CAUSE,
-    )?;
+    let c = checked(result)?;
     if let Some(out) = &output {
         let n = c.speech_ids.len();
         let w = c.speech_ids.first().map_or(0, Vec::len);

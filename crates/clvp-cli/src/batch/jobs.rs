@@ -409,17 +409,12 @@ impl Job for Generate {
             .with_context(|| format!("reading voice {}", path.display()))?;
         let mut voice = clvp.voice_conditioning();
         voice.push(&clip)?;
-        let c = clvp
-            .generate_with_voice(text, voice, &self.config, &mut |_, _| {})
-            .map_err(|e| match e {
-                clvp::ClvpError::Nn(e) => crate::generate::name_flag(e),
-                other => other.into(),
-            })?;
-        ensure_finite(
-            "the CLVP logits (logits_per_text)",
-            &c.logits_per_text,
-            MODEL_CAUSE,
-        )?;
+        let c = crate::generate::checked(clvp.generate_with_voice(
+            text,
+            voice,
+            &self.config,
+            &mut |_, _| {},
+        ))?;
         let ids = c
             .speech_ids
             .iter()
