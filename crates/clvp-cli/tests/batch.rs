@@ -153,6 +153,18 @@ fn a_changed_option_model_manifest_or_shard_count_is_refused() {
         assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
         assert!(stderr(&o).contains("another job"), "{}", stderr(&o));
     }
+    // A directory that is not a batch output is not written into.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("shard-00000-of-00001.parquet"), "mine").unwrap();
+    let o = run(&encode_args(m, foreign.to_str().unwrap(), &model));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not empty"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read(foreign.join("shard-00000-of-00001.parquet")).unwrap(),
+        b"mine"
+    );
     // The same name, other weights: the fingerprint differs.
     let weights = copy.join("model.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();

@@ -92,6 +92,23 @@ pub fn claim(dir: &Path, job: &serde_json::Value) -> Result<()> {
     let path = dir.join(JOB_FILE);
     let text = serde_json::to_string_pretty(job)? + "\n";
     if !path.exists() {
+        // A directory that is not a batch output must be empty: its files are not ours to mix with or replace
+        // (another task's `_job.json` on its way in is the one thing that may be there).
+        let foreign: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !(n.starts_with(&format!(".{JOB_FILE}.")) && n.ends_with(".tmp")))
+            .take(3)
+            .collect();
+        if !foreign.is_empty() && !path.exists() {
+            bail!(
+                "{} is not empty ({}) and not the output of a batch job (it has no {JOB_FILE}): give a new or \
+                 empty --output directory",
+                dir.display(),
+                foreign.join(", ")
+            );
+        }
         // Created under a private name and linked into place: of tasks starting together, one wins, the others
         // read its file and compare.
         let tmp = dir.join(format!(".{JOB_FILE}.{}.tmp", std::process::id()));
