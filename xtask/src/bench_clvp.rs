@@ -19,7 +19,7 @@ const CANDIDATES: f64 = 16.0;
 const RANK_CODES: f64 = 500.0;
 
 /// `(workload, row name, counted runs per round, warm-up runs per round)`.
-const WORKLOADS: [(&str, &str, usize, usize); 5] = [
+const WORKLOADS: [(&str, &str, usize, usize); 7] = [
     (
         "p1",
         "P1 CLVP generate, batch 1, 24 text tokens, 100 new tokens (greedy)",
@@ -33,8 +33,20 @@ const WORKLOADS: [(&str, &str, usize, usize); 5] = [
         1,
     ),
     (
+        "p1-bf16pt",
+        "P1-bf16pt P1 bf16 against bf16: our bf16 decoder weights, PyTorch's faster of model.to(bfloat16) and autocast",
+        2,
+        1,
+    ),
+    (
         "p2",
         "P2 CLVP generate 16 candidates × 100 tokens (ultra_fast sampling)",
+        2,
+        1,
+    ),
+    (
+        "p2-bf16pt",
+        "P2-bf16pt P2 bf16 against bf16: our bf16 decoder weights, PyTorch's faster of model.to(bfloat16) and autocast",
         2,
         1,
     ),
@@ -126,12 +138,19 @@ pub fn run(
         let n = rounds(workload);
         for round in 0..n {
             eprintln!("== {workload} round {}/{n}", round + 1);
-            row.ours
-                .push(ours(&worker, workload, &model, runs, warmup, "cpu")?);
+            row.ours.push(ours(
+                &worker,
+                our_workload(workload),
+                &model,
+                runs,
+                warmup,
+                "cpu",
+            )?);
+            let (py_workload, dtype) = python_workload(workload);
             row.reference.push(run_json(
                 Command::new(python)
                     .arg(&script)
-                    .args(["--workload", python_workload(workload), "--model"])
+                    .args(["--workload", py_workload, "--dtype", dtype, "--model"])
                     .arg(&model)
                     .arg("--voice")
                     .arg(voice())
@@ -153,10 +172,15 @@ pub fn run(
                     gb * NEW_TOKENS / b
                 ));
             }
-            "p1-bf16" => {
+            "p1-bf16" | "p1-bf16pt" => {
                 let gb = sizes.decoder_matmul_bytes / 2e9;
                 notes.push(format!(
-                    "- P1-bf16: the decoder's matmul weights are {gb:.2} GB in bf16: ours {:.1} GB/s.",
+                    "- {}: the decoder's matmul weights are {gb:.2} GB in bf16: ours {:.1} GB/s.",
+                    if workload == "p1-bf16" {
+                        "P1-bf16"
+                    } else {
+                        "P1-bf16pt"
+                    },
                     gb * NEW_TOKENS / a,
                 ));
             }
@@ -185,10 +209,22 @@ pub fn run(
     Ok(())
 }
 
-/// The script's workload a row compares against: P1-bf16 against PyTorch's f32 P1.
-fn python_workload(workload: &str) -> &str {
+/// The script's workload and dtype a row compares against: P1-bf16 against PyTorch's f32 P1, the `-bf16pt`
+/// rows against PyTorch in bf16.
+fn python_workload(workload: &str) -> (&str, &str) {
     match workload {
-        "p1-bf16" => "p1",
+        "p1-bf16" => ("p1", "f32"),
+        "p1-bf16pt" => ("p1", "bf16"),
+        "p2-bf16pt" => ("p2", "bf16"),
+        w => (w, "f32"),
+    }
+}
+
+/// Our worker's workload for a row: the `-bf16pt` rows run our bf16 decoder.
+fn our_workload(workload: &str) -> &str {
+    match workload {
+        "p1-bf16pt" => "p1-bf16",
+        "p2-bf16pt" => "p2-bf16",
         w => w,
     }
 }
@@ -210,7 +246,11 @@ pub fn backends(sel: &Selection) -> Result<String> {
     let mut any = false;
     for &(workload, name, _, _) in &WORKLOADS {
         let named = sel.0.is_some() && sel.wants(workload);
-        if !sel.wants(workload) || (matches!(workload, "p1" | "p1-bf16" | "p2") && !named) {
+        // The `-bf16pt` rows differ from P1-bf16 / P2 only on PyTorch's side.
+        if !sel.wants(workload)
+            || workload.ends_with("-bf16pt")
+            || (matches!(workload, "p1" | "p1-bf16" | "p2") && !named)
+        {
             continue;
         }
         any = true;

@@ -4,7 +4,8 @@
 //! `{"median_s": ..., "runs": N, "peak_rss_bytes": ...}`. Workloads (the Python side is
 //! `xtask/python/bench_clvp.py`, which builds the same inputs):
 //! - `p1` generate, batch 1, the 24-token bench text, 100 new tokens, greedy, fixed length (min = max = 100);
-//! - `p1-bf16` the same with the decoder's weights in bfloat16 ([`Clvp::set_decoder_weights`]);
+//! - `p1-bf16` the same with the decoder's weights in bfloat16 ([`Clvp::set_decoder_weights`]); `p2-bf16`
+//!   likewise for `p2`;
 //! - `p2` generate 16 candidates × 100 tokens, Tortoise's `ultra_fast` sampling, fixed length;
 //! - `p3` rank 16 candidates × 500 codes against the text: text + speech encoders and the similarity;
 //! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding).
@@ -44,7 +45,7 @@ fn main() -> Res<()> {
         [_, w, m, v, r, u, d] => (w, m, v, r, u, d.as_str()),
         _ => {
             return Err(
-                "usage: clvp_bench_worker p1|p1-bf16|p2|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
+                "usage: clvp_bench_worker p1|p1-bf16|p2|p2-bf16|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
                     .into(),
             );
         }
@@ -65,7 +66,7 @@ fn main() -> Res<()> {
         }
     } else {
         let mut clvp = Clvp::from_pretrained(model, &device)?;
-        if workload == "p1-bf16" {
+        if workload == "p1-bf16" || workload == "p2-bf16" {
             clvp.set_decoder_weights(WeightPrecision::Bf16)?;
         }
         let n = clvp.processor.tokenizer.encode(TEXT)?.len();
@@ -87,7 +88,7 @@ fn main() -> Res<()> {
                     Ok(())
                 })
             }
-            "p2" => {
+            "p2" | "p2-bf16" => {
                 let cfg = fixed(Preset::UltraFast.config());
                 Box::new(move || {
                     let out = clvp.generate(TEXT, &voices, &cfg)?;
@@ -111,9 +112,10 @@ fn main() -> Res<()> {
                 })
             }
             other => {
-                return Err(
-                    format!("unknown workload {other:?}; known: p1 p1-bf16 p2 p3 p7").into(),
-                );
+                return Err(format!(
+                    "unknown workload {other:?}; known: p1 p1-bf16 p2 p2-bf16 p3 p7"
+                )
+                .into());
             }
         };
         for _ in 0..warmup {
