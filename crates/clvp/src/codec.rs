@@ -270,11 +270,17 @@ impl Encodec {
 }
 
 impl Encodec {
-    /// Load a local directory or a hub id (`facebook/encodec_24khz`), through the HF cache.
+    /// Load a local directory or a hub id (`facebook/encodec_24khz`), through the HF cache, or one of Meta's own
+    /// checkpoint files (`encodec_24khz-d7cc33bc.th`, `encodec_48khz-7e698e3e.th`: a path to a file; its
+    /// configuration comes from its name or its tensors, see [`EncodecModel::from_meta_file`]).
     pub fn from_pretrained(source: &str, device: &Device) -> Result<Self, CodecError> {
-        let checkpoint = Checkpoint::from_pretrained(source, None)?;
+        let model = if std::path::Path::new(source).is_file() {
+            EncodecModel::from_meta_file(source, device)?
+        } else {
+            EncodecModel::from_checkpoint(&Checkpoint::from_pretrained(source, None)?, device)?
+        };
         Ok(Encodec {
-            model: EncodecModel::from_checkpoint(&checkpoint, device)?,
+            model,
             device: device.clone(),
         })
     }

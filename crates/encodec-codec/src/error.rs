@@ -99,6 +99,24 @@ pub enum EncodecError {
     /// Inputs of the wrong shape, length or value.
     #[error("{0}")]
     Input(String),
+    /// A checkpoint file with none of the keys of Meta's `EncodecModel` state dict (`encodec` 0.1.1's `.th`): an
+    /// LM, another model, a nested training checkpoint.
+    #[error(
+        "{file} is not an EnCodec checkpoint of Meta's encodec package: none of its {total} keys is one \
+         (encoder.model.*, decoder.model.*, quantizer.vq.layers.*); unexpected keys: {}{}{hint}",
+        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+        if *total > keys.len() { format!(" and {} more", total - keys.len()) } else { String::new() }
+    )]
+    NotMetaCheckpoint {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The first few keys (sorted), none of them an EnCodec key.
+        keys: Vec<String>,
+        /// How many keys the file has.
+        total: usize,
+        /// What the keys look like instead (`; it looks like ...`), or empty.
+        hint: String,
+    },
 }
 
 /// Whether `scale` can be a chunk's RMS scale: finite and positive, as the encoder's `sqrt(mean(x²)) + 1e-8`

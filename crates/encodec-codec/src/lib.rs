@@ -18,7 +18,7 @@
 //!   kernels (`gemm` on shifted views, fused ELU and padding) unless [`EncodecModel::set_host_kernels`] turns
 //!   them off.
 //! * [`feature_extractor`]: `EncodecFeatureExtractor`'s chunk-aware padding and mask.
-//! * [`model`]: [`EncodecModel`], the name table, loading.
+//! * [`model`]: [`EncodecModel`], the name tables (transformers' keys and Meta's own `.th` files), loading.
 //! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
 //! * [`streaming`]: one clip as a stream: [`EncodeStream`] (PCM pushed, codes out as they are final) and
 //!   [`EncodecModel::decode_stream`] (codes in, audio out block by block), in bounded memory.
@@ -39,5 +39,5 @@ pub mod streaming;
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::{EncodecError, check_scale, is_valid_scale};
 pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, PadOptions, Padding};
-pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map};
+pub use model::{EncodecModel, EncodedAudio, EncodedSegment, encodec_name_map, meta_name_map};
 pub use streaming::{CodeEvent, CodesRef, DecodeStream, EncodeStream, SegmentRef, StreamSummary};

@@ -1,19 +1,26 @@
 //! `EncodecModel` (transformers 5.23): `encode` (chunking, per-chunk RMS scale, RVQ, zero-padded last chunk
 //! plus `last_frame_pad_length`), `decode` (per-chunk decoding, linear overlap-add, truncation to the mask)
-//! and `forward`, loaded from a checkpoint through one name table.
+//! and `forward`, loaded from a hub checkpoint or one of Meta's own `.th` files through a name table each
+//! ([`names`], [`meta`]).
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use clvp_hub::{Checkpoint, HubError, Layout, ModelKind, NameMap, Weights, load_module};
+use clvp_hub::{Checkpoint, HubError, ModelKind, Weights, load_module};
 
 use crate::config::EncodecConfig;
 use crate::error::EncodecError;
 use crate::quantizer::EncodecResidualVectorQuantizer;
-use crate::seanet::{EncodecDecoder, EncodecEncoder, LayerSlot, layer_table};
+use crate::seanet::{EncodecDecoder, EncodecEncoder};
 use crate::stream;
 
 mod decode;
 mod encode;
+mod meta;
+mod names;
+mod scale;
+
+pub use meta::{META_24KHZ_CONFIG, META_48KHZ_CONFIG, meta_config};
+pub use names::{HF, META, Spelling, encodec_name_map, meta_name_map, name_map};
 
 /// The networks of `EncodecModel`.
 #[derive(Module, Debug)]
@@ -56,64 +63,6 @@ pub struct EncodedSegment {
     /// RMS scale `[B]`.
     pub scale: Option<Tensor<1>>,
 }
-
-/// The HF → burn name table of an EnCodec checkpoint of `config`'s shape (252 tensors for
-/// `facebook/encodec_24khz`, 224 for `encodec_48khz`).
-///
-/// | HF key | burn path | layout |
-/// |---|---|---|
-/// | `encoder.layers.0.conv.{weight,bias}` (weight norm folded from `weight_g/weight_v` or `parametrizations.weight.original0/1`) | `encoder.conv_in.conv.*` | as is (PyTorch conv layout) |
-/// | `encoder.layers.{i}.norm.{weight,bias}` (48 kHz) | `….norm.*` | as is |
-/// | `{enc,dec}oder.layers.{i}.block.{1,3}.*`, `….shortcut.*` | `….res.{j}.block.{0,1}.*`, `….shortcut.*` | as is |
-/// | `{enc,dec}oder.layers.{i}.lstm.{weight,bias}_{ih,hh}_l{k}` | `….lstm.lstm.{k}` gate controllers | LSTM gates |
-/// | `decoder.layers.{3,6,9,12}.conv.*` (transposed, `[cin, cout, k]`) | `decoder.stages.{s}.conv.conv.*` | as is |
-/// | `quantizer.layers.{n}.codebook.embed` | same | as is |
-/// | `quantizer.layers.{n}.codebook.{inited,cluster_size,embed_avg}` | — | ignored (training buffers) |
-///
-/// The index of every layer comes from [`layer_table`].
-pub fn encodec_name_map(config: &EncodecConfig) -> NameMap {
-    let mut map = NameMap::new("encodec");
-    for (hf, slot) in layer_table(config) {
-        let hf = hf.replace('.', r"\.");
-        map = match slot {
-            LayerSlot::Conv(burn) => map.rule(
-                &format!(r"{hf}\.((?:conv|norm)\.(?:weight|bias))"),
-                &format!("{burn}.$1"),
-                Layout::AsIs,
-            ),
-            LayerSlot::ResBlock(burn) => map
-                .rule(
-                    &format!(r"{hf}\.block\.1\.((?:conv|norm)\.(?:weight|bias))"),
-                    &format!("{burn}.block.0.$1"),
-                    Layout::AsIs,
-                )
-                .rule(
-                    &format!(r"{hf}\.block\.3\.((?:conv|norm)\.(?:weight|bias))"),
-                    &format!("{burn}.block.1.$1"),
-                    Layout::AsIs,
-                )
-                .rule(
-                    &format!(r"{hf}\.shortcut\.((?:conv|norm)\.(?:weight|bias))"),
-                    &format!("{burn}.shortcut.$1"),
-                    Layout::AsIs,
-                ),
-            LayerSlot::Lstm(burn) => map.rule(
-                &format!(r"{hf}\.lstm\.(?:weight|bias)_(?:ih|hh)_l(\d+)"),
-                &format!("{burn}.lstm.$1"),
-                Layout::LstmGates,
-            ),
-        };
-    }
-    map.rule(
-        r"quantizer\.layers\.(\d+)\.codebook\.embed",
-        "quantizer.layers.$1.codebook.embed",
-        Layout::AsIs,
-    )
-    .ignore(ENCODEC_IGNORED)
-}
-
-/// Buffers of `EncodecVectorQuantization` that inference never reads (EMA state of the codebook).
-const ENCODEC_IGNORED: &str = r"(?:.*\.)?codebook\.(inited|cluster_size|embed_avg)";
 
 /// Input samples (batch rows × samples per row) the networks take at once when chunks are batched: five
 /// 1 s chunks of `encodec_48khz`, about 30 MiB per activation of its first layer (P6: two chunks 1.89 s,
@@ -258,9 +207,19 @@ impl EncodecModel {
         device: &Device,
     ) -> Result<Self, EncodecError> {
         weights.expect_model(ModelKind::Encodec)?;
+        let map = encodec_name_map(&config);
+        Self::load(config, weights, &map, device)
+    }
+
+    /// A model of `config`'s shape with `weights` loaded strictly through `map`.
+    fn load(
+        config: EncodecConfig,
+        weights: &Weights,
+        map: &clvp_hub::NameMap,
+        device: &Device,
+    ) -> Result<Self, EncodecError> {
         let model = Self::new(config, device)?;
-        let map = encodec_name_map(&model.config);
-        let nets = load_module(model.nets, weights, &map).map_err(HubError::from)?;
+        let nets = load_module(model.nets, weights, map).map_err(HubError::from)?;
         Ok(EncodecModel {
             nets,
             config: model.config,

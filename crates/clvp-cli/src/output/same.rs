@@ -26,8 +26,8 @@ impl Input {
     }
 }
 
-/// The files of a local checkpoint directory, or the checkpoint file, given as `arg` (none for a hub id): they are read, so an output
-/// must not be one of them.
+/// The files of a local checkpoint directory, or the checkpoint file itself (Meta's `.th`), given as `arg` (none
+/// for a hub id): they are read, so an output must not be one of them.
 pub fn model_files(arg: &'static str, spec: &Path) -> Vec<Input> {
     if spec.is_file() {
         // A checkpoint file (Meta's `.th`).

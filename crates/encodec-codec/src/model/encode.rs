@@ -1,7 +1,7 @@
 //! `EncodecModel.encode` (transformers 5.23): the input's checks, chunking, the per-chunk RMS scale, the
 //! encoder and the RVQ, streamed block by block for long chunks.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{EncodecModel, EncodedAudio, EncodedSegment, batches};
 use crate::error::EncodecError;
@@ -139,16 +139,35 @@ impl EncodecModel {
         (self.nets.encoder.forward(frame), scale)
     }
 
-    /// The normalisation of [`Self::frame_latent`]: the frame divided by its scale, and the scale.
+    /// The normalisation of [`Self::frame_latent`]: the frame divided by its scale, and the scale. The scale is
+    /// computed on the host in torch's order of float32 operations ([`scale`](super::scale)), so that it is the
+    /// reference's to the bit (it is written into `.ecdc` files); the frame is read back for it (one chunk).
     fn normalise(&self, frame: Tensor<3>) -> (Tensor<3>, Option<Tensor<1>>) {
-        let [b, c, _] = frame.dims();
-        if self.config.normalize {
-            let mono = frame.clone().sum_dim(1) / c as f64; // [B, 1, L]
-            let scale = mono.square().mean_dim(2).sqrt() + 1e-8; // [B, 1, 1]
-            (frame / scale.clone(), Some(scale.reshape([b])))
-        } else {
-            (frame, None)
+        let [b, c, l] = frame.dims();
+        if !self.config.normalize {
+            return (frame, None);
         }
+        let scale = match frame
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+        {
+            Ok(x) => {
+                let per_row: Vec<f32> = x
+                    .chunks_exact((c * l).max(1))
+                    .map(|row| super::scale::rms_scale(row, c, l))
+                    .collect();
+                Tensor::<1>::from_data(TensorData::new(per_row, [b]), &frame.device())
+                    .reshape([b, 1, 1])
+            }
+            // A backend that cannot hand the frame back: the same formula as tensor ops.
+            Err(_) => {
+                let mono = frame.clone().sum_dim(1) / c as f64; // [B, 1, L]
+                mono.square().mean_dim(2).sqrt() + 1e-8 // [B, 1, 1]
+            }
+        };
+        (frame / scale.clone(), Some(scale.reshape([b])))
     }
 
     /// `_encode_frame`: [`Self::frame_latent`], then RVQ → codes `[B, n_q, T]`, scale `[B]`. Long frames

@@ -1,0 +1,157 @@
+//! The per-chunk RMS scale of `_encode_frame` (transformers and Meta's `encodec` alike:
+//! `1e-8 + sqrt(mean_t(mean_c(x)²))`) computed in PyTorch's order of float32 operations, so that it is torch's value
+//! to the bit: the scale is written into `.ecdc` files as a float32, and a sum over 48000 samples in another order
+//! differs in the last bits (1–2 ulp measured at full size).
+//!
+//! torch's CPU `mean` over a contiguous row is `sum / n` with the sum of `SumKernel.cpp`'s `vectorized_inner_sum`:
+//! vectors of 8 lanes (the AVX2 kernel, which x86 CPUs with AVX-512 run too: the sum has no AVX-512 variant; the
+//! generic build has 8 lanes as well), summed 4 at a time (`row_sum`'s ILP) into a 4-level cascade of chunks of 16
+//! (`multi_row_sum`), the lanes then added in order after the scalar tail. This is torch with **one thread**: with
+//! more, torch splits a row of more than 32768 samples (its grain) into one cascade per thread and adds those, so
+//! Meta's own package writes scales one ulp apart with 1 and 2 threads (docs/encodec.md, "Meta's checkpoints").
+
+/// Lanes of torch's float vector in the sum kernel.
+const LANES: usize = 8;
+/// `row_sum`'s `ilp_factor`.
+const ILP: usize = 4;
+/// `multi_row_sum`'s `num_levels`.
+const LEVELS: usize = 4;
+
+/// `c10::utils::CeilLog2` (1 for 0, 1, 2).
+fn ceil_log2(x: usize) -> usize {
+    if x <= 2 {
+        1
+    } else {
+        (usize::BITS - (x - 1).leading_zeros()) as usize
+    }
+}
+
+/// `multi_row_sum<Vectorized<float>, ILP>` over `size` groups of `ILP` vectors of `x`.
+fn multi_row_sum(x: &[f32], size: usize) -> [[f32; LANES]; ILP] {
+    let level_power = 4.max(ceil_log2(size) / LEVELS);
+    let level_step = 1usize << level_power;
+    let level_mask = level_step - 1;
+    let mut acc = [[[0.0f32; LANES]; ILP]; LEVELS];
+    let add_row = |acc: &mut [[f32; LANES]; ILP], i: usize| {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let v = &x[(i * ILP + k) * LANES..(i * ILP + k + 1) * LANES];
+            for (s, e) in a.iter_mut().zip(v) {
+                *s += e;
+            }
+        }
+    };
+    let mut i = 0;
+    while i + level_step <= size {
+        for _ in 0..level_step {
+            add_row(&mut acc[0], i);
+            i += 1;
+        }
+        for j in 1..LEVELS {
+            let (lower, upper) = acc.split_at_mut(j);
+            for (hi, lo) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                for (h, l) in hi.iter_mut().zip(lo.iter_mut()) {
+                    *h += *l;
+                    *l = 0.0;
+                }
+            }
+            if i & (level_mask << (j * level_power)) != 0 {
+                break;
+            }
+        }
+    }
+    while i < size {
+        add_row(&mut acc[0], i);
+        i += 1;
+    }
+    let (first, rest) = acc.split_at_mut(1);
+    for level in rest.iter() {
+        for (a, l) in first[0].iter_mut().zip(level) {
+            for (s, e) in a.iter_mut().zip(l) {
+                *s += e;
+            }
+        }
+    }
+    first[0]
+}
+
+/// torch's single-threaded float32 `sum` of a contiguous row.
+pub(crate) fn torch_sum(x: &[f32]) -> f32 {
+    let vec_size = x.len() / LANES;
+    let size_ilp = vec_size / ILP;
+    let mut partial = multi_row_sum(x, size_ilp);
+    let (first, rest) = partial.split_at_mut(1);
+    for v in size_ilp * ILP..vec_size {
+        for (s, e) in first[0].iter_mut().zip(&x[v * LANES..(v + 1) * LANES]) {
+            *s += e;
+        }
+    }
+    for p in rest.iter() {
+        for (s, e) in first[0].iter_mut().zip(p) {
+            *s += e;
+        }
+    }
+    let mut acc = 0.0f32;
+    for &e in &x[vec_size * LANES..] {
+        acc += e;
+    }
+    for &p in &first[0] {
+        acc += p;
+    }
+    acc
+}
+
+/// The scale of one chunk, planar `[channels][len]` in `x`: `mean_c` as torch's `sum(dim=1) / C` (channels added
+/// in order from 0), squared, `torch_sum / len`, `sqrt`, `+ 1e-8`, every step in float32.
+pub(crate) fn rms_scale(x: &[f32], channels: usize, len: usize) -> f32 {
+    let c = channels.max(1);
+    let squares: Vec<f32> = (0..len)
+        .map(|t| {
+            let mut s = 0.0f32;
+            for ch in 0..c {
+                s += x[ch * len + t];
+            }
+            let m = s / c as f32;
+            m * m
+        })
+        .collect();
+    (torch_sum(&squares) / len.max(1) as f32).sqrt() + 1e-8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// torch 2.15 (CPU, 1 thread) `torch.sum` of `((i * 7919) % 1000) / 1000` as float32, as bits: lengths that
+    /// leave a scalar tail, vectors outside the ILP groups, and several cascade levels.
+    #[test]
+    fn sums_are_torchs_to_the_bit() {
+        for (n, bits) in [
+            (37usize, 0x4190_6e97u32),
+            (1000, 0x43f9_c000),
+            (4800, 0x4515_d667),
+            (48_000, 0x46bb_5000),
+            (300_000, 0x4812_5680),
+            (5_000_000, 0x4a18_6f70),
+        ] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+                .collect();
+            let s = torch_sum(&x);
+            assert_eq!(
+                s.to_bits(),
+                bits,
+                "n = {n}: {s} vs {}",
+                f32::from_bits(bits)
+            );
+            // And close to the exact sum.
+            let exact: f64 = x.iter().map(|&v| f64::from(v)).sum();
+            assert!((f64::from(s) - exact).abs() <= 1e-6 * exact, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn scale_of_silence_is_the_epsilon() {
+        assert_eq!(rms_scale(&[0.0; 10], 2, 5), 1e-8);
+        assert_eq!(rms_scale(&[0.5; 4], 1, 4), 0.5 + 1e-8);
+    }
+}
