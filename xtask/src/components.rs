@@ -110,4 +110,14 @@ pub const COMPONENTS: &[Component] = &[
         has_full: true,
         sdists: &[Sdist::Encodec],
     },
+    Component {
+        name: "meta-encodec",
+        script: "ref_meta_encodec.py",
+        fixture_dir: "encodec_meta",
+        package: "encodec-codec",
+        tests: &["meta"],
+        other_tests: &[("clvp-cli", "encodec_meta")],
+        has_full: true,
+        sdists: &[Sdist::Encodec],
+    },
 ];
