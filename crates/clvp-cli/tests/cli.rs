@@ -1,20 +1,12 @@
 //! End-to-end tests of the `clvp` binary on the committed fixtures.
 
+mod run;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use clvp_parity::{Recorder, compare, fixture_path, read_json, read_safetensors, tolerance};
-
-fn clvp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clvp"))
-        .args(args)
-        .output()
-        .expect("the clvp binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use run::{clvp, stderr};
 
 #[derive(serde::Deserialize)]
 struct Cases {

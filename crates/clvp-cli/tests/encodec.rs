@@ -2,27 +2,12 @@
 //! a 16-bit WAV encoded by the CLI gives transformers' codes, decoding gives its audio, `.ecdc` round trips, and
 //! bad input is a clear error that writes nothing.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod run;
 
 use clvp_parity::{
     FixtureTensor, Recorder, compare, compare_ids, fixture_path, read_safetensors, tolerance,
 };
-
-fn clvp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clvp"))
-        .args(args)
-        .output()
-        .expect("the clvp binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
+use run::{clvp, path, stderr};
 
 fn reference(model: &str) -> std::collections::HashMap<String, FixtureTensor> {
     read_safetensors(&fixture_path(&format!("encodec/{model}.cases.safetensors")))

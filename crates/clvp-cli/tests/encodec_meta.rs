@@ -2,25 +2,10 @@
 //! fixtures/encodec_meta) through the CLI: `encode` writes the bytes of Meta's `encodec.compress`, `decode` of
 //! Meta's `.ecdc` gives `encodec.decompress`'s audio, and a file that is not such a checkpoint is a clear error.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod run;
 
 use clvp_parity::{Recorder, compare, fixture_path, read_safetensors, tolerance};
-
-fn clvp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clvp"))
-        .args(args)
-        .output()
-        .expect("the clvp binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use run::{clvp, path, stderr};
 
 fn run_ok(args: &[&str]) {
     let out = clvp(args);
