@@ -1,7 +1,7 @@
 //! `EncodecModel` (transformers 5.23): `encode` (chunking, per-chunk RMS scale, RVQ, zero-padded last chunk
 //! plus `last_frame_pad_length`), `decode` (per-chunk decoding, linear overlap-add, truncation to the mask)
 //! and `forward`, loaded from a hub checkpoint or one of Meta's own `.th` files through a name table each
-//! ([`names`], [`meta`]).
+//! (`names.rs`, `meta.rs`).
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};

@@ -265,7 +265,7 @@ impl EncodecModel {
     /// Load one of Meta's own checkpoints (`encodec_24khz-d7cc33bc.th`, `encodec_48khz-7e698e3e.th`, or any
     /// `torch.save(model.state_dict())` of `encodec` 0.1.1's `EncodecModel`) onto `device`, strictly: the
     /// configuration from the file name or the tensors ([`meta_config`]), the keys through
-    /// [`meta_name_map`](super::meta_name_map). A file that is something else (the LM, an audiocraft checkpoint)
+    /// [`meta_name_map`]. A file that is something else (the LM, an audiocraft checkpoint)
     /// is an [`EncodecError::NotMetaCheckpoint`] naming some of its keys.
     pub fn from_meta_file(path: impl AsRef<Path>, device: &Device) -> Result<Self, EncodecError> {
         let weights = Weights::open(path.as_ref()).map_err(HubError::from)?;
