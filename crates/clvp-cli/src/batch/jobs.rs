@@ -54,11 +54,16 @@ fn audio_path(item: &Item) -> Result<&Path> {
     let Some(path) = item.audio.as_deref() else {
         bail!("the row has no `audio`");
     };
+    regular_file(path, "audio")
+}
+
+/// `path`, if it names a regular file (`what` names the input in the messages).
+fn regular_file<'a>(path: &'a Path, what: &str) -> Result<&'a Path> {
     let meta =
-        std::fs::metadata(path).with_context(|| format!("reading audio {}", path.display()))?;
+        std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
     if !meta.is_file() {
         bail!(
-            "reading audio {}: not a regular file (a manifest names files)",
+            "reading {what} {}: not a regular file (a manifest names files)",
             path.display()
         );
     }
@@ -181,12 +186,7 @@ impl Job for Decode {
             }
             None => bail!("the row has no `codes`"),
         };
-        if !std::fs::metadata(path)
-            .with_context(|| format!("reading codes {}", path.display()))?
-            .is_file()
-        {
-            bail!("reading codes {}: not a regular file", path.display());
-        }
+        regular_file(path, "codes")?;
         let channels = self.codec.channels();
         let mut audio: Vec<Vec<f32>> = vec![Vec::new(); channels];
         let mut sink = |block: &[f32], n: usize| -> Result<()> {
