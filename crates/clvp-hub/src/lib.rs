@@ -21,6 +21,7 @@
 //! * [`config`]: [`JsonConfig`] and [`JsonConfigError::Inconsistent`] for model configs' checks.
 //! * [`weights`]: [`Weights`], every stored tensor read lazily.
 //! * [`remap`]: [`NameMap`], one documented key table per model.
+//! * [`convert`]: [`Conversion`], an original checkpoint (Tortoise's `.pth`) under a converted checkpoint's keys.
 //! * [`norms`], [`lstm`]: weight-norm folding and LSTM gate splitting.
 //! * [`load`]: [`load_module`], strict loading into a burn module through `burn::store`.
 //! * [`kind`]: [`ModelKind`], what a checkpoint is (an EnCodec checkpoint given to CLVP is named as such).
@@ -50,6 +51,7 @@
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+pub mod convert;
 pub mod device;
 #[cfg(feature = "download")]
 mod download;
@@ -67,6 +69,7 @@ pub mod weights;
 pub use cache::{DEFAULT_ENDPOINT, HubCache, HubOptions};
 pub use checkpoint::{Checkpoint, TokenizerFiles};
 pub use config::{JsonConfig, inconsistent};
+pub use convert::{Conversion, Relayout};
 pub use device::is_cpu;
 pub use error::{
     DownloadError, HubError, JsonConfigError, LoadError, ShapeMismatch, SourceError, WeightsError,

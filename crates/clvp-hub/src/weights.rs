@@ -63,6 +63,8 @@ pub(crate) enum Data {
     },
     /// A tensor of a PyTorch checkpoint, read on demand (native-endian).
     Pytorch(burn::store::pytorch_reader::Tensor),
+    /// A re-laid-out copy of another tensor, computed on demand ([`crate::convert`]).
+    Derived(Arc<crate::convert::Derived>),
 }
 
 /// One stored tensor: its key, file, dtype and shape, with the data read only on demand.
@@ -129,6 +131,7 @@ impl TensorEntry {
                     .ok_or_else(|| self.corrupt("data range outside the file"))?;
                 (slice.into(), true)
             }
+            Data::Derived(d) => return d.to_f32(),
             Data::Pytorch(t) => {
                 let bytes = t.read().map_err(|e| WeightsError::Pytorch {
                     file: self.file.to_path_buf(),
