@@ -9,10 +9,20 @@ use std::path::PathBuf;
 /// An extracted reference sdist that a script can receive as a command-line argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sdist {
-    /// tortoise-tts 3.0.0 (`--tortoise DIR`): vocabulary, `mel_norms`.
+    /// tortoise-tts 3.0.0 (`--tortoise DIR`): vocabulary, `mel_norms`, Tortoise's own models and generation.
     Tortoise,
     /// encodec 0.1.1 (`--encodec DIR`): the original `.ecdc` writer/reader and the test wavs.
     Encodec,
+}
+
+/// The pinned Python environment a reference script runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PyEnv {
+    /// `target/pyenv` (`pyenv::ensure`): transformers 5.23.0 on torch 2.15.0.
+    Reference,
+    /// `target/pyenv-tortoise` (`pyenv::ensure_tortoise`): transformers 4.31.0 for Tortoise's own code, torch from
+    /// the reference environment.
+    Tortoise,
 }
 
 /// Where the extracted sdists are on this machine (fetched once per run).
@@ -27,6 +37,8 @@ pub struct Component {
     pub name: &'static str,
     /// Reference script under `xtask/python/`.
     pub script: &'static str,
+    /// The Python environment that runs the script.
+    pub env: PyEnv,
     /// Sub-directory of the fixture root the script writes and the test reads.
     pub fixture_dir: &'static str,
     /// Cargo package holding the comparison test.
@@ -63,6 +75,7 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "tokenizer",
         script: "ref_tokenizer.py",
+        env: PyEnv::Reference,
         fixture_dir: "text",
         package: "clvp-text",
         tests: &["parity"],
@@ -73,6 +86,7 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "features",
         script: "ref_features.py",
+        env: PyEnv::Reference,
         fixture_dir: "audio",
         package: "clvp-audio",
         tests: &["parity"],
@@ -83,6 +97,7 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "hub",
         script: "ref_hub.py",
+        env: PyEnv::Reference,
         fixture_dir: "hub",
         package: "clvp-hub",
         tests: &["parity"],
@@ -93,6 +108,7 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "clvp-nn",
         script: "ref_clvp_nn.py",
+        env: PyEnv::Reference,
         fixture_dir: "clvp",
         package: "clvp-nn",
         tests: &["parity", "generate", "logits_processors"],
@@ -103,6 +119,7 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "encodec",
         script: "ref_encodec.py",
+        env: PyEnv::Reference,
         fixture_dir: "encodec",
         package: "encodec-codec",
         tests: &["parity", "ecdc"],
@@ -113,11 +130,23 @@ pub const COMPONENTS: &[Component] = &[
     Component {
         name: "meta-encodec",
         script: "ref_meta_encodec.py",
+        env: PyEnv::Reference,
         fixture_dir: "encodec_meta",
         package: "encodec-codec",
         tests: &["meta"],
         other_tests: &[("clvp-cli", "encodec_meta")],
         has_full: true,
         sdists: &[Sdist::Encodec],
+    },
+    Component {
+        name: "tortoise",
+        script: "ref_tortoise.py",
+        env: PyEnv::Tortoise,
+        fixture_dir: "tortoise",
+        package: "clvp-nn",
+        tests: &["tortoise"],
+        other_tests: &[],
+        has_full: true,
+        sdists: &[Sdist::Tortoise],
     },
 ];

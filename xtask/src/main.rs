@@ -4,7 +4,8 @@
 //!   Rust side equals the Python reference (transformers 5.23.0 on PyTorch 2.15.0, CPU, float32); `--seeds N`
 //!   sweeps N fresh seeds and prints the worst error per component. A full run adds the Python binding's column:
 //!   crates/clvp-py's pytest suite on the same fresh references (`--no-python` skips it).
-//! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environment under `target/pyenv`.
+//! * `cargo xtask pyenv` — creates (or verifies) the pinned Python environments: the reference under `target/pyenv`
+//!   and Tortoise's (transformers 4.31.0, for the `tortoise` component) under `target/pyenv-tortoise`.
 //! * `cargo xtask bench [--only P1,…,P7,P5-py,P3-py] [--backends]` — our release build against PyTorch side by side
 //!   (docs/performance.md); the `-py` rows time the Python module and transformers in one process.
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
@@ -27,7 +28,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::components::{COMPONENTS, Component, SdistDirs};
+use crate::components::{COMPONENTS, Component, PyEnv, SdistDirs};
 
 #[derive(Parser)]
 #[command(
@@ -43,7 +44,7 @@ struct Cli {
 enum Cmd {
     /// Run the reference scripts and the Rust implementation on the same inputs and print one table.
     ParityCheck(ParityArgs),
-    /// Create or verify the pinned Python environment (target/pyenv).
+    /// Create or verify the pinned Python environments (target/pyenv, target/pyenv-tortoise).
     Pyenv,
     /// Time our release build against PyTorch/transformers on the same inputs; writes docs/performance.md.
     Bench {
@@ -139,6 +140,8 @@ fn main() -> Result<()> {
         Cmd::Pyenv => {
             let py = pyenv::ensure()?;
             println!("python reference environment ready: {}", py.display());
+            let py = pyenv::ensure_tortoise()?;
+            println!("tortoise reference environment ready: {}", py.display());
             Ok(())
         }
         Cmd::ParityCheck(args) => parity_check(&args),
@@ -200,10 +203,16 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
         tortoise: pyenv::tortoise_sdist(&python)?,
         encodec: pyenv::encodec_sdist(&python)?,
     };
+    let tortoise_python = if selected.iter().any(|c| c.env == PyEnv::Tortoise) {
+        Some(pyenv::ensure_tortoise()?)
+    } else {
+        None
+    };
     pyenv::ensure_espeak()?;
     std::fs::create_dir_all(root.join("target/parity")).context("creating target/parity")?;
     let env = RunEnv {
         python: &python,
+        tortoise_python: tortoise_python.as_deref(),
         sdists: &sdists,
         full: args.full,
     };
@@ -254,9 +263,24 @@ fn parity_check(args: &ParityArgs) -> Result<()> {
 
 /// What every run of the reference scripts and the Rust tests needs.
 pub struct RunEnv<'a> {
+    /// The reference environment's python (`target/pyenv`).
     pub python: &'a Path,
+    /// The Tortoise environment's python (`target/pyenv-tortoise`), when a selected component needs it.
+    pub tortoise_python: Option<&'a Path>,
     pub sdists: &'a SdistDirs,
     pub full: bool,
+}
+
+impl RunEnv<'_> {
+    /// The python that runs `c`'s reference script.
+    pub fn python_for(&self, c: &Component) -> Result<&Path> {
+        match c.env {
+            PyEnv::Reference => Ok(self.python),
+            PyEnv::Tortoise => self
+                .tortoise_python
+                .with_context(|| format!("{}: the Tortoise environment was not prepared", c.name)),
+        }
+    }
 }
 
 /// The rows and failed test runs of one seed.
@@ -318,7 +342,7 @@ pub fn run_seed(
             c.script,
             out.display()
         );
-        let mut cmd = Command::new(env.python);
+        let mut cmd = Command::new(env.python_for(c)?);
         cmd.arg(root.join("xtask/python").join(c.script))
             .arg("--out")
             .arg(&out)

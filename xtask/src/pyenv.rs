@@ -4,8 +4,12 @@
 //! dependencies, and the `nvidia-*` runtime wheels the CUDA build of torch needs to import on CPU). It is
 //! installed with `pip --no-deps`, so nothing unpinned sneaks in (triton and cuda-bindings are left out).
 //! A stamp file holds the hash of the requirements; a changed file rebuilds the environment.
+//!
+//! A second environment, `target/pyenv-tortoise` ([`ensure_tortoise`]), runs Tortoise TTS's own code on the
+//! transformers 4.31.0 its setup.py pins (`xtask/python/requirements-tortoise.txt`), with the torch of the first
+//! one (a `.pth` file; the requirements file says why).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -61,6 +65,87 @@ pub fn ensure() -> Result<PathBuf> {
     .context("the installed reference does not import")?;
     std::fs::write(&stamp, want).context("writing the environment stamp")?;
     Ok(python)
+}
+
+/// Make sure the Tortoise reference environment exists and matches its requirements; return its python.
+///
+/// `target/pyenv-tortoise` is a venv of the reference environment's interpreter with
+/// `xtask/python/requirements-tortoise.txt` installed by `pip --no-deps` and a `clvp-reference-env.pth` file that
+/// appends the reference environment's site-packages (torch) after its own, so that its transformers 4.31.0 and
+/// the packages pinned beside it shadow the newer ones there. The stamp covers both requirements files and the
+/// reference site-packages path, so a change of either environment rebuilds this one (a minute: ~16 MB of wheels).
+pub fn ensure_tortoise() -> Result<PathBuf> {
+    let reference = ensure()?;
+    let root = repo_root();
+    let env = root.join("target/pyenv-tortoise");
+    let python = env.join("bin/python");
+    let req = root.join("xtask/python/requirements-tortoise.txt");
+    let reference_req = root.join("xtask/python/requirements.txt");
+    let reference_site = purelib(&reference)?;
+    let mut hashed = std::fs::read(&req).with_context(|| format!("reading {}", req.display()))?;
+    hashed.extend(
+        std::fs::read(&reference_req)
+            .with_context(|| format!("reading {}", reference_req.display()))?,
+    );
+    hashed.extend(reference_site.as_bytes());
+    let want = format!("{:016x}\n", fnv1a(&hashed));
+    let stamp = env.join("clvp-requirements.stamp");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(python);
+    }
+    eprintln!(
+        "== creating the Tortoise reference environment in {} (transformers 4.31.0; torch from {})",
+        env.display(),
+        reference_site
+    );
+    let _ = std::fs::remove_dir_all(&env);
+    // The reference env's interpreter: the same Python as the torch build this env borrows.
+    run(Command::new(&reference).args(["-m", "venv"]).arg(&env))
+        .context("creating the Tortoise venv")?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--requirement",
+        ])
+        .arg(&req))
+    .context("installing the pinned Tortoise requirements")?;
+    let pth = Path::new(&purelib(&python)?).join("clvp-reference-env.pth");
+    std::fs::write(&pth, format!("{reference_site}\n"))
+        .with_context(|| format!("writing {}", pth.display()))?;
+    run(Command::new(&python).args([
+        "-c",
+        "import torch, transformers, tokenizers, huggingface_hub, einops, rotary_embedding_torch, inflect, unidecode; \
+         assert torch.__version__.startswith('2.15.0'), torch.__version__; \
+         assert transformers.__version__ == '4.31.0', transformers.__version__; \
+         assert 'pyenv-tortoise' in transformers.__file__, transformers.__file__; \
+         assert tokenizers.__version__ == '0.13.3', tokenizers.__version__; \
+         from transformers import GPT2Model, LogitsProcessorList",
+    ]))
+    .context("the installed Tortoise reference does not import")?;
+    std::fs::write(&stamp, want).context("writing the environment stamp")?;
+    Ok(python)
+}
+
+/// The site-packages directory (`purelib`) of a python.
+fn purelib(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .with_context(|| format!("cannot start {}", python.display()))?;
+    if !out.status.success() {
+        bail!("{} could not name its site-packages", python.display());
+    }
+    Ok(String::from_utf8(out.stdout)
+        .context("site-packages path is not UTF-8")?
+        .trim()
+        .to_owned())
 }
 
 /// The extracted tortoise-tts 3.0.0 sdist (source of the vocabulary and `mel_norms`), fetched once.

@@ -23,6 +23,8 @@ pub enum Prefill {
     Tortoise,
     /// transformers 5.23 as it is (position 0 broadcast over the prefix).
     Hf523,
+    /// Tortoise without its key/value cache (`TextToSpeech(kv_cache=False)`): codes at positions 1, 2, ...
+    TortoiseNoCache,
 }
 
 /// The speech decoder's weight precision, as on the command line.
@@ -82,7 +84,8 @@ pub struct GenOptions {
     /// different tokens).
     #[arg(long, value_enum, default_value = "f32")]
     decoder_weights: DecoderWeights,
-    /// Prefill positions: tortoise (default) or hf523.
+    /// Prefill positions: tortoise (default; Tortoise's do_tts.py / read.py, key/value cache on),
+    /// tortoise-no-cache (Tortoise's TextToSpeech() default) or hf523 (transformers 5.23).
     #[arg(long, value_enum, default_value = "tortoise")]
     prefill_positions: Prefill,
 }
@@ -111,6 +114,7 @@ impl GenOptions {
             "prefill_positions": match self.prefill_positions {
                 Prefill::Tortoise => "tortoise",
                 Prefill::Hf523 => "hf523",
+                Prefill::TortoiseNoCache => "tortoise-no-cache",
             },
         })
     }
@@ -231,6 +235,7 @@ pub fn config(args: &GenOptions) -> Result<GenerationConfig> {
     gc.prefill_positions = match args.prefill_positions {
         Prefill::Tortoise => PrefillPositions::Tortoise,
         Prefill::Hf523 => PrefillPositions::Hf523,
+        Prefill::TortoiseNoCache => PrefillPositions::TortoiseNoCache,
     };
     gc.validate().map_err(name_flag)?;
     Ok(gc)

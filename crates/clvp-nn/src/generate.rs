@@ -21,8 +21,10 @@ mod processors;
 use beam::beam_search;
 pub use config::{EarlyStopping, GenerationConfig, PrefillPositions, length_penalty_range};
 pub use output::{fix_speech_decoder_output, pad_to_max_mel_tokens};
+pub use processors::{
+    TORTOISE_PROMPT_ID, apply_logits_processors, apply_repetition_penalty, apply_top_k, apply_top_p,
+};
 use processors::{apply_common_processors, argmax, sample_token};
-pub use processors::{apply_logits_processors, apply_repetition_penalty, apply_top_k, apply_top_p};
 
 /// What [`generate`] returns.
 #[derive(Debug, Clone)]
@@ -116,7 +118,7 @@ fn prefill(
     let start_emb = lm.embed_ids(start_ids) + p0.clone();
     let prefix = Tensor::cat(vec![conditioning, start_emb], 1);
     let x = match config.prefill_positions {
-        PrefillPositions::Tortoise => prefix,
+        PrefillPositions::Tortoise | PrefillPositions::TortoiseNoCache => prefix,
         PrefillPositions::Hf523 => {
             let prefix_positions: Vec<usize> = (0..=l).collect();
             let p_prefix = lm.position_embeddings(&prefix_positions, &device);
@@ -138,8 +140,9 @@ fn prefill(
     Ok((last, cache))
 }
 
-/// Feed the newest token of every row at mel position `position` (`len([start, g1..gk]) = k + 1`; position 1
-/// is never used, as in Tortoise and HF) and return the new last hidden state `[rows, 1, H]`.
+/// Feed the newest token of every row at mel position `position` (see [`PrefillPositions::code_position`]:
+/// `len([start, g1..gk]) = k + 1` as in Tortoise's cached loop and HF, where position 1 is never used; `k`
+/// without the cache) and return the new last hidden state `[rows, 1, H]`.
 fn decode_step(
     lm: &ClvpForCausalLM,
     tokens: &[u32],
@@ -204,7 +207,7 @@ fn sample(
         if finished.iter().all(|&f| f) || step + 1 == config.max_new_tokens {
             break;
         }
-        let pos = sequences[0].len();
+        let pos = config.prefill_positions.code_position(sequences[0].len());
         last = decode_step(lm, &next, pos, &mut cache, &device)?;
     }
     Ok(GenerateOutput {
@@ -270,7 +273,8 @@ pub fn teacher_forced_logits(
             break;
         }
         let tokens: Vec<u32> = sequences.iter().map(|s| s[step + 1]).collect();
-        last = decode_step(lm, &tokens, step + 2, &mut cache, &device)?;
+        let pos = prefill_positions.code_position(step + 2);
+        last = decode_step(lm, &tokens, pos, &mut cache, &device)?;
     }
     Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod linear;
 pub mod model;
 pub mod rotary;
 pub mod torch_order;
+pub mod tortoise;
 
 pub use conditioning::{ClvpConditioningEncoder, pad_extra_bos_eos};
 pub use config::{ClvpConfig, ClvpDecoderConfig, ClvpEncoderConfig, ConfigError};
@@ -26,8 +27,10 @@ pub use decoder::{ClvpDecoder, ClvpDecoderLayer, ClvpForCausalLM, ClvpModel, KvC
 pub use encoder::{ClvpEncoder, ClvpEncoderOutput};
 pub use error::NnError;
 pub use generate::{
-    EarlyStopping, GenerateOutput, GenerationConfig, PrefillPositions, apply_logits_processors,
-    apply_repetition_penalty, apply_top_k, apply_top_p, fix_speech_decoder_output, generate,
-    generate_with_progress, length_penalty_range, pad_to_max_mel_tokens, teacher_forced_logits,
+    EarlyStopping, GenerateOutput, GenerationConfig, PrefillPositions, TORTOISE_PROMPT_ID,
+    apply_logits_processors, apply_repetition_penalty, apply_top_k, apply_top_p,
+    fix_speech_decoder_output, generate, generate_with_progress, length_penalty_range,
+    pad_to_max_mel_tokens, teacher_forced_logits,
 };
 pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};
+pub use tortoise::{AUTOREGRESSIVE_FILE, CLVP_FILE, tortoise_conversion, tortoise_files};

@@ -95,12 +95,16 @@ pub struct LoadedClvp {
 
 impl LoadedClvp {
     /// Read `config.json` and the weights of `checkpoint` onto `device`, strictly (every key used, every
-    /// parameter filled, shapes checked).
+    /// parameter filled, shapes checked). A local directory with Tortoise's own `autoregressive.pth` and
+    /// `clvp2.pth` (and no converted weights) is read through [`crate::tortoise`].
     pub fn from_checkpoint(
         checkpoint: &Checkpoint,
         device: &Device,
     ) -> Result<Self, LoadModelError> {
         checkpoint.expect_model(ModelKind::Clvp)?;
+        if let Some(loaded) = Self::from_tortoise_checkpoint(checkpoint, device)? {
+            return Ok(loaded);
+        }
         let config_path = checkpoint.require("config.json")?;
         let config = ClvpConfig::from_file(&config_path)?;
         let weights = checkpoint.weights()?;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::{
-    GenerationConfig, LoadedClvp, apply_logits_processors, apply_repetition_penalty, apply_top_k,
-    apply_top_p, generate, pad_extra_bos_eos,
+    GenerationConfig, LoadedClvp, PrefillPositions, apply_logits_processors,
+    apply_repetition_penalty, apply_top_k, apply_top_p, generate, pad_extra_bos_eos,
 };
 use clvp_parity::{FixtureTensor, Recorder, compare, fixture_path, read_safetensors, tolerance};
 
@@ -90,9 +90,11 @@ fn processors_match_transformers() {
         out
     };
     let only = |f: &dyn Fn(&mut GenerationConfig)| {
+        // transformers' prompt (the start token alone): Tortoise's adds its placeholder id to the penalty.
         let mut gc = GenerationConfig {
             repetition_penalty: 1.0,
             do_sample: false,
+            prefill_positions: PrefillPositions::Hf523,
             ..GenerationConfig::default()
         };
         f(&mut gc);
@@ -148,6 +150,7 @@ fn processors_match_transformers() {
             top_p: 0.8,
             repetition_penalty: 2.0,
             min_new_tokens: min_new,
+            prefill_positions: PrefillPositions::Hf523,
             ..GenerationConfig::default()
         };
         record(

@@ -169,9 +169,10 @@ impl GenerationArgs<'_> {
         gc.prefill_positions = match self.prefill_positions {
             "tortoise" => PrefillPositions::Tortoise,
             "hf523" => PrefillPositions::Hf523,
+            "tortoise_no_cache" => PrefillPositions::TortoiseNoCache,
             other => {
                 return Err(value_err(format!(
-                    "prefill_positions={other:?}: \"tortoise\" or \"hf523\""
+                    "prefill_positions={other:?}: \"tortoise\", \"tortoise_no_cache\" or \"hf523\""
                 )));
             }
         };

@@ -4,7 +4,8 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::host::{Precision as WeightPrecision, is_cpu};
-use clvp_nn::{LoadedClvp, NnError};
+use clvp_nn::{LoadModelError, LoadedClvp, NnError};
+use std::path::Path;
 
 use crate::processor::{ClvpProcessor, ProcessorError};
 
@@ -101,9 +102,59 @@ impl Clvp {
 impl Clvp {
     /// Load `source` (a local directory, or a hub id `owner/name[@revision]` resolved through the HF cache
     /// and downloaded when needed) onto `device`.
+    ///
+    /// A directory holding Tortoise's own `autoregressive.pth` and `clvp2.pth` loads too (with its `config.json`
+    /// if it has one, else the released hyper-parameters), as does the path of either file with the other beside
+    /// it under its released name; see [`Clvp::from_tortoise`].
     pub fn from_pretrained(source: &str, device: &Device) -> Result<Self, ClvpError> {
+        let path = Path::new(source);
+        if path.is_file() && path.extension().is_some_and(|e| e == "pth") {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let named = path.file_name().and_then(|n| n.to_str());
+            let (ar, clvp) = if named == Some(clvp_nn::CLVP_FILE) {
+                (dir.join(clvp_nn::AUTOREGRESSIVE_FILE), path.to_path_buf())
+            } else {
+                (path.to_path_buf(), dir.join(clvp_nn::CLVP_FILE))
+            };
+            return Self::from_tortoise(&ar, &clvp, device);
+        }
         let checkpoint = Checkpoint::from_pretrained(source, None)?;
         Self::from_checkpoint(&checkpoint, device)
+    }
+
+    /// Load Tortoise's own files: `autoregressive` (`UnifiedVoice`, Tortoise's `autoregressive.pth`) and `clvp`
+    /// (`CLVP`, `clvp2.pth`), PyTorch checkpoints read without running pickle code, mapped onto transformers'
+    /// modules by the table of [`clvp_nn::tortoise`] as strictly as a converted checkpoint. Their shape is the
+    /// `config.json` beside `autoregressive` (transformers' `ClvpConfig`), else the released model's. The processor
+    /// is Tortoise's (the vocabulary and `mel_norms` its files ship, built in).
+    pub fn from_tortoise(
+        autoregressive: &Path,
+        clvp: &Path,
+        device: &Device,
+    ) -> Result<Self, ClvpError> {
+        let beside = autoregressive.parent().map(|d| d.join("config.json"));
+        let config = match beside.filter(|p| p.is_file()) {
+            Some(path) => clvp_nn::ClvpConfig::from_file(&path).map_err(LoadModelError::from)?,
+            None => clvp_nn::ClvpConfig::clvp_dev(),
+        };
+        for file in [autoregressive, clvp] {
+            if !file.is_file() {
+                return Err(LoadModelError::from(clvp_hub::HubError::from(
+                    clvp_hub::SourceError::MissingFile {
+                        file: file.display().to_string(),
+                        location: "Tortoise's model files (autoregressive.pth and clvp2.pth)"
+                            .into(),
+                    },
+                ))
+                .into());
+            }
+        }
+        let model = LoadedClvp::from_tortoise(autoregressive, clvp, config, device)?;
+        Ok(Clvp {
+            processor: ClvpProcessor::tortoise()?,
+            model,
+            device: device.clone(),
+        })
     }
 
     /// Load an opened checkpoint onto `device`.

@@ -67,6 +67,13 @@ impl ClvpProcessor {
     /// built-in Tortoise vocabulary is said with a warning (`tracing::warn!`): a checkpoint trained with
     /// another vocabulary would silently get wrong token ids.
     pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self, ProcessorError> {
+        if let clvp_hub::Source::Local(dir) = checkpoint.source()
+            && clvp_nn::tortoise_files(dir).is_some()
+            && !dir.join("vocab.json").is_file()
+        {
+            // Tortoise's own files: its tokenizer and `mel_norms` are the built-in ones.
+            return Self::tortoise();
+        }
         let files = checkpoint.tokenizer_files()?;
         let builtin = |missing: &str| {
             tracing::warn!(

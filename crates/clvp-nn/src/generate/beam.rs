@@ -229,7 +229,8 @@ pub(super) fn beam_search(
             .iter()
             .map(|s| s.last().copied().unwrap_or(start))
             .collect();
-        last = decode_step(lm, &tokens, cur_len, &mut cache, &device)?;
+        let pos = config.prefill_positions.code_position(cur_len);
+        last = decode_step(lm, &tokens, pos, &mut cache, &device)?;
     }
 
     let r = config.num_return_sequences;

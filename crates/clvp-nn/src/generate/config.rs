@@ -3,16 +3,43 @@
 
 use super::*;
 
-/// Which mel positions the prefill (conditioning + start token) gets.
+/// Which prompt the decoding loop reproduces: the mel positions of the prefill (conditioning + start token),
+/// and what the repetition penalty counts as already seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PrefillPositions {
-    /// Tortoise (and transformers ≤ 4.4x): the conditioning vectors enter the decoder unchanged, the start
-    /// token with mel position 0.
+    /// Tortoise's own `inference_speech` (tortoise-tts 3.0.0, checked against it: `clvp-nn --test tortoise`):
+    /// the conditioning vectors enter the decoder unchanged, the start token with mel position 0, the first
+    /// code with position 2 (transformers ≤ 4.4x had the same positions). Its prompt is a placeholder of ones
+    /// before the start token, so the repetition penalty also counts token 1
+    /// ([`TORTOISE_PROMPT_ID`](super::processors::TORTOISE_PROMPT_ID)) as seen.
     #[default]
     Tortoise,
+    /// Tortoise's `inference_speech` without its key/value cache (`TextToSpeech(kv_cache=False)`, the Python
+    /// API's default; its scripts `do_tts.py` and `read.py` turn the cache on): every step re-embeds the codes
+    /// at positions `0..n`, so the first code gets position 1, not 2. The same prompt as [`Self::Tortoise`].
+    TortoiseNoCache,
     /// transformers 5.23: prefill position ids are `[[0]]`, broadcast, so every prefix position i gets
     /// `P[0] − P[i]` added (a regression, reproduced for parity with 5.23's `generate`).
     Hf523,
+}
+
+impl PrefillPositions {
+    /// The mel position of the newest token when a sequence (start token first) is `len` long.
+    pub fn code_position(self, len: usize) -> usize {
+        match self {
+            PrefillPositions::Tortoise | PrefillPositions::Hf523 => len,
+            PrefillPositions::TortoiseNoCache => len.saturating_sub(1),
+        }
+    }
+
+    /// Whether the prompt is Tortoise's (placeholder ones before the start token, seen by the repetition
+    /// penalty).
+    pub fn tortoise_prompt(self) -> bool {
+        matches!(
+            self,
+            PrefillPositions::Tortoise | PrefillPositions::TortoiseNoCache
+        )
+    }
 }
 
 /// Decoding settings (the fields of HF's `GenerationConfig` that CLVP uses).

@@ -87,8 +87,12 @@ pub(super) fn sample_token(row: &[f32], rng: &mut StdRng) -> u32 {
     argmax(row)
 }
 
+/// The id of Tortoise's placeholder prompt (`inference_speech`'s `fake_inputs`, ones before the start token).
+pub const TORTOISE_PROMPT_ID: u32 = 1;
+
 /// The processors that run whatever the decoding mode, in HF's order: repetition penalty over the running
-/// ids (start token included), then `min_new_tokens` (stop → −inf while `generated < min_new_tokens`).
+/// ids (start token included; under Tortoise's prompt ([`PrefillPositions::tortoise_prompt`]) also [`TORTOISE_PROMPT_ID`], as Tortoise's
+/// prompt of ones is), then `min_new_tokens` (stop → −inf while `generated < min_new_tokens`).
 pub(super) fn apply_common_processors(
     row: &mut [f32],
     history: &[u32],
@@ -98,6 +102,11 @@ pub(super) fn apply_common_processors(
 ) {
     if config.repetition_penalty != 1.0 {
         apply_repetition_penalty(row, history, config.repetition_penalty);
+        // Tortoise's generate runs on a placeholder prompt of ones (`fake_inputs`): its repetition penalty
+        // counts token 1 as seen from the first step.
+        if config.prefill_positions.tortoise_prompt() && !history.contains(&TORTOISE_PROMPT_ID) {
+            apply_repetition_penalty(row, &[TORTOISE_PROMPT_ID], config.repetition_penalty);
+        }
     }
     if generated < config.min_new_tokens
         && let Some(s) = row.get_mut(stop as usize)
@@ -107,7 +116,8 @@ pub(super) fn apply_common_processors(
 }
 
 /// The processors greedy decoding and sampling apply to one row of raw logits, in transformers' order
-/// (`_get_logits_processor`): repetition penalty over `history` (the running ids, start token included), then
+/// (`_get_logits_processor`): repetition penalty over `history` (the running ids, start token included, and
+/// under Tortoise's prompt ([`PrefillPositions::tortoise_prompt`]) its placeholder id [`TORTOISE_PROMPT_ID`]), then
 /// `min_new_tokens` (the stop id → −inf while `generated < min_new_tokens`), then, when sampling, temperature,
 /// top-k and top-p. `generated` counts the ids after the start token. What [`generate`] samples from.
 pub fn apply_logits_processors(

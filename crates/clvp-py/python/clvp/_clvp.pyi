@@ -198,7 +198,8 @@ class ClvpModelForConditionalGeneration:
         ``ClvpProcessor``'s output (each feature row conditions its own ``num_return_sequences`` candidates), or the
         command's ``generate(text, voices)`` (22 050 Hz clips or audio file paths, their conditionings averaged as
         Tortoise does). Generation arguments as transformers', on a Tortoise ``preset`` (default ultra_fast's
-        sampling, 100 new tokens); ``prefill_positions`` ``"tortoise"`` or ``"hf523"``."""
+        sampling, 100 new tokens); ``prefill_positions`` ``"tortoise"``,
+        ``"tortoise_no_cache"`` or ``"hf523"``."""
     def get_text_features(self, input_ids: ArrayLike, attention_mask: Optional[ArrayLike] = None) -> npt.NDArray[np.float32]:
         """The text encoder's projected embeddings ``[rows, projection_dim]`` (not normalised)."""
     def get_speech_features(self, speech_ids: ArrayLike) -> npt.NDArray[np.float32]:
