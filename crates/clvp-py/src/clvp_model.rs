@@ -323,7 +323,8 @@ impl ClvpOutput {
 
 #[pymethods]
 impl ClvpModelForConditionalGeneration {
-    /// A checkpoint directory or hub id (`susnato/clvp_dev`); `decoder_weights`: `"f32"` or `"bf16"` (the
+    /// A checkpoint directory or hub id (`susnato/clvp_dev`), or Tortoise's own files (a folder with
+    /// `autoregressive.pth` and `clvp2.pth`, or the path of either); `decoder_weights`: `"f32"` or `"bf16"` (the
     /// decoder's projections in bfloat16, about twice as fast on a CPU with AVX-512 BF16).
     #[staticmethod]
     #[pyo3(signature = (path, device = "cpu", decoder_weights = "f32"))]

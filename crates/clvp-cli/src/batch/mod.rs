@@ -215,30 +215,57 @@ fn model_identity(source: Option<&str>) -> Result<serde_json::Value> {
     let Some(source) = source else {
         return Ok(serde_json::json!({"source": "tortoise mel_norms (built in)"}));
     };
-    let dir = if Path::new(source).is_dir() {
-        Some(PathBuf::from(source))
+    let path = Path::new(source);
+    let fingerprint = if path.is_file() {
+        // A checkpoint file (Meta's `.th`, Tortoise's `.pth`): it and the files loaded with it.
+        Some(fingerprint_files(crate::output::model_files(
+            "--model", path,
+        ))?)
     } else {
-        clvp::raw::hub::Checkpoint::from_pretrained(source, None)
-            .ok()
-            .and_then(|c| c.dir())
-    };
-    let fingerprint = match &dir {
-        Some(dir) => Some(fingerprint(dir)?),
-        None => None,
+        let dir = if path.is_dir() {
+            Some(PathBuf::from(source))
+        } else {
+            clvp::raw::hub::Checkpoint::from_pretrained(source, None)
+                .ok()
+                .and_then(|c| c.dir())
+        };
+        match &dir {
+            Some(dir) => Some(fingerprint(dir)?),
+            None => None,
+        }
     };
     Ok(serde_json::json!({"source": source, "fingerprint": fingerprint}))
 }
 
 /// SHA-256 over the folder's files (not hidden), in name order: name, length, the first and last MiB.
 fn fingerprint(dir: &Path) -> Result<String> {
-    const PART: u64 = 1 << 20;
-    let mut names: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+    let names: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_file())
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .filter(|(n, _)| !n.starts_with('.'))
         .collect();
+    hash_files(names)
+}
+
+/// [`fingerprint`] over the given files.
+fn fingerprint_files(files: Vec<crate::output::Input>) -> Result<String> {
+    let names = files
+        .into_iter()
+        .map(|i| {
+            let name = i
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            (name, i.path)
+        })
+        .collect();
+    hash_files(names)
+}
+
+fn hash_files(mut names: Vec<(String, PathBuf)>) -> Result<String> {
+    const PART: u64 = 1 << 20;
     names.sort();
     let mut h = Sha256::new();
     let mut buf = Vec::new();

@@ -30,11 +30,19 @@ impl Input {
 /// for a hub id): they are read, so an output must not be one of them.
 pub fn model_files(arg: &'static str, spec: &Path) -> Vec<Input> {
     if spec.is_file() {
-        // A checkpoint file (Meta's `.th`).
-        return vec![Input {
-            arg,
-            path: spec.to_path_buf(),
-        }];
+        // A checkpoint file (Meta's `.th`; Tortoise's `.pth`, loaded with its partner and the config beside it).
+        let mut files = vec![spec.to_path_buf()];
+        if spec.extension().is_some_and(|e| e == "pth")
+            && let Some(dir) = spec.parent()
+        {
+            for name in ["autoregressive.pth", "clvp2.pth", "config.json"] {
+                let p = dir.join(name);
+                if p.is_file() && p != spec {
+                    files.push(p);
+                }
+            }
+        }
+        return files.into_iter().map(|path| Input { arg, path }).collect();
     }
     let Ok(entries) = std::fs::read_dir(spec) else {
         return Vec::new();
@@ -168,4 +176,26 @@ pub fn refuse_same(outputs: &[&Output], inputs: &[Input]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tortoise_file_brings_its_partner_and_config() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for name in ["autoregressive.pth", "clvp2.pth", "config.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut got: Vec<String> = model_files("--model", &dir.path().join("clvp2.pth"))
+            .into_iter()
+            .filter_map(|i| i.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(got, ["autoregressive.pth", "clvp2.pth", "config.json"]);
+        let th = dir.path().join("encodec_24khz.th");
+        std::fs::write(&th, b"x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(model_files("--model", &th).len(), 1);
+    }
 }

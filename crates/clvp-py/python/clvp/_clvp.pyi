@@ -171,7 +171,8 @@ class ClvpModelForConditionalGeneration:
 
     @staticmethod
     def from_pretrained(path: str, device: str = "cpu", decoder_weights: str = "f32") -> "ClvpModelForConditionalGeneration":
-        """A checkpoint directory or hub id; ``decoder_weights`` ``"f32"`` or ``"bf16"``."""
+        """A checkpoint directory or hub id, or Tortoise's own files (a folder with ``autoregressive.pth`` and
+        ``clvp2.pth``, or the path of either); ``decoder_weights`` ``"f32"`` or ``"bf16"``."""
     def generate(
         self,
         input_ids: Union[ArrayLike, str, None] = None,
