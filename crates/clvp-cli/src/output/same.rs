@@ -185,7 +185,12 @@ mod tests {
     #[test]
     fn a_tortoise_file_brings_its_partner_and_config() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        for name in ["autoregressive.pth", "clvp2.pth", "config.json", "notes.txt"] {
+        for name in [
+            "autoregressive.pth",
+            "clvp2.pth",
+            "config.json",
+            "notes.txt",
+        ] {
             std::fs::write(dir.path().join(name), b"x").unwrap_or_else(|e| panic!("{e}"));
         }
         let mut got: Vec<String> = model_files("--model", &dir.path().join("clvp2.pth"))
