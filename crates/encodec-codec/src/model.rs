@@ -19,7 +19,7 @@ mod meta;
 mod names;
 mod scale;
 
-pub use meta::{META_24KHZ_CONFIG, META_48KHZ_CONFIG, meta_config};
+pub use meta::meta_config;
 pub use names::{HF, META, Spelling, encodec_name_map, meta_name_map, name_map};
 
 /// The networks of `EncodecModel`.

@@ -3,7 +3,7 @@
 //! code), loaded through the [`META`](super::META) name table into the same modules as the hub's checkpoints.
 //!
 //! A `.th` file has no `config.json`. Its configuration is the hub's for `facebook/encodec_24khz` or
-//! `facebook/encodec_48khz` (embedded below as [`META_24KHZ_CONFIG`] / [`META_48KHZ_CONFIG`]), chosen by the file
+//! `facebook/encodec_48khz` ([`EncodecConfig::encodec_24khz`] / [`EncodecConfig::encodec_48khz`]), chosen by the file
 //! name (`24khz` / `48khz`, as Meta names them) or else by the tensors (the first conv takes 1 channel at 24 kHz,
 //! 2 at 48 kHz). The widths Meta's constructors take as arguments (`n_filters`, `dimension`, the codebooks and their
 //! count) are then read from the tensors, so a smaller model built with Meta's classes loads too; its bandwidths are
@@ -17,67 +17,6 @@ use clvp_hub::{HubError, Weights};
 use super::{EncodecModel, meta_name_map};
 use crate::config::EncodecConfig;
 use crate::error::EncodecError;
-
-/// `config.json` of `facebook/encodec_24khz` (what transformers' conversion script writes for Meta's
-/// `encodec_24khz-d7cc33bc.th`).
-pub const META_24KHZ_CONFIG: &str = r#"{
-  "architectures": ["EncodecModel"],
-  "audio_channels": 1,
-  "chunk_length_s": null,
-  "codebook_dim": 128,
-  "codebook_size": 1024,
-  "compress": 2,
-  "dilation_growth_rate": 2,
-  "hidden_size": 128,
-  "kernel_size": 7,
-  "last_kernel_size": 7,
-  "model_type": "encodec",
-  "norm_type": "weight_norm",
-  "normalize": false,
-  "num_filters": 32,
-  "num_lstm_layers": 2,
-  "num_residual_layers": 1,
-  "overlap": null,
-  "pad_mode": "reflect",
-  "residual_kernel_size": 3,
-  "sampling_rate": 24000,
-  "target_bandwidths": [1.5, 3.0, 6.0, 12.0, 24.0],
-  "torch_dtype": "float32",
-  "trim_right_ratio": 1.0,
-  "upsampling_ratios": [8, 5, 4, 2],
-  "use_causal_conv": true,
-  "use_conv_shortcut": true
-}"#;
-
-/// `config.json` of `facebook/encodec_48khz` (for `encodec_48khz-7e698e3e.th`).
-pub const META_48KHZ_CONFIG: &str = r#"{
-  "architectures": ["EncodecModel"],
-  "audio_channels": 2,
-  "chunk_length_s": 1.0,
-  "codebook_dim": 128,
-  "codebook_size": 1024,
-  "compress": 2,
-  "dilation_growth_rate": 2,
-  "hidden_size": 128,
-  "kernel_size": 7,
-  "last_kernel_size": 7,
-  "model_type": "encodec",
-  "norm_type": "time_group_norm",
-  "normalize": true,
-  "num_filters": 32,
-  "num_lstm_layers": 2,
-  "num_residual_layers": 1,
-  "overlap": 0.01,
-  "pad_mode": "reflect",
-  "residual_kernel_size": 3,
-  "sampling_rate": 48000,
-  "target_bandwidths": [3.0, 6.0, 12.0, 24.0],
-  "torch_dtype": "float32",
-  "trim_right_ratio": 1.0,
-  "upsampling_ratios": [8, 5, 4, 2],
-  "use_causal_conv": false,
-  "use_conv_shortcut": true
-}"#;
 
 /// Key prefixes of Meta's `EncodecModel.state_dict()`.
 const META_PREFIXES: [&str; 3] = ["encoder.model.", "decoder.model.", "quantizer.vq.layers."];
@@ -114,12 +53,12 @@ impl Released {
         }
     }
 
-    fn config(self) -> Result<EncodecConfig, EncodecError> {
-        let (json, file) = match self {
-            Released::Khz24 => (META_24KHZ_CONFIG, "<facebook/encodec_24khz config.json>"),
-            Released::Khz48 => (META_48KHZ_CONFIG, "<facebook/encodec_48khz config.json>"),
-        };
-        EncodecConfig::from_json(json, file)
+    /// The hub's `config.json` of the released model (`EncodecConfig::encodec_24khz()` / `_48khz()`).
+    fn config(self) -> EncodecConfig {
+        match self {
+            Released::Khz24 => EncodecConfig::encodec_24khz(),
+            Released::Khz48 => EncodecConfig::encodec_48khz(),
+        }
     }
 
     /// `encodec_24khz` / `encodec_48khz` in a file name (Meta's names; `24khz` alone is enough).
@@ -215,7 +154,7 @@ pub fn meta_config(weights: &Weights) -> Result<EncodecConfig, EncodecError> {
             ));
         }
     };
-    let mut config = released.config()?;
+    let mut config = released.config();
     // The widths Meta's constructors take as arguments, from the tensors.
     if let Some(e) = first {
         config.num_filters = e.shape()[0];
@@ -226,9 +165,6 @@ pub fn meta_config(weights: &Weights) -> Result<EncodecConfig, EncodecError> {
     if let Some([bins, dim]) = books.first().map(|e| e.shape()) {
         config.codebook_size = *bins;
         config.hidden_size = *dim;
-        if config.codebook_dim.is_some() {
-            config.codebook_dim = Some(*dim);
-        }
     }
     let n_q = books.len();
     let ladder = config.target_bandwidths.clone();
@@ -283,25 +219,6 @@ impl EncodecModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The embedded hub configs are the released shapes the crate knows (`codebook_dim` spelled out).
-    #[test]
-    fn embedded_configs_are_the_released_ones() {
-        for (r, want) in [
-            (Released::Khz24, EncodecConfig::encodec_24khz()),
-            (Released::Khz48, EncodecConfig::encodec_48khz()),
-        ] {
-            let got = r.config().unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(got.codebook_dim, Some(128));
-            assert_eq!(
-                EncodecConfig {
-                    codebook_dim: None,
-                    ..got
-                },
-                want
-            );
-        }
-    }
 
     #[test]
     fn file_names_say_which_model() {
