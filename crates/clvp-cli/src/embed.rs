@@ -13,6 +13,7 @@ use crate::text::text_arg;
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// Checkpoint: a local directory or a hub id `owner/name[@revision]` (HF cache, HF_HUB_OFFLINE honoured).
+    /// Tortoise's own files: their folder, either `.pth` path (the other beside it), or both as `AR.pth:CLVP.pth`.
     #[arg(long, default_value = DEFAULT_MODEL)]
     pub model: String,
     /// Backend device: cpu, ndarray, wgpu, cuda or cuda:N.
@@ -23,7 +24,15 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// The files of the checkpoint, when it is a local directory (inputs an output must not overwrite).
     pub fn files(&self) -> Vec<Input> {
-        model_files("--model", Path::new(&self.model))
+        let whole = Path::new(&self.model);
+        if whole.exists() {
+            return model_files("--model", whole);
+        }
+        // Tortoise's two files as a path list.
+        std::env::split_paths(&self.model)
+            .filter(|p| p.is_file())
+            .flat_map(|p| model_files("--model", &p))
+            .collect()
     }
 
     pub fn load(&self) -> Result<Clvp> {

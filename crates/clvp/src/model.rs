@@ -5,7 +5,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::host::{Precision as WeightPrecision, is_cpu};
 use clvp_nn::{LoadModelError, LoadedClvp, NnError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::processor::{ClvpProcessor, ProcessorError};
 
@@ -105,7 +105,8 @@ impl Clvp {
     ///
     /// A directory holding Tortoise's own `autoregressive.pth` and `clvp2.pth` loads too (with its `config.json`
     /// if it has one, else the released hyper-parameters), as does the path of either file with the other beside
-    /// it under its released name; see [`Clvp::from_tortoise`].
+    /// it under its released name, or the two files apart as a path list (`autoregressive.pth:clvp2.pth` on Unix,
+    /// `;` on Windows, either order); see [`Clvp::from_tortoise`].
     pub fn from_pretrained(source: &str, device: &Device) -> Result<Self, ClvpError> {
         let path = Path::new(source);
         if path.is_file() && path.extension().is_some_and(|e| e == "pth") {
@@ -117,6 +118,15 @@ impl Clvp {
                 (path.to_path_buf(), dir.join(clvp_nn::CLVP_FILE))
             };
             return Self::from_tortoise(&ar, &clvp, device);
+        }
+        // Tortoise's two files apart, as a path list (`ar.pth:clvp.pth` on Unix), in either order.
+        let parts: Vec<PathBuf> = std::env::split_paths(source).collect();
+        if !path.exists() && parts.len() == 2 && parts.iter().all(|p| p.is_file()) {
+            let first_is_decoder = clvp_hub::Weights::from_pytorch(&parts[0])
+                .map(|w| w.keys().any(|k| k.starts_with("gpt.")))
+                .unwrap_or(true);
+            let (ar, clvp) = if first_is_decoder { (0, 1) } else { (1, 0) };
+            return Self::from_tortoise(&parts[ar], &parts[clvp], device);
         }
         let checkpoint = Checkpoint::from_pretrained(source, None)?;
         Self::from_checkpoint(&checkpoint, device)

@@ -52,6 +52,16 @@ fn a_directory_either_file_or_two_paths_load_the_same_model() {
     let apart = Clvp::from_tortoise(&a.join("ar.pth"), &b.join("encoders.pth"), &device())
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(embeds(&apart), want);
+    // As one `--model` argument: a path list, in either order.
+    for pair in [
+        [b.join("encoders.pth"), a.join("ar.pth")],
+        [a.join("ar.pth"), b.join("encoders.pth")],
+    ] {
+        let list = std::env::join_paths(&pair).unwrap_or_else(|e| panic!("{e}"));
+        let m = Clvp::from_pretrained(&list.to_string_lossy(), &device())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(embeds(&m), want);
+    }
 }
 
 #[test]

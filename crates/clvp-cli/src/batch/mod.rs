@@ -216,11 +216,19 @@ fn model_identity(source: Option<&str>) -> Result<serde_json::Value> {
         return Ok(serde_json::json!({"source": "tortoise mel_norms (built in)"}));
     };
     let path = Path::new(source);
+    let listed: Vec<PathBuf> = std::env::split_paths(source).collect();
     let fingerprint = if path.is_file() {
         // A checkpoint file (Meta's `.th`, Tortoise's `.pth`): it and the files loaded with it.
         Some(fingerprint_files(crate::output::model_files(
             "--model", path,
         ))?)
+    } else if !path.exists() && listed.len() > 1 && listed.iter().all(|p| p.is_file()) {
+        // Tortoise's two files as a path list.
+        let files = listed
+            .iter()
+            .flat_map(|p| crate::output::model_files("--model", p))
+            .collect();
+        Some(fingerprint_files(files)?)
     } else {
         let dir = if path.is_dir() {
             Some(PathBuf::from(source))

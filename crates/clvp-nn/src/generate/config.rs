@@ -11,7 +11,7 @@ pub enum PrefillPositions {
     /// the conditioning vectors enter the decoder unchanged, the start token with mel position 0, the first
     /// code with position 2 (transformers ≤ 4.4x had the same positions). Its prompt is a placeholder of ones
     /// before the start token, so the repetition penalty also counts token 1
-    /// ([`TORTOISE_PROMPT_ID`](super::processors::TORTOISE_PROMPT_ID)) as seen.
+    /// ([`TORTOISE_PROMPT_ID`](crate::TORTOISE_PROMPT_ID)) as seen.
     #[default]
     Tortoise,
     /// Tortoise's `inference_speech` without its key/value cache (`TextToSpeech(kv_cache=False)`, the Python
