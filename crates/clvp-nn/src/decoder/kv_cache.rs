@@ -9,7 +9,7 @@ use crate::host::attention::HostKv;
 /// Per-layer keys and values, preallocated to a capacity and filled left to right.
 ///
 /// The buffers are allocated by the first forward that uses the cache: burn tensors, or host buffers
-/// when the decoder runs its projections on the host ([`ClvpForCausalLM::set_host_projections`]), whose
+/// when the decoder runs its projections on the host ([`ClvpForCausalLM::set_host_projections`](crate::ClvpForCausalLM::set_host_projections)), whose
 /// attention then runs on the host too ([`crate::host`]).
 #[derive(Debug, Clone)]
 pub struct KvCache {
