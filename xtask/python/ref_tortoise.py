@@ -107,7 +107,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from transformers import GPT2Model, LogitsProcessorList  # noqa: F401  (imported before the torchaudio stub)
-from safetensors.torch import save_file
+from ref_common import save_st
 
 warnings.filterwarnings("ignore")
 
@@ -621,18 +621,6 @@ def make(tt, size, out, seed):
             "cases": described}
 
 
-def save_st(tensors, path, metadata):
-    """save_file with the metadata keys in sorted order (safetensors writes them in hash order), so that a rerun
-    writes the same bytes."""
-    save_file(tensors, path, metadata=metadata)
-    with open(path, "r+b") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-        text = json.dumps(header, separators=(",", ":")).encode()
-        assert len(text) <= n
-        f.seek(8)
-        f.write(text + b" " * (n - len(text)))
 
 
 NOTES = {
