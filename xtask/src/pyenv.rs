@@ -25,6 +25,25 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Whether the environment of `python` exists and its stamp holds `want` (the hash of what it was built from).
+fn stamped(python: &Path, stamp: &Path, want: &str) -> bool {
+    python.exists() && std::fs::read_to_string(stamp).ok().as_deref() == Some(want)
+}
+
+/// `pip install --no-deps` of a pinned requirements file into `python`'s environment.
+fn pip_install(python: &Path, requirements: &Path) -> Result<()> {
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--requirement",
+        ])
+        .arg(requirements))
+}
+
 /// Make sure the environment exists and matches the requirements file; return its python.
 pub fn ensure() -> Result<PathBuf> {
     let root = repo_root();
@@ -34,7 +53,7 @@ pub fn ensure() -> Result<PathBuf> {
     let req_text = std::fs::read(&req).with_context(|| format!("reading {}", req.display()))?;
     let want = format!("{:016x}\n", fnv1a(&req_text));
     let stamp = env.join("clvp-requirements.stamp");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    if stamped(&python, &stamp, &want) {
         return Ok(python);
     }
     eprintln!(
@@ -46,17 +65,7 @@ pub fn ensure() -> Result<PathBuf> {
     run(Command::new(&host).args(["-m", "venv"]).arg(&env)).with_context(|| {
         format!("creating a venv with {host} (set PYTHON to another interpreter)")
     })?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--requirement",
-        ])
-        .arg(&req))
-    .context("installing the pinned requirements")?;
+    pip_install(&python, &req).context("installing the pinned requirements")?;
     run(Command::new(&python).args([
         "-c",
         "import torch, transformers; assert torch.__version__.startswith('2.15.0'), torch.__version__; \
@@ -90,7 +99,7 @@ pub fn ensure_tortoise() -> Result<PathBuf> {
     hashed.extend(reference_site.as_bytes());
     let want = format!("{:016x}\n", fnv1a(&hashed));
     let stamp = env.join("clvp-requirements.stamp");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    if stamped(&python, &stamp, &want) {
         return Ok(python);
     }
     eprintln!(
@@ -102,17 +111,7 @@ pub fn ensure_tortoise() -> Result<PathBuf> {
     // The reference env's interpreter: the same Python as the torch build this env borrows.
     run(Command::new(&reference).args(["-m", "venv"]).arg(&env))
         .context("creating the Tortoise venv")?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--requirement",
-        ])
-        .arg(&req))
-    .context("installing the pinned Tortoise requirements")?;
+    pip_install(&python, &req).context("installing the pinned Tortoise requirements")?;
     let pth = Path::new(&purelib(&python)?).join("clvp-reference-env.pth");
     std::fs::write(&pth, format!("{reference_site}\n"))
         .with_context(|| format!("writing {}", pth.display()))?;
