@@ -245,8 +245,35 @@ impl LoadedClvp {
         Self::from_weights(config, &converted, device)
     }
 
-    /// [`Self::from_tortoise`] for a local checkpoint directory holding both files, with its `config.json`
-    /// when there is one (else the released shape). `Ok(None)` when the directory is not a Tortoise one.
+    /// [`Self::from_tortoise`] with the `config.json` beside `autoregressive` when there is one, else the released
+    /// shape; files of another shape without one are told to add it.
+    pub fn from_tortoise_files(
+        autoregressive: &Path,
+        clvp: &Path,
+        device: &Device,
+    ) -> Result<Self, LoadModelError> {
+        let beside = autoregressive.parent().map(|d| d.join("config.json"));
+        let (config, released) = match beside.filter(|p| p.is_file()) {
+            Some(path) => (ClvpConfig::from_file(&path)?, false),
+            None => (ClvpConfig::clvp_dev(), true),
+        };
+        match Self::from_tortoise(autoregressive, clvp, config, device) {
+            Err(LoadModelError::Hub(HubError::Load(e))) if released && misshapen(&e) => {
+                Err(NnError::Shape(format!(
+                    "{}: Tortoise's files carry no hyper-parameters and, without a config.json beside them, are \
+                     read as the released model (30 decoder layers of 1024, encoders of 20 layers of 768); these \
+                     are another shape, so add the model's config.json (transformers' ClvpConfig). {}",
+                    autoregressive.parent().unwrap_or(autoregressive).display(),
+                    first_problem(&e)
+                ))
+                .into())
+            }
+            other => other,
+        }
+    }
+
+    /// [`Self::from_tortoise_files`] for a local checkpoint directory holding both files. `Ok(None)` when the
+    /// directory is not a Tortoise one.
     pub fn from_tortoise_checkpoint(
         checkpoint: &Checkpoint,
         device: &Device,
@@ -266,23 +293,7 @@ impl LoadedClvp {
         let Some((ar, clvp)) = tortoise_files(dir) else {
             return Ok(None);
         };
-        let (config, released) = match checkpoint.file("config.json")? {
-            Some(path) => (ClvpConfig::from_file(&path)?, false),
-            None => (ClvpConfig::clvp_dev(), true),
-        };
-        match Self::from_tortoise(&ar, &clvp, config, device) {
-            Err(LoadModelError::Hub(HubError::Load(e))) if released && misshapen(&e) => {
-                Err(NnError::Shape(format!(
-                    "{}: Tortoise's files carry no hyper-parameters and, without a config.json beside them, are \
-                     read as the released model (30 decoder layers of 1024, encoders of 20 layers of 768); these \
-                     are another shape, so add the model's config.json (transformers' ClvpConfig). {}",
-                    dir.display(),
-                    first_problem(&e)
-                ))
-                .into())
-            }
-            other => other.map(Some),
-        }
+        Self::from_tortoise_files(&ar, &clvp, device).map(Some)
     }
 }
 

@@ -142,11 +142,6 @@ impl Clvp {
         clvp: &Path,
         device: &Device,
     ) -> Result<Self, ClvpError> {
-        let beside = autoregressive.parent().map(|d| d.join("config.json"));
-        let config = match beside.filter(|p| p.is_file()) {
-            Some(path) => clvp_nn::ClvpConfig::from_file(&path).map_err(LoadModelError::from)?,
-            None => clvp_nn::ClvpConfig::clvp_dev(),
-        };
         for file in [autoregressive, clvp] {
             if !file.is_file() {
                 return Err(LoadModelError::from(clvp_hub::HubError::from(
@@ -159,7 +154,7 @@ impl Clvp {
                 .into());
             }
         }
-        let model = LoadedClvp::from_tortoise(autoregressive, clvp, config, device)?;
+        let model = LoadedClvp::from_tortoise_files(autoregressive, clvp, device)?;
         Ok(Clvp {
             processor: ClvpProcessor::tortoise()?,
             model,

@@ -70,15 +70,18 @@ fn files_of_another_shape_without_a_config_ask_for_one() {
     for file in ["autoregressive.pth", "clvp2.pth"] {
         copy(&tiny().join(file), &tmp.path().join(file));
     }
-    let e = Clvp::from_pretrained(&tmp.path().display().to_string(), &device())
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        e.contains("config.json") && e.contains("released model"),
-        "{e}"
-    );
-    assert!(e.contains("expects"), "the first misfit is named: {e}");
+    // The folder, or one of the files: the same explanation.
+    for spec in [tmp.path().to_path_buf(), tmp.path().join("clvp2.pth")] {
+        let e = Clvp::from_pretrained(&spec.display().to_string(), &device())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("config.json") && e.contains("released model"),
+            "{e}"
+        );
+        assert!(e.contains("expects"), "the first misfit is named: {e}");
+    }
 }
 
 #[test]
