@@ -99,6 +99,17 @@ fn a_missing_partner_or_a_foreign_checkpoint_is_named() {
         .unwrap_or_default();
     assert!(e.contains("clvp2.pth"), "{e}");
 
+    // The autoregressive file twice: its tensors would land on the same keys, which is named, not merged.
+    copy(
+        &tiny().join("autoregressive.pth"),
+        &tmp.path().join("clvp2.pth"),
+    );
+    let e = Clvp::from_pretrained(&tmp.path().display().to_string(), &device())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("but the checkpoint already has it from"), "{e}");
+
     // Meta's EnCodec checkpoint where CLVP's should be: its keys are named, with the table that refused them.
     let meta = clvp_parity::fixture_path("encodec_meta/tiny_24khz.th");
     copy(&meta, &tmp.path().join("clvp2.pth"));
