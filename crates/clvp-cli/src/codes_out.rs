@@ -13,8 +13,8 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use clvp::CompactCodes;
+use clvp::raw::encodec::CodeEvent;
 use clvp::raw::encodec::ecdc::{EcdcBodyWriter, EcdcModel, write_ecdc_header};
-use clvp::raw::encodec::{CodeEvent, is_valid_scale};
 use safetensors::Dtype;
 
 use crate::jsonl;
@@ -108,27 +108,7 @@ fn write_hf_codes(out: &Output, codes: &CompactCodes, audio_length: usize) -> Re
     let segments = &codes.segments;
     let k = codes.num_codebooks;
     let n = segments.len();
-    let first = segments.first().map_or(0, |s| s.1);
-    for (i, (_, frames, scale)) in segments.iter().enumerate() {
-        if *frames != first && i + 1 != n {
-            bail!(
-                "chunk {i} has {frames} frames where the first has {first}: this length cannot be stacked into \
-                 HF's [chunks, 1, n_q, T] (transformers fails too); write an .ecdc file instead"
-            );
-        }
-        if *frames > first {
-            bail!("the last chunk has {frames} frames, more than the first's {first}");
-        }
-        if let Some(s) = scale
-            && !is_valid_scale(*s)
-        {
-            bail!(
-                "chunk {i} has the scale {s}, which no file may hold: the audio's level overflows float32 \
-                 (samples far outside [-1, 1]?)"
-            );
-        }
-    }
-    let pad = segments.last().map_or(0, |s| first - s.1);
+    let (first, pad) = codes.hf_frames()?;
     let scales: Option<Vec<f32>> = segments.iter().map(|s| s.2).collect();
     let mut heads = vec![TensorHead::new(
         "audio_codes",

@@ -10,8 +10,8 @@ use clvp_hub::HubError;
 use clvp_nn::{LoadModelError, NnError};
 use clvp_rank::RankError;
 use clvp_text::TextError;
-use encodec_codec::EncodecError;
 use encodec_codec::ecdc::EcdcError;
+use encodec_codec::{CodesError, EncodecError};
 
 use crate::device::DeviceError;
 
@@ -147,6 +147,17 @@ impl From<LoadModelError> for Error {
 impl From<EncodecError> for Error {
     fn from(e: EncodecError) -> Self {
         Error::Encodec(Box::new(e))
+    }
+}
+
+/// Codes that do not fit a form are [`Error::Codes`], as before the moves between forms went to
+/// encodec-codec; a scale no encoder writes stays [`Error::Encodec`].
+impl From<CodesError> for Error {
+    fn from(e: CodesError) -> Self {
+        match e {
+            CodesError::Form(message) => Error::Codes(message),
+            CodesError::Encodec(e) => e.into(),
+        }
     }
 }
 

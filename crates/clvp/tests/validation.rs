@@ -57,6 +57,8 @@ fn hf_codes_with_bad_scales_or_shapes_are_refused() {
     };
     for bad in [f32::NAN, f32::INFINITY, -1.0, 0.0] {
         let e = AudioCodes::from_hf(&hf(vec![1.0, bad], [2, 1, 2, 3])).expect_err("refused");
+        // Through the facade's error (`?`), as a caller sees it.
+        let e = CodecError::from(e);
         assert!(
             matches!(&e, CodecError::Encodec(inner) if matches!(**inner, EncodecError::InvalidScale { chunk: 1, .. })),
             "{bad}: {e}"
@@ -66,6 +68,26 @@ fn hf_codes_with_bad_scales_or_shapes_are_refused() {
     // A shape whose element count overflows usize: an error, not an overflow panic.
     let e = AudioCodes::from_hf(&hf(vec![1.0], [usize::MAX, 1, 2, 3])).expect_err("refused");
     assert!(e.to_string().contains("more than memory holds"), "{e}");
+    assert!(matches!(CodecError::from(e), CodecError::Codes(_)));
+}
+
+#[test]
+fn hand_built_codes_of_the_wrong_length_are_refused_not_sliced() {
+    // Two codebooks × 4 frames need 8 codes; 5 used to panic in `to_hf`'s slicing.
+    let audio = AudioCodes {
+        chunks: vec![ChunkCodes {
+            codes: vec![0; 5],
+            frames: 4,
+            scale: None,
+        }],
+        num_codebooks: 2,
+        audio_length: 1280,
+    };
+    let e = audio.to_hf().expect_err("refused");
+    assert!(
+        e.to_string().contains("5 codes for 2 codebooks × 4 frames"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -20,9 +20,12 @@
 //! * [`feature_extractor`]: `EncodecFeatureExtractor`'s chunk-aware padding and mask.
 //! * [`model`]: [`EncodecModel`], the name tables (transformers' keys and Meta's own `.th` files), loading.
 //! * [`ecdc`]: Meta's `.ecdc` container (raw mode).
+//! * [`codes`]: codes on the host ([`AudioCodes`]) and the moves between them, HF's tensors ([`HfCodes`]) and
+//!   `.ecdc` files.
 //! * [`streaming`]: one clip as a stream: [`EncodeStream`] (PCM pushed, codes out as they are final) and
 //!   [`EncodecModel::decode_stream`] (codes in, audio out block by block), in bounded memory.
 
+pub mod codes;
 pub mod config;
 pub mod conv;
 pub mod ecdc;
@@ -36,6 +39,7 @@ pub mod seanet;
 pub mod stream;
 pub mod streaming;
 
+pub use codes::{AudioCodes, ChunkCodes, CodesError, CompactCodes, HfCodes};
 pub use config::{EncodecConfig, NormType, PadMode};
 pub use error::{EncodecError, check_scale, is_valid_scale};
 pub use feature_extractor::{EncodecFeatureExtractor, FeatureBatch, PadOptions, Padding};

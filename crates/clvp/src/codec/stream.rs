@@ -8,9 +8,9 @@ use std::io::Read;
 
 use encodec_codec::ecdc::{EcdcFile, EcdcPiece, EcdcReader};
 use encodec_codec::streaming::{AudioSink, CodeSink};
-use encodec_codec::{CodeEvent, CodesRef, DecodeStream, EncodecError, SegmentRef, StreamSummary};
+use encodec_codec::{CodesRef, DecodeStream, EncodecError, SegmentRef, StreamSummary};
 
-use super::{AudioCodes, ChunkCodes, CodecError, Encodec};
+use super::{CodecError, Encodec};
 
 /// Converted samples gathered before they are pushed to the encoder (a packet is often only 1152 frames).
 const PUSH_FRAMES: usize = 1 << 14;
@@ -108,105 +108,8 @@ impl Encodec {
     }
 }
 
-impl AudioCodes {
-    /// The chunks as segments for [`Encodec::decode_stream`] (no copy).
-    pub fn segment_refs(&self) -> Vec<SegmentRef<'_>> {
-        self.chunks
-            .iter()
-            .map(|c| SegmentRef {
-                codes: CodesRef::I64(&c.codes),
-                frames: c.frames,
-                scale: c.scale,
-            })
-            .collect()
-    }
-}
-
-/// The segments of an `.ecdc` file for [`Encodec::decode_stream`] (no copy of its 16-bit codes).
+/// The segments of an `.ecdc` file for [`Encodec::decode_stream`] (no copy of its 16-bit codes):
+/// [`EcdcFile::segment_refs`].
 pub fn ecdc_segment_refs(file: &EcdcFile) -> Vec<SegmentRef<'_>> {
-    file.segments
-        .iter()
-        .map(|s| SegmentRef {
-            codes: CodesRef::U16(&s.codes),
-            frames: s.frames(),
-            scale: s.scale,
-        })
-        .collect()
-}
-
-/// The codes of [`Encodec::encode_stream`] gathered in 32 bits per code (a quarter of [`AudioCodes`]' `i64`):
-/// segment by segment, codebook-major.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CompactCodes {
-    /// Finished segments: codes `[n_q][frames]`, frames, scale.
-    pub segments: Vec<(Vec<u32>, usize, Option<f32>)>,
-    /// Codebooks per frame.
-    pub num_codebooks: usize,
-    /// The current segment's codes, one row per codebook.
-    rows: Vec<Vec<u32>>,
-}
-
-impl CompactCodes {
-    /// Take one event of [`Encodec::encode_stream`].
-    pub fn push(&mut self, event: CodeEvent<'_>) -> Result<(), CodecError> {
-        match event {
-            CodeEvent::Frames { codes, frames } => {
-                let k = codes.len().checked_div(frames).unwrap_or(0);
-                if self.rows.is_empty() {
-                    self.rows = vec![Vec::new(); k];
-                    self.num_codebooks = k;
-                }
-                if k != self.num_codebooks || k * frames != codes.len() {
-                    return Err(CodecError::Codes(format!(
-                        "{} codes in a piece of {frames} frames of {} codebooks",
-                        codes.len(),
-                        self.num_codebooks
-                    )));
-                }
-                for (row, piece) in self.rows.iter_mut().zip(codes.chunks_exact(frames)) {
-                    for &c in piece {
-                        row.push(u32::try_from(c).map_err(|_| {
-                            CodecError::Codes(format!("code {c} does not fit 32 bits"))
-                        })?);
-                    }
-                }
-            }
-            CodeEvent::EndSegment { scale } => {
-                let frames = self.rows.first().map_or(0, Vec::len);
-                let codes = self.rows.iter_mut().flat_map(std::mem::take).collect();
-                self.rows.clear();
-                self.segments.push((codes, frames, scale));
-            }
-        }
-        Ok(())
-    }
-
-    /// The segments for [`Encodec::decode_stream`].
-    pub fn segment_refs(&self) -> Vec<SegmentRef<'_>> {
-        self.segments
-            .iter()
-            .map(|(codes, frames, scale)| SegmentRef {
-                codes: CodesRef::U32(codes),
-                frames: *frames,
-                scale: *scale,
-            })
-            .collect()
-    }
-
-    /// As [`AudioCodes`] of `audio_length` samples (HF's tensor form goes through it).
-    pub fn to_audio_codes(&self, audio_length: usize) -> AudioCodes {
-        AudioCodes {
-            chunks: self
-                .segments
-                .iter()
-                .map(|(codes, frames, scale)| ChunkCodes {
-                    codes: codes.iter().map(|&c| i64::from(c)).collect(),
-                    frames: *frames,
-                    scale: *scale,
-                })
-                .collect(),
-            num_codebooks: self.num_codebooks,
-            audio_length,
-        }
-    }
+    file.segment_refs()
 }
