@@ -29,6 +29,24 @@ pub enum NnError {
     /// Inputs of incompatible shapes or lengths.
     #[error("{0}")]
     Shape(String),
+    /// A result could not be read back from the device.
+    #[error("reading {what} back from the device: {message}")]
+    Readback {
+        /// What was read.
+        what: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+impl NnError {
+    /// [`NnError::Readback`] of `what`, from a backend's error.
+    pub fn readback(what: &'static str, e: impl std::fmt::Debug) -> Self {
+        NnError::Readback {
+            what,
+            message: format!("{e:?}"),
+        }
+    }
 }
 
 impl From<clvp_kernels::KernelError> for NnError {

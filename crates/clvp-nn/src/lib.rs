@@ -32,5 +32,8 @@ pub use generate::{
     fix_speech_decoder_output, generate, generate_with_progress, length_penalty_range,
     pad_to_max_mel_tokens, teacher_forced_logits,
 };
-pub use model::{ClvpModelForConditionalGeneration, LoadModelError, LoadedClvp, clvp_name_map};
+pub use model::{
+    ClvpModelForConditionalGeneration, ClvpOutput, Embeddings, LoadModelError, LoadedClvp,
+    clvp_name_map,
+};
 pub use tortoise::{AUTOREGRESSIVE_FILE, CLVP_FILE, tortoise_conversion, tortoise_files};

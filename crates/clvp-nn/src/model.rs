@@ -13,6 +13,10 @@ use crate::encoder::ClvpEncoder;
 use crate::error::NnError;
 use crate::host::{Precision, is_cpu};
 
+mod forward;
+
+pub use forward::{ClvpOutput, Embeddings};
+
 /// Loading a model failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadModelError {

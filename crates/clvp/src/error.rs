@@ -119,7 +119,7 @@ pub enum Error {
     Audio(#[from] AudioError),
     /// A CLVP model input that cannot be processed.
     #[error(transparent)]
-    Nn(#[from] NnError),
+    Nn(NnError),
     /// Scoring and ranking.
     #[error(transparent)]
     Rank(#[from] RankError),
@@ -141,6 +141,16 @@ impl From<HubError> for Error {
 impl From<LoadModelError> for Error {
     fn from(e: LoadModelError) -> Self {
         Error::Load(Box::new(e))
+    }
+}
+
+/// A read-back failure inside clvp-nn is [`Error::Readback`], as the facade's own.
+impl From<NnError> for Error {
+    fn from(e: NnError) -> Self {
+        match e {
+            NnError::Readback { what, message } => Error::Readback { what, message },
+            e => Error::Nn(e),
+        }
     }
 }
 

@@ -12,9 +12,7 @@
 //! ```
 
 use burn::tensor::{Int, Tensor, TensorData};
-use clvp_nn::{
-    GenerationConfig, fix_speech_decoder_output, generate_with_progress, pad_to_max_mel_tokens,
-};
+use clvp_nn::{GenerationConfig, generate_with_progress};
 
 use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
 use crate::score::Scores;
@@ -188,22 +186,10 @@ impl Clvp {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Candidates, ClvpError> {
         let cfg = &self.model.config;
-        let device = self.device().clone();
         let m = &self.model.model;
-
-        // Conditioning: the voice vector(s), then [BOS, text, EOS, EOS] with positions (one text broadcast
-        // over the voice rows, as HF's conditioning encoder does).
+        // Conditioning: the voice vector(s), then [BOS, text, EOS, EOS] with positions.
         let rows = mel.dims()[0];
-        let mask1 = vec![vec![1u32; ids1.len()]];
-        let text_emb =
-            m.conditioning_encoder
-                .text_embeddings(std::slice::from_ref(&ids1), &mask1, &device)?;
-        let text_emb = if rows > 1 {
-            text_emb.repeat_dim(0, rows)
-        } else {
-            text_emb
-        };
-        let cond = Tensor::cat(vec![mel, text_emb], 1);
+        let cond = self.model.conditioning(mel, &ids1)?;
 
         let stop = cfg.decoder_config.eos_token_id as u32;
         let total = config.num_return_sequences;
@@ -244,12 +230,9 @@ impl Clvp {
                 )?;
                 (out.sequences, out.sequences_scores)
             };
-        let sequences = match config.pad_to_max_mel_tokens {
-            Some(length) => pad_to_max_mel_tokens(&sequences, length, stop),
-            None => sequences,
-        };
-        let speech_ids =
-            fix_speech_decoder_output(&sequences, stop, &cfg.decoder_config.decoder_fixing_codes);
+        let speech_ids = self
+            .model
+            .fix_speech_ids(&sequences, config.pad_to_max_mel_tokens);
 
         let rows: Vec<&[u32]> = speech_ids.iter().map(Vec::as_slice).collect();
         let Scores {

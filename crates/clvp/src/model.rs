@@ -52,34 +52,7 @@ pub(crate) fn check_encoder_length(
 /// The facade's error ([`crate::Error`]), under its older name.
 pub type ClvpError = crate::Error;
 
-/// Rows of embeddings, row-major `[rows, dim]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    /// The values.
-    pub values: Vec<f32>,
-    /// `[rows, dim]`.
-    pub shape: [usize; 2],
-}
-
-impl Embeddings {
-    pub(crate) fn from_tensor(t: Tensor<2>) -> Result<Self, ClvpError> {
-        let [rows, dim] = t.dims();
-        let values = t
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| ClvpError::readback("embeddings", e))?;
-        Ok(Embeddings {
-            values,
-            shape: [rows, dim],
-        })
-    }
-
-    /// Row `i`.
-    pub fn row(&self, i: usize) -> Option<&[f32]> {
-        self.values.get(i * self.shape[1]..(i + 1) * self.shape[1])
-    }
-}
+pub use clvp_nn::Embeddings;
 
 /// A CLVP checkpoint loaded on a device.
 #[derive(Debug)]
@@ -262,13 +235,13 @@ impl Clvp {
     ) -> Result<Embeddings, ClvpError> {
         let c = &self.model.config.text_config;
         let ids = self.ids_tensor(ids, c.vocab_size, c.num_attention_heads, "text token")?;
-        Embeddings::from_tensor(
+        Ok(Embeddings::from_tensor(
             self.model
                 .model
                 .text_encoder_model
                 .forward(ids, mask)
                 .embeds,
-        )
+        )?)
     }
 
     /// Tokenize `text` and return its `get_text_features` row `[1, projection_dim]`, of the tokens alone.
@@ -293,12 +266,12 @@ impl Clvp {
     pub fn get_speech_features(&self, codes: &[Vec<u32>]) -> Result<Embeddings, ClvpError> {
         let c = &self.model.config.speech_config;
         let ids = self.ids_tensor(codes, c.vocab_size, c.num_attention_heads, "speech code")?;
-        Embeddings::from_tensor(
+        Ok(Embeddings::from_tensor(
             self.model
                 .model
                 .speech_encoder_model
                 .forward(ids, None)
                 .embeds,
-        )
+        )?)
     }
 }
