@@ -8,7 +8,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, TensorData};
 
-use crate::host::{encoder_attention, is_cpu, to_host};
+use crate::host::{encoder_attention, host_kernels_for, to_host};
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::RotaryEmbedding;
 
@@ -28,6 +28,10 @@ pub struct ClvpSelfAttention {
     pub out_proj: Linear,
     /// Number of heads.
     pub num_heads: usize,
+    /// Whether the attention between the projections runs on the host kernel (chosen from the device by
+    /// [`host_kernels_for`], changed by the owning network's `set_host_kernels`).
+    #[module(skip)]
+    pub(crate) host_kernels: bool,
 }
 
 impl ClvpSelfAttention {
@@ -40,6 +44,7 @@ impl ClvpSelfAttention {
             v_proj: lin(qkv_bias),
             out_proj: lin(true),
             num_heads: heads,
+            host_kernels: host_kernels_for(device),
         }
     }
 
@@ -138,9 +143,9 @@ impl ClvpSelfAttention {
             .reshape([b, tq, heads * hd])
     }
 
-    /// Full self-attention over `x` `[B, T, H]`. On a CPU backend the attention between the projections runs
-    /// on the host (`host::encoder_attention`); elsewhere, or with a mask other than a key-padding
-    /// one, through burn.
+    /// Full self-attention over `x` `[B, T, H]`. With the host kernels (a CPU backend) the attention between the
+    /// projections runs on the host (`host::encoder_attention`); without, or with a mask other than a
+    /// key-padding one, through burn.
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -148,7 +153,7 @@ impl ClvpSelfAttention {
         mask: Option<Tensor<4>>,
     ) -> Tensor<3> {
         let device = x.device();
-        if is_cpu(&device)
+        if self.host_kernels
             && let Some(merged) = self.attend_on_host(x.clone(), rotary, mask.clone())
         {
             return self.project_out(Tensor::from_data(

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::attention::ClvpSelfAttention;
 use crate::config::ClvpConfig;
 use crate::error::NnError;
+use crate::host::require_cpu;
 
 /// `ClvpConditioningEncoder`.
 #[derive(Module, Debug)]
@@ -91,6 +92,18 @@ impl ClvpConditioningEncoder {
             bos_token_id: config.text_config.bos_token_id as usize,
             eos_token_id: config.text_config.eos_token_id as usize,
         })
+    }
+
+    /// Run the mel path's attention on the host kernel (`true`, a CPU backend's default) or through burn's ops
+    /// (`false`). `true` on another device is [`NnError::Config`].
+    pub fn set_host_kernels(&mut self, on: bool) -> Result<(), NnError> {
+        if on {
+            require_cpu(&self.mel_conv.weight.val().device(), "host kernels")?;
+        }
+        for attn in &mut self.mel_attn_blocks {
+            attn.host_kernels = on;
+        }
+        Ok(())
     }
 
     /// The mel path: `[Ba, feature_size, Tm]` → the conditioning vector of time frame 0, `[Ba, 1, hidden]`.

@@ -12,7 +12,7 @@ use crate::attention::{ClvpSelfAttention, causal_mask};
 use crate::config::ClvpDecoderConfig;
 use crate::error::NnError;
 use crate::host::decoder::{HostDecoder, HostLayer, apply};
-use crate::host::{Precision, is_cpu};
+use crate::host::{Precision, host_kernels_for, require_cpu};
 use crate::linear::{self, Stored, torch_linear};
 
 mod kv_cache;
@@ -180,7 +180,7 @@ impl ClvpForCausalLM {
             },
             final_norm: LayerNormConfig::new(h).with_epsilon(1e-5).init(device),
             lm_head: torch_linear(h, config.vocab_size, true, device),
-            host_precision: None,
+            host_precision: host_kernels_for(device).then_some(Precision::F32),
             host: Arc::default(),
             mapped: Vec::new(),
         }
@@ -197,15 +197,28 @@ impl ClvpForCausalLM {
     pub fn set_host_projections(&mut self, precision: Option<Precision>) -> Result<(), NnError> {
         if precision.is_some() {
             let device = self.lm_head.weight.val().device();
-            if !is_cpu(&device) {
-                return Err(NnError::Config(format!(
-                    "host projections ({precision:?} weights) need a CPU backend (flex or ndarray), \
-                     the decoder is on {device:?}"
-                )));
-            }
+            require_cpu(
+                &device,
+                &format!("host projections ({precision:?} weights)"),
+            )?;
         }
         self.host_precision = precision;
         self.host = Arc::default();
+        Ok(())
+    }
+
+    /// The decoder's part of the one switch between the host kernels and burn's ops: `true` runs the
+    /// projections on the host (keeping bf16 weights if they were chosen, else f32), `false` through burn's
+    /// matmul. `true` on a device that is not a CPU backend's is [`NnError::Config`].
+    pub fn set_host_kernels(&mut self, on: bool) -> Result<(), NnError> {
+        match (on, self.host_precision) {
+            (true, Some(_)) => {}
+            (true, None) => self.set_host_projections(Some(Precision::F32))?,
+            (false, _) => self.set_host_projections(None)?,
+        }
+        for layer in &mut self.model.decoder.layers {
+            layer.attn.host_kernels = on;
+        }
         Ok(())
     }
 

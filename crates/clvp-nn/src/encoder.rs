@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::attention::{ClvpSelfAttention, key_padding_mask};
 use crate::config::ClvpEncoderConfig;
 use crate::host::activation::gated_gelu;
-use crate::host::is_cpu;
+use crate::host::{host_kernels_for, require_cpu};
 use crate::linear::{self, Stored, torch_linear};
 use crate::rotary::ClvpRotaryPositionalEmbedding;
 
@@ -53,6 +53,9 @@ pub struct ClvpEncoderMLP {
     pub fc1: ClvpGatedLinearUnit,
     /// `Linear(intermediate → hidden)`.
     pub fc2: Linear,
+    /// Whether the gated unit runs on the host (chosen from the device by [`host_kernels_for`]).
+    #[module(skip)]
+    pub(crate) host_kernels: bool,
 }
 
 impl ClvpEncoderMLP {
@@ -60,11 +63,11 @@ impl ClvpEncoderMLP {
         let h = linear::forward(&self.fc1.proj, x, Stored::OutIn);
         let [b, t, two_i] = h.dims();
         let i = two_i / 2;
-        // On a CPU backend the gated unit is one vectorised host pass over the projection's buffer, read in
+        // With the host kernels (a CPU backend) the gated unit is one vectorised host pass over the projection's buffer, read in
         // place (moved out of its tensor, not copied): burn-flex's erf is a libm call per value, and the
         // composition five passes over the activations.
         let device = h.device();
-        let h = if is_cpu(&device) {
+        let h = if self.host_kernels {
             let data = h.into_data();
             if let Ok(v) = data.as_slice::<f32>() {
                 let gated = TensorData::new(gated_gelu(v, i), [b, t, i]);
@@ -140,6 +143,7 @@ impl ClvpEncoder {
                     proj: torch_linear(h, 2 * config.intermediate_size, true, device),
                 },
                 fc2: torch_linear(config.intermediate_size, h, true, device),
+                host_kernels: host_kernels_for(device),
             },
             input_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
             post_attention_rmsnorm: ClvpRMSNorm::new(h, config.layer_norm_eps, device),
@@ -155,6 +159,26 @@ impl ClvpEncoder {
                 .init(device),
             projection: torch_linear(h, config.projection_dim, false, device),
         }
+    }
+
+    /// Run the attention and the gated unit on the host kernels (`true`, a CPU backend's default) or through
+    /// burn's ops (`false`, every other backend's). `true` on another device is [`crate::NnError::Config`].
+    pub fn set_host_kernels(&mut self, on: bool) -> Result<(), crate::NnError> {
+        if on {
+            require_cpu(&self.projection.weight.val().device(), "host kernels")?;
+        }
+        for layer in &mut self.layers {
+            layer.self_attn.host_kernels = on;
+            layer.mlp.host_kernels = on;
+        }
+        Ok(())
+    }
+
+    /// Whether the encoder runs on the host kernels ([`Self::set_host_kernels`]).
+    pub fn host_kernels(&self) -> bool {
+        self.layers
+            .first()
+            .is_some_and(|l| l.self_attn.host_kernels)
     }
 
     /// Encode `input_ids` `[B, T]` with an optional `[B][T]` 0/1 attention mask (masks keys only).

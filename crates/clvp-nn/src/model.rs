@@ -11,7 +11,6 @@ use crate::config::{ClvpConfig, ConfigError};
 use crate::decoder::ClvpForCausalLM;
 use crate::encoder::ClvpEncoder;
 use crate::error::NnError;
-use crate::host::{Precision, is_cpu};
 
 mod forward;
 
@@ -75,6 +74,23 @@ pub fn clvp_name_map() -> NameMap {
 }
 
 impl ClvpModelForConditionalGeneration {
+    /// The one switch between the host kernels of `clvp-kernels` and burn's ops for the whole model: the
+    /// encoders' attention and gated units, the conditioning encoder's attention and the decoder's projections.
+    /// Each network starts on the host kernels exactly when it was built on a CPU backend
+    /// ([`crate::host::host_kernels_for`]); `false` runs everything through burn (as on a GPU), `true` on another
+    /// device is [`NnError::Config`]. The decoder keeps bf16 weights if they were chosen.
+    pub fn set_host_kernels(&mut self, on: bool) -> Result<(), NnError> {
+        self.conditioning_encoder.set_host_kernels(on)?;
+        self.speech_decoder_model.set_host_kernels(on)?;
+        self.text_encoder_model.set_host_kernels(on)?;
+        self.speech_encoder_model.set_host_kernels(on)
+    }
+
+    /// Whether the model runs on the host kernels ([`Self::set_host_kernels`]).
+    pub fn host_kernels(&self) -> bool {
+        self.text_encoder_model.host_kernels()
+    }
+
     /// A randomly initialised model of `config`'s shape.
     pub fn new(config: &ClvpConfig, device: &Device) -> Result<Self, NnError> {
         Ok(ClvpModelForConditionalGeneration {
@@ -140,9 +156,6 @@ impl LoadedClvp {
         lm.mapped = mapped("speech_decoder_model.lm_head.weight".to_owned())
             .into_iter()
             .collect();
-        if is_cpu(device) {
-            lm.set_host_projections(Some(Precision::F32))?;
-        }
         let logit_scale = match weights.get("logit_scale") {
             Some(entry) => match entry.to_f32().map_err(HubError::from)?.as_slice() {
                 [v] => *v,

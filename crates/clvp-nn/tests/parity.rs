@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::host::Precision;
-use clvp_nn::{ClvpForCausalLM, KvCache, LoadedClvp};
+use clvp_nn::{ClvpForCausalLM, ClvpModelForConditionalGeneration, KvCache, LoadedClvp};
 use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, fixture_path, read_safetensors, tolerance,
 };
@@ -71,16 +71,6 @@ fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f64>) {
     (shape, v.into_iter().map(f64::from).collect())
 }
 
-fn check<const D: usize>(
-    rec: &mut Recorder,
-    case: &Case,
-    name: &str,
-    ours: Tensor<D>,
-    tol: Tolerance,
-) {
-    check_as(rec, case, name, "", ours, tol);
-}
-
 /// `ours` against the reference `name`, recorded as `name` + `suffix`.
 fn check_as<const D: usize>(
     rec: &mut Recorder,
@@ -120,82 +110,22 @@ fn run(name: &str, tol: Tolerance, bf16_tol: Tolerance) {
     });
     let label = |s: &str| format!("{name}/{s}");
 
-    // Encoders.
-    let out = m
-        .text_encoder_model
-        .forward(case.ids_tensor("inputs.text_single_ids"), None);
-    check(&mut rec, &case, "text_single.embeds", out.embeds, tol);
-    check(
-        &mut rec,
-        &case,
-        "text_single.last_hidden_state",
-        out.last_hidden_state,
-        tol,
-    );
-    check(
-        &mut rec,
-        &case,
-        "text_single.pooler_output",
-        out.pooler_output,
-        tol,
-    );
-    let mask = case.ids("inputs.text_batch_mask");
-    let out = m
-        .text_encoder_model
-        .forward(case.ids_tensor("inputs.text_batch_ids"), Some(&mask));
-    check(&mut rec, &case, "text_batch.embeds", out.embeds, tol);
-    check(
-        &mut rec,
-        &case,
-        "text_batch.last_hidden_state",
-        out.last_hidden_state,
-        tol,
-    );
-    check(
-        &mut rec,
-        &case,
-        "text_batch.pooler_output",
-        out.pooler_output,
-        tol,
-    );
-    let out = m
-        .speech_encoder_model
-        .forward(case.ids_tensor("inputs.speech_codes"), None);
-    check(&mut rec, &case, "speech_codes.embeds", out.embeds, tol);
-    check(
-        &mut rec,
-        &case,
-        "speech_codes.last_hidden_state",
-        out.last_hidden_state,
-        tol,
-    );
-    check(
-        &mut rec,
-        &case,
-        "speech_codes.pooler_output",
-        out.pooler_output,
-        tol,
-    );
-
-    // Conditioning encoder.
-    let feats = case.floats3("inputs.features");
-    let single = case.ids("inputs.text_single_ids");
-    let batch = case.ids("inputs.text_batch_ids");
+    // Encoders and the conditioning encoder on the path the CPU load chose (the host kernels), then the same
+    // through burn's ops (the path of every other backend), forced by the model's one switch.
+    let cond = check_networks(&mut rec, &case, name, m, "", tol);
+    let mut on_burn = m.clone();
+    match on_burn.set_host_kernels(false) {
+        Ok(()) => {
+            assert!(
+                !on_burn.host_kernels(),
+                "the switch turns the host kernels off"
+            );
+            // Its conditioning is checked inside; the decoder's burn path is checked below.
+            let _ = check_networks(&mut rec, &case, name, &on_burn, "@burn", tol);
+        }
+        Err(e) => rec.record_error(&label("networks@burn"), &e.to_string()),
+    }
     let ce = &m.conditioning_encoder;
-    let first = feats.clone().narrow(0, 0, 1);
-    match ce.forward(first.clone(), &single, None) {
-        Ok(t) => check(&mut rec, &case, "cond_single.out", t, tol),
-        Err(e) => rec.record_error(&label("cond_single"), &e.to_string()),
-    }
-    match ce.forward(first, &batch, Some(&mask)) {
-        Ok(t) => check(&mut rec, &case, "cond_broadcast.out", t, tol),
-        Err(e) => rec.record_error(&label("cond_broadcast"), &e.to_string()),
-    }
-    let cond = ce.forward(feats, &batch, Some(&mask));
-    match &cond {
-        Ok(t) => check(&mut rec, &case, "cond_pairs.out", t.clone(), tol),
-        Err(e) => rec.record_error(&label("cond_pairs"), &e.to_string()),
-    }
 
     // Several clips averaged (Tortoise): the mean of the per-clip vectors the reference computed.
     let pairs = case.get("cond_pairs.out");
@@ -239,6 +169,82 @@ fn run(name: &str, tol: Tolerance, bf16_tol: Tolerance) {
         );
     }
     rec.finish();
+}
+
+/// The encoders and the conditioning encoder of `m` against the reference, labels suffixed by `suffix`;
+/// returns the pairs' conditioning for the decoder checks.
+fn check_networks(
+    rec: &mut Recorder,
+    case: &Case,
+    name: &str,
+    m: &ClvpModelForConditionalGeneration,
+    suffix: &str,
+    tol: Tolerance,
+) -> Result<Tensor<3>, String> {
+    let mask = case.ids("inputs.text_batch_mask");
+    let runs = [
+        (
+            "text_single",
+            &m.text_encoder_model,
+            "inputs.text_single_ids",
+            None,
+        ),
+        (
+            "text_batch",
+            &m.text_encoder_model,
+            "inputs.text_batch_ids",
+            Some(&mask),
+        ),
+        (
+            "speech_codes",
+            &m.speech_encoder_model,
+            "inputs.speech_codes",
+            None,
+        ),
+    ];
+    for (key, encoder, ids, mask) in runs {
+        let out = encoder.forward(case.ids_tensor(ids), mask.map(Vec::as_slice));
+        check_as(rec, case, &format!("{key}.embeds"), suffix, out.embeds, tol);
+        let last = out.last_hidden_state;
+        check_as(
+            rec,
+            case,
+            &format!("{key}.last_hidden_state"),
+            suffix,
+            last,
+            tol,
+        );
+        let pooled = out.pooler_output;
+        check_as(
+            rec,
+            case,
+            &format!("{key}.pooler_output"),
+            suffix,
+            pooled,
+            tol,
+        );
+    }
+
+    let feats = case.floats3("inputs.features");
+    let single = case.ids("inputs.text_single_ids");
+    let batch = case.ids("inputs.text_batch_ids");
+    let ce = &m.conditioning_encoder;
+    let first = feats.clone().narrow(0, 0, 1);
+    let label = |s: &str| format!("{name}/{s}{suffix}");
+    match ce.forward(first.clone(), &single, None) {
+        Ok(t) => check_as(rec, case, "cond_single.out", suffix, t, tol),
+        Err(e) => rec.record_error(&label("cond_single"), &e.to_string()),
+    }
+    match ce.forward(first, &batch, Some(&mask)) {
+        Ok(t) => check_as(rec, case, "cond_broadcast.out", suffix, t, tol),
+        Err(e) => rec.record_error(&label("cond_broadcast"), &e.to_string()),
+    }
+    let cond = ce.forward(feats, &batch, Some(&mask));
+    match &cond {
+        Ok(t) => check_as(rec, case, "cond_pairs.out", suffix, t.clone(), tol),
+        Err(e) => rec.record_error(&label("cond_pairs"), &e.to_string()),
+    }
+    cond.map_err(|e| e.to_string())
 }
 
 fn check_decoder(

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
-use clvp_nn::host::{Precision as WeightPrecision, is_cpu};
+use clvp_nn::host::{Precision as WeightPrecision, host_kernels_for};
 use clvp_nn::{LoadModelError, LoadedClvp, NnError};
 use std::path::{Path, PathBuf};
 
@@ -159,7 +159,7 @@ impl Clvp {
     pub fn set_decoder_weights(&mut self, precision: WeightPrecision) -> Result<(), ClvpError> {
         let lm = &mut self.model.model.speech_decoder_model;
         let host = match precision {
-            WeightPrecision::F32 if !is_cpu(&self.device) => None,
+            WeightPrecision::F32 if !host_kernels_for(&self.device) => None,
             p => Some(p),
         };
         lm.set_host_projections(host)?;
