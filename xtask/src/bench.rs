@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{pyenv, repo_root};
 
+pub(crate) mod clvp;
+pub(crate) mod py;
+
 /// One side's measurement of one round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
@@ -399,7 +402,7 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
     let sel = Selection::new(only);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    crate::bench_clvp::run(&python, &sel, &mut rows, &mut notes)?;
+    crate::bench::clvp::run(&python, &sel, &mut rows, &mut notes)?;
     if sel.wants("p4") {
         rows.push(bench_p4(&python)?);
     }
@@ -423,10 +426,10 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
             )?);
         }
     }
-    crate::bench_py::run(&python, &sel, &mut rows)?;
-    notes.extend(crate::bench_py::overhead_notes(&rows));
+    crate::bench::py::run(&python, &sel, &mut rows)?;
+    notes.extend(crate::bench::py::overhead_notes(&rows));
     let backend_table = if backends {
-        Some(crate::bench_clvp::backends(&sel)?)
+        Some(crate::bench::clvp::backends(&sel)?)
     } else {
         None
     };

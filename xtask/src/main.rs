@@ -11,8 +11,6 @@
 //! * `cargo xtask tortoise-assets` — regenerates the embedded Tortoise vocabulary and `mel_norms`.
 
 mod bench;
-mod bench_clvp;
-mod bench_py;
 mod binding;
 mod components;
 mod history_plot;

@@ -185,3 +185,17 @@ pub(crate) fn try_with_capacity<T>(
         })?;
     Ok(v)
 }
+
+/// An I/O error on `file`: [`AudioError::NotFound`] for a missing file, else [`AudioError::Io`].
+pub(crate) fn io_error(file: &str, source: std::io::Error) -> AudioError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        AudioError::NotFound {
+            file: file.to_string(),
+        }
+    } else {
+        AudioError::Io {
+            file: file.to_string(),
+            source,
+        }
+    }
+}

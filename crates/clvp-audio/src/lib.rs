@@ -27,6 +27,7 @@ mod clip;
 pub mod decode;
 pub mod error;
 pub mod feature_extractor;
+mod header;
 pub mod mel;
 pub mod reader;
 pub mod resample;

@@ -17,8 +17,9 @@ use symphonia::core::io::{
 use symphonia::core::meta::MetadataOptions;
 
 use crate::audio::find_non_finite;
-use crate::decode::{HEAD_LEN, check_header, io_error};
 use crate::error::AudioError;
+use crate::error::io_error;
+use crate::header::{HEAD_LEN, check_header};
 use crate::wav::{WavLayout, WideWav, wide_layout};
 
 /// The path that means standard input (`clvp encodec encode - out.ecdc`).

@@ -6,8 +6,8 @@
 
 use std::io::{ErrorKind, Read};
 
-use crate::decode::io_error;
 use crate::error::AudioError;
+use crate::error::io_error;
 
 /// The most channels a WAV may have (far beyond any recording; a larger count is a corrupt header).
 pub const MAX_CHANNELS: usize = 1024;

@@ -13,8 +13,8 @@ use clvp::raw::encodec::ecdc::EcdcReader;
 use clvp::{AudioCodes, HfCodes};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::encodec::{extension, label};
 use crate::jsonl::{self, JsonlReader};
+use crate::paths::{extension, label};
 
 fn read_i64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
     let t = st

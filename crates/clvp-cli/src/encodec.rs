@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clvp::codec::{CodeEvent, CodesRef};
-use clvp::raw::audio::{AudioReader, STDIN_LABEL, STDIN_PATH};
+use clvp::raw::audio::AudioReader;
 use clvp::raw::encodec::ecdc::EcdcModel;
 use clvp::raw::encodec::streaming::AudioSink;
 use clvp::{CodecError, DEFAULT_ENCODEC, DEFAULT_ENCODEC_HQ, Encodec};
@@ -17,6 +17,7 @@ use crate::codes_out::CodesWriter;
 use crate::jsonl::{self, JsonlReader, Line};
 use crate::live::{AudioIn, Holdback, RawSpec};
 use crate::output::{Dash, Input, Output, model_files, refuse_same, refuse_terminal_stdin};
+use crate::paths::{extension, label};
 
 /// `clvp encodec` subcommands.
 #[derive(clap::Subcommand)]
@@ -163,13 +164,6 @@ pub struct RoundtripArgs {
     output: PathBuf,
 }
 
-pub(crate) fn extension(path: &Path) -> String {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
 pub fn run(command: &Command) -> Result<()> {
     match command {
         Command::Encode(a) => encode(a),
@@ -200,15 +194,6 @@ fn refuse_inputs(out: &Output, input: &Path, model: &ModelChoice, what: &str) ->
     let mut inputs = vec![Input::new("the input", input)];
     inputs.extend(model.files());
     refuse_same(&[out], &inputs)
-}
-
-/// The input as errors name it: `-` is standard input.
-pub(crate) fn label(path: &Path) -> String {
-    if path.as_os_str() == STDIN_PATH {
-        STDIN_LABEL.to_string()
-    } else {
-        path.display().to_string()
-    }
 }
 
 /// Open the input audio (a file, a FIFO, `-` for standard input) to be read block by block.

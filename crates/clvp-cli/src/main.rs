@@ -13,6 +13,7 @@ mod generate;
 mod jsonl;
 mod live;
 mod output;
+mod paths;
 mod plot;
 mod text;
 mod tokenize;

@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::entry::{Data, Derive, TensorEntry, insert};
 use crate::error::{LoadError, WeightsError};
-use crate::weights::{Data, TensorEntry, WeightFormat, Weights, insert};
+use crate::weights::{WeightFormat, Weights};
 
 /// How an original tensor becomes a converted one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +166,8 @@ pub(crate) struct Derived {
     relayout: Relayout,
 }
 
-impl Derived {
-    pub(crate) fn to_f32(&self) -> Result<Vec<f32>, WeightsError> {
+impl Derive for Derived {
+    fn to_f32(&self) -> Result<Vec<f32>, WeightsError> {
         let values = self.source.to_f32()?;
         Ok(self.relayout.apply(&values, self.source.shape()))
     }

@@ -55,6 +55,7 @@ pub mod convert;
 pub mod device;
 #[cfg(feature = "download")]
 mod download;
+mod entry;
 pub mod error;
 pub mod kind;
 pub mod load;

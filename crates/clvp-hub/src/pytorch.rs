@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use burn::store::pytorch_reader::{DType, PytorchReader};
 
+use crate::entry::{Data, SourceDtype, TensorEntry};
 use crate::error::WeightsError;
-use crate::weights::{Data, SourceDtype, TensorEntry};
 
 /// Every tensor of a PyTorch checkpoint; data is read on demand.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<TensorEntry>, WeightsError> {

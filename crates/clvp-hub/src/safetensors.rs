@@ -7,8 +7,8 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
+use crate::entry::{Data, SourceDtype, TensorEntry, insert};
 use crate::error::WeightsError;
-use crate::weights::{Data, SourceDtype, TensorEntry, insert};
 
 /// Every tensor of one safetensors file; the header, offsets and file length are validated up front.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<TensorEntry>, WeightsError> {

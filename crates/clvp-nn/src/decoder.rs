@@ -11,7 +11,7 @@ use clvp_hub::MappedPages;
 use crate::attention::{ClvpSelfAttention, causal_mask};
 use crate::config::ClvpDecoderConfig;
 use crate::error::NnError;
-use crate::host::decoder::{HostDecoder, HostLayer, apply};
+use crate::host::decoder::{HostDecoder, HostLayer, apply, pack_linear};
 use crate::host::{Precision, host_kernels_for, require_cpu};
 use crate::linear::{self, Stored, torch_linear};
 
@@ -227,13 +227,37 @@ impl ClvpForCausalLM {
         self.host_precision
     }
 
+    /// Pack the projections in `precision` for the host kernels, layer by layer, handing each layer's mapped
+    /// checkpoint pages back once its copy exists (the loaded tensors are not used again).
+    fn pack_host(&self, precision: Precision) -> Result<HostDecoder, NnError> {
+        let dec = &self.model.decoder;
+        let mut layers = Vec::with_capacity(dec.layers.len());
+        for (i, layer) in dec.layers.iter().enumerate() {
+            let a = &layer.attn;
+            let host = HostLayer::pack(
+                [&a.q_proj, &a.k_proj, &a.v_proj],
+                &a.out_proj,
+                [&layer.mlp.c_fc, &layer.mlp.c_proj],
+                precision,
+            )
+            .map_err(|e| NnError::Shape(format!("decoder layer {i}: {e}")))?;
+            layer.mapped.iter().for_each(MappedPages::release);
+            layer.mlp.mapped.iter().for_each(MappedPages::release);
+            layers.push(host);
+        }
+        let lm_head = pack_linear(&self.lm_head, precision)
+            .map_err(|e| NnError::Shape(format!("lm_head: {e}")))?;
+        self.mapped.iter().for_each(MappedPages::release);
+        Ok(HostDecoder { layers, lm_head })
+    }
+
     /// The packed projections, packing them first if needed; `None` without host projections.
     fn host(&self) -> Result<Option<Arc<HostDecoder>>, NnError> {
         let Some(precision) = self.host_precision else {
             return Ok(None);
         };
         let packed = self.host.get_or_init(|| {
-            HostDecoder::pack(self, precision)
+            self.pack_host(precision)
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         });

@@ -19,7 +19,6 @@ pub mod linear;
 pub mod model;
 pub mod rotary;
 pub mod torch_order;
-pub mod tortoise;
 
 pub use conditioning::{ClvpConditioningEncoder, pad_extra_bos_eos};
 pub use config::{ClvpConfig, ClvpDecoderConfig, ClvpEncoderConfig, ConfigError};
@@ -32,6 +31,7 @@ pub use generate::{
     fix_speech_decoder_output, generate, generate_with_progress, length_penalty_range,
     pad_to_max_mel_tokens, teacher_forced_logits,
 };
+pub use model::tortoise;
 pub use model::{
     ClvpModelForConditionalGeneration, ClvpOutput, Embeddings, LoadModelError, LoadedClvp,
     clvp_name_map,

@@ -13,6 +13,7 @@ use crate::encoder::ClvpEncoder;
 use crate::error::NnError;
 
 mod forward;
+pub mod tortoise;
 
 pub use forward::{ClvpOutput, Embeddings};
 

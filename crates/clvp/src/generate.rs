@@ -18,12 +18,7 @@ use crate::model::{Clvp, ClvpError, Embeddings, check_encoder_length};
 use crate::score::Scores;
 use crate::voice::{Voice, VoiceConditioning};
 
-/// Sampled candidates decoded together (Tortoise's `autoregressive_batch_size`, 16): more candidates run in
-/// batches of this size, so the KV cache (≈ 150 MB per candidate at full size and 600 positions) stays bounded
-/// whatever the preset. Batch `c` samples with the seed `seed + c · 0x9E3779B97F4A7C15` (batch 0 with `seed`
-/// itself, so up to 16 candidates are exactly one `generate` call); the speech encoder runs in batches of the
-/// same size.
-pub const CANDIDATE_BATCH: usize = 16;
+pub use crate::score::CANDIDATE_BATCH;
 
 /// The most candidates one call generates (`num_return_sequences`).
 pub const MAX_CANDIDATES: usize = 4096;

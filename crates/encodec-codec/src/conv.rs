@@ -2,13 +2,15 @@
 //! padding, reflect padding with HF's small-input workaround, causal/non-causal splits, GroupNorm(1) for
 //! `time_group_norm`, transposed-conv trimming after the norm. Weight norm is folded at load (clvp-hub).
 
+use std::sync::{Arc, OnceLock};
+
 use burn::module::{Module, Param};
 use burn::tensor::module::{conv_transpose1d, conv1d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{EncodecConfig, NormType, PadMode};
-use crate::host::HostWeights;
+use crate::readback::values;
 
 /// The parameters of a PyTorch `nn.Conv1d` (`[cout, cin, k]`) or `nn.ConvTranspose1d` (`[cin, cout, k]`).
 #[derive(Module, Debug)]
@@ -295,6 +297,27 @@ impl EncodecConvTranspose1d {
         let right = padding_total - left;
         let [b, c, n] = y.dims();
         y.slice([0..b, 0..c, left..n - right])
+    }
+}
+
+/// A conv's parameters read to the host on first use (the loaded tensors do not change afterwards).
+#[derive(Debug, Clone, Default)]
+pub struct HostWeights(Arc<OnceLock<Weights>>);
+
+#[derive(Debug)]
+pub(crate) struct Weights {
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub norm: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HostWeights {
+    pub(crate) fn get<'a>(&'a self, conv: &ConvParams, norm: Option<&GroupNorm1>) -> &'a Weights {
+        self.0.get_or_init(|| Weights {
+            w: values(conv.weight.val()),
+            b: values(conv.bias.val()),
+            norm: norm.map(|n| (values(n.weight.val()), values(n.bias.val()))),
+        })
     }
 }
 

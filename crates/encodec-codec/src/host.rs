@@ -4,18 +4,14 @@
 //! two passes for its statistics and one for the output, each split over the pool's threads. Same
 //! functions as the burn path, summed in another order.
 //!
-//! Here: what moves tensors to plain buffers and back ([`Signal`], [`Pool`], [`HostWeights`], [`read_f32`]);
+//! Here: what moves tensors to plain buffers and back ([`Signal`], [`Pool`]);
 //! `blocks.rs`: the blocks built from the slice kernels of `clvp_kernels::conv`.
 
-use std::sync::{Arc, OnceLock};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use burn::tensor::{DataError, Device, Tensor, TensorData};
-
-use crate::conv::{ConvParams, GroupNorm1};
+use crate::readback::values;
 
 mod blocks;
-
-pub(crate) use clvp_kernels::conv::matmul_acc;
 
 /// A `[B, C, T]` signal on the host.
 #[derive(Debug, Clone)]
@@ -66,22 +62,6 @@ impl Signal {
     }
 }
 
-/// A tensor's values on the host, as `f32` (moved out of the read-back buffer, not copied again).
-pub(crate) fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DataError> {
-    t.into_data().try_into_vec_as::<f32>()
-}
-
-/// [`read_f32`] where a failure has no caller to go to (inside a network's forward).
-///
-/// # Panics
-/// When burn cannot read the tensor back, as `Tensor::into_data` itself does.
-pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    match read_f32(t) {
-        Ok(v) => v,
-        Err(e) => panic!("reading a tensor back to the host: {e:?}"),
-    }
-}
-
 /// Buffers a [`Pool`] keeps: more than a resnet block holds at once (its input, padded input, hidden
 /// signal, output and shortcut).
 const POOL_KEEP: usize = 6;
@@ -120,27 +100,6 @@ impl Pool {
         {
             self.0.swap_remove(i);
         }
-    }
-}
-
-/// A conv's parameters read to the host on first use (the loaded tensors do not change afterwards).
-#[derive(Debug, Clone, Default)]
-pub struct HostWeights(Arc<OnceLock<Weights>>);
-
-#[derive(Debug)]
-struct Weights {
-    w: Vec<f32>,
-    b: Vec<f32>,
-    norm: Option<(Vec<f32>, Vec<f32>)>,
-}
-
-impl HostWeights {
-    fn get<'a>(&'a self, conv: &ConvParams, norm: Option<&GroupNorm1>) -> &'a Weights {
-        self.0.get_or_init(|| Weights {
-            w: values(conv.weight.val()),
-            b: values(conv.bias.val()),
-            norm: norm.map(|n| (values(n.weight.val()), values(n.bias.val()))),
-        })
     }
 }
 

@@ -35,6 +35,7 @@ mod host;
 pub mod lstm;
 pub mod model;
 pub mod quantizer;
+mod readback;
 pub mod seanet;
 pub mod stream;
 pub mod streaming;

@@ -10,7 +10,8 @@ use burn::module::Module;
 use burn::nn::{Lstm, LstmConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::host::{matmul_acc, values};
+use crate::readback::values;
+use clvp_kernels::conv::matmul_acc;
 
 use clvp_kernels::lstm as steps;
 

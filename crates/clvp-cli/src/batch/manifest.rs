@@ -54,7 +54,7 @@ pub fn read(path: &Path, bytes: Vec<u8>, needs: Needs) -> Result<Vec<Item>> {
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let ext = crate::encodec::extension(path);
+    let ext = crate::paths::extension(path);
     let format = match ext.as_str() {
         "jsonl" | "ndjson" => "jsonl",
         "csv" => "csv",

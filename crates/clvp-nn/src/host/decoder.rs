@@ -4,7 +4,6 @@
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::decoder::ClvpForCausalLM;
 use crate::error::NnError;
 use crate::host::activation::gelu_new_in_place;
 use crate::host::attention::HostKv;
@@ -20,63 +19,45 @@ pub(crate) struct HostLayer {
     pub c_proj: PackedLinear,
 }
 
-/// Every projection of a [`ClvpForCausalLM`], packed.
+/// Every projection of a `ClvpForCausalLM`, packed (by `ClvpForCausalLM`'s own walk over its layers).
 #[derive(Debug)]
 pub(crate) struct HostDecoder {
     pub layers: Vec<HostLayer>,
     pub lm_head: PackedLinear,
 }
 
-impl HostDecoder {
-    /// Pack `lm`'s projections in `precision`, layer by layer, handing each layer's mapped checkpoint
-    /// pages back once its copy exists (the loaded tensors are not used again).
-    pub fn pack(lm: &ClvpForCausalLM, precision: Precision) -> Result<Self, NnError> {
-        let dec = &lm.model.decoder;
-        let mut layers = Vec::with_capacity(dec.layers.len());
-        for (i, layer) in dec.layers.iter().enumerate() {
-            let a = &layer.attn;
-            let parts = [&a.q_proj, &a.k_proj, &a.v_proj].map(read);
-            let mut w = Vec::new();
-            let mut b = Vec::new();
-            let (mut d_out, mut d_in) = (0, 0);
-            for part in parts {
-                let part = part.map_err(|e| NnError::Shape(format!("decoder layer {i}: {e}")))?;
-                d_out += part.d_out;
-                d_in = part.d_in;
-                w.extend_from_slice(&part.w);
-                b.extend(part.b.unwrap_or_else(|| vec![0.0; part.d_out]));
-            }
-            let qkv = PackedLinear::new(w, Some(b), d_out, d_in, precision);
-            let pack = |l: &Linear| read(l).and_then(|r| r.pack(precision));
-            let packed = (
-                qkv,
-                pack(&a.out_proj),
-                pack(&layer.mlp.c_fc),
-                pack(&layer.mlp.c_proj),
-            );
-            let layer_err = |what: &str| NnError::Shape(format!("decoder layer {i}: {what}"));
-            let host = HostLayer {
-                qkv: packed
-                    .0
-                    .ok_or_else(|| layer_err("q/k/v projections of unequal widths"))?,
-                out_proj: packed.1.map_err(|e| layer_err(&e))?,
-                c_fc: packed.2.map_err(|e| layer_err(&e))?,
-                c_proj: packed.3.map_err(|e| layer_err(&e))?,
-            };
-            layer.mapped.iter().for_each(clvp_hub::MappedPages::release);
-            layer
-                .mlp
-                .mapped
-                .iter()
-                .for_each(clvp_hub::MappedPages::release);
-            layers.push(host);
+impl HostLayer {
+    /// Pack one decoder layer's projections in `precision`: q, k and v stacked into one product,
+    /// `out_proj`, and the MLP's `c_fc` and `c_proj`. The error names the projection at fault.
+    pub fn pack(
+        [q, k, v]: [&Linear; 3],
+        out_proj: &Linear,
+        [c_fc, c_proj]: [&Linear; 2],
+        precision: Precision,
+    ) -> Result<Self, String> {
+        let mut w = Vec::new();
+        let mut b = Vec::new();
+        let (mut d_out, mut d_in) = (0, 0);
+        for part in [q, k, v].map(read) {
+            let part = part?;
+            d_out += part.d_out;
+            d_in = part.d_in;
+            w.extend_from_slice(&part.w);
+            b.extend(part.b.unwrap_or_else(|| vec![0.0; part.d_out]));
         }
-        let lm_head = read(&lm.lm_head)
-            .and_then(|r| r.pack(precision))
-            .map_err(|e| NnError::Shape(format!("lm_head: {e}")))?;
-        lm.mapped.iter().for_each(clvp_hub::MappedPages::release);
-        Ok(HostDecoder { layers, lm_head })
+        Ok(HostLayer {
+            qkv: PackedLinear::new(w, Some(b), d_out, d_in, precision)
+                .ok_or("q/k/v projections of unequal widths")?,
+            out_proj: pack_linear(out_proj, precision)?,
+            c_fc: pack_linear(c_fc, precision)?,
+            c_proj: pack_linear(c_proj, precision)?,
+        })
     }
+}
+
+/// A burn `Linear` packed `[out, in]` in `precision`.
+pub(crate) fn pack_linear(linear: &Linear, precision: Precision) -> Result<PackedLinear, String> {
+    read(linear).and_then(|r| r.pack(precision))
 }
 
 /// A layer's weight as `[out, in]` row-major, and its bias.

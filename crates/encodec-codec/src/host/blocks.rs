@@ -5,7 +5,8 @@
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{Pool, Signal, Weights};
+use super::{Pool, Signal};
+use crate::conv::Weights;
 use crate::conv::{EncodecConv1d, EncodecConvTranspose1d};
 use crate::seanet::EncodecResnetBlock;
 use clvp_kernels::conv::*;

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{EncodecModel, EncodedAudio, EncodedSegment, batches, overlap_weights};
 use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale, is_valid_scale};
-use crate::host::read_f32;
+use crate::readback::read_f32;
 use crate::stream;
 
 impl EncodecModel {

@@ -3,8 +3,8 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{EncodecError, OVERFLOW_CAUSE, check_finite_block, check_scale};
-use crate::host::read_f32;
 use crate::model::EncodecModel;
+use crate::readback::read_f32;
 use crate::stream::{Extent, Lengths, Stack, Tiler};
 
 use super::DecodeStream;

@@ -15,8 +15,8 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::EncodecError;
-use crate::host::read_f32;
 use crate::model::{EncodecModel, batches};
+use crate::readback::read_f32;
 use crate::stream::{Extent, Lengths, Stack, Tiler};
 
 mod decode;

@@ -4,8 +4,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::decode::{AudioSink, CodesRef, Output, SegmentRef};
 use crate::error::{EncodecError, check_scale};
-use crate::host::read_f32;
 use crate::model::{EncodecModel, overlap_weights};
+use crate::readback::read_f32;
 use crate::stream::{Extent, Lengths, Tiler};
 
 /// Code frames `[start, start + len)` of one segment, one row per codebook.

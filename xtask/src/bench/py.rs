@@ -132,7 +132,7 @@ pub fn run(python: &Path, sel: &Selection, rows: &mut Vec<Row>) -> Result<()> {
             "== P3-py (one process, {} rounds)",
             crate::bench::rounds("p3-py")
         );
-        let model = crate::bench_clvp::model(python)?;
+        let model = crate::bench::clvp::model(python)?;
         let r = measure(python, &pkg, "p3", &model, None)?;
         rows.push(row(
             "P3-py P3 from Python: clvp vs transformers in one process",
