@@ -73,6 +73,17 @@ impl Component {
 /// Every registered component, in dependency order.
 pub const COMPONENTS: &[Component] = &[
     Component {
+        name: "kernels",
+        script: "ref_torch_sum.py",
+        env: PyEnv::Reference,
+        fixture_dir: "kernels",
+        package: "clvp-kernels",
+        tests: &["torch_sum"],
+        other_tests: &[],
+        has_full: false,
+        sdists: &[],
+    },
+    Component {
         name: "tokenizer",
         script: "ref_tokenizer.py",
         env: PyEnv::Reference,

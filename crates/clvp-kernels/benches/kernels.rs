@@ -8,6 +8,7 @@ use clvp_kernels::attention::HostKv;
 use clvp_kernels::conv::{PadMode, elu_into, group_norm, matmul_acc, pad_row};
 use clvp_kernels::encoder_attention::{Shape, self_attention};
 use clvp_kernels::lstm::{PackedHh, Recurrence};
+use clvp_kernels::torch_sum::rms_scale;
 use clvp_kernels::{PackedLinear, Precision};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -119,6 +120,10 @@ fn encodec(c: &mut Criterion) {
     };
     g.bench_function("LSTM 75 steps × 512 (1 s at 24 kHz)", |b| {
         b.iter(|| black_box(run.run(vec![0.0; hidden], vec![0.0; hidden], 2)))
+    });
+    let chunk = values(2 * 48_000, 19);
+    g.bench_function("rms_scale 2 × 48000 (a 48 kHz chunk)", |b| {
+        b.iter(|| black_box(rms_scale(black_box(&chunk), 2, 48_000)))
     });
     g.finish();
 }

@@ -9,6 +9,8 @@
 //! * [`activation`]: `gelu_new` and the encoders' gated GELU.
 //! * [`conv`]: EnCodec's ELU, padding, the convolutions' GEMM wrappers, GroupNorm; [`lstm`]: its LSTM's
 //!   recurrence over a packed `W_hh`.
+//! * [`torch_sum`]: torch's single-threaded float32 `sum`, bit for bit, and EnCodec's RMS scale built on it
+//!   (the `.ecdc` files store the scale as float32 bits).
 //! * [`simd`]: where the CPU's vector features are detected, once, for all of them, and the one `exp`;
 //!   [`gemm`]: the one wrapper of the `gemm` crate.
 //!
@@ -24,6 +26,7 @@ pub mod lstm;
 pub mod matmul;
 pub mod simd;
 pub mod team;
+pub mod torch_sum;
 
 pub use matmul::{PackedLinear, Precision};
 

@@ -17,7 +17,6 @@ mod decode;
 mod encode;
 mod meta;
 mod names;
-mod scale;
 
 pub use meta::meta_config;
 pub use names::{HF, META, Spelling, encodec_name_map, meta_name_map, name_map};

@@ -147,22 +147,22 @@ impl EncodecModel {
         if !self.config.normalize {
             return (frame, None);
         }
-        let scale = match frame
+        let host = frame
             .clone()
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
-        {
-            Ok(x) => {
-                let per_row: Vec<f32> = x
-                    .chunks_exact((c * l).max(1))
-                    .map(|row| super::scale::rms_scale(row, c, l))
-                    .collect();
-                Tensor::<1>::from_data(TensorData::new(per_row, [b]), &frame.device())
-                    .reshape([b, 1, 1])
-            }
+            .ok()
+            .and_then(|x| {
+                x.chunks_exact((c * l).max(1))
+                    .map(|row| clvp_kernels::torch_sum::rms_scale(row, c, l).ok())
+                    .collect::<Option<Vec<f32>>>()
+            });
+        let scale = match host {
+            Some(per_row) => Tensor::<1>::from_data(TensorData::new(per_row, [b]), &frame.device())
+                .reshape([b, 1, 1]),
             // A backend that cannot hand the frame back: the same formula as tensor ops.
-            Err(_) => {
+            None => {
                 let mono = frame.clone().sum_dim(1) / c as f64; // [B, 1, L]
                 mono.square().mean_dim(2).sqrt() + 1e-8 // [B, 1, 1]
             }
