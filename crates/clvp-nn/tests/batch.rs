@@ -9,6 +9,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::{GenerationConfig, LoadedClvp, PrefillPositions, generate, pad_extra_bos_eos};
+use clvp_parity::tensors::floats as values;
 use clvp_parity::{FixtureTensor, compare, fixture_path, read_safetensors, tolerance};
 
 fn device() -> Device {
@@ -18,16 +19,6 @@ fn device() -> Device {
 fn load() -> LoadedClvp {
     let ckpt = Checkpoint::local(fixture_path("clvp/tiny")).unwrap_or_else(|e| panic!("{e}"));
     LoadedClvp::from_checkpoint(&ckpt, &device()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 fn ids_tensor(rows: &[Vec<u32>]) -> Tensor<2, Int> {

@@ -13,6 +13,7 @@ use clvp_nn::{
     EarlyStopping, GenerationConfig, LoadedClvp, PrefillPositions, fix_speech_decoder_output,
     generate, pad_extra_bos_eos, pad_to_max_mel_tokens, teacher_forced_logits,
 };
+use clvp_parity::tensors::floats as values;
 use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, compare_ids, fixture_path, read_safetensors,
     tolerance,
@@ -31,16 +32,6 @@ fn rows(t: &FixtureTensor) -> Vec<Vec<u32>> {
 
 fn flat_ids(rows: &[Vec<u32>]) -> Vec<i64> {
     rows.iter().flatten().map(|&v| v as i64).collect()
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 #[test]

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
 use clvp_nn::host::Precision;
 use clvp_nn::{ClvpForCausalLM, ClvpModelForConditionalGeneration, KvCache, LoadedClvp};
+use clvp_parity::tensors::shaped as values;
 use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, fixture_path, read_safetensors, tolerance,
 };
@@ -62,13 +63,6 @@ impl Case {
             &device(),
         )
     }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f64>) {
-    let shape = t.dims().to_vec();
-    let data = t.into_data().convert::<f32>();
-    let v = data.try_to_vec::<f32>().unwrap_or_default();
-    (shape, v.into_iter().map(f64::from).collect())
 }
 
 /// `ours` against the reference `name`, recorded as `name` + `suffix`.

@@ -24,6 +24,7 @@ use clvp_nn::{
     GenerationConfig, LoadedClvp, PrefillPositions, apply_logits_processors, generate,
     teacher_forced_logits,
 };
+use clvp_parity::tensors::floats as values;
 use clvp_parity::{
     FixtureTensor, Recorder, Tolerance, compare, compare_ids, fixture_path, read_safetensors,
     tolerance,
@@ -33,16 +34,6 @@ const CASES: [&str; 3] = ["short", "mid", "long"];
 
 fn device() -> Device {
     Device::flex()
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 fn float<const D: usize>(t: &FixtureTensor) -> Tensor<D> {

@@ -13,6 +13,8 @@ pub mod bench;
 pub mod compare;
 pub mod fixtures;
 pub mod report;
+#[cfg(feature = "burn")]
+pub mod tensors;
 pub mod tolerance;
 
 pub use compare::{Comparison, compare, compare_ids};

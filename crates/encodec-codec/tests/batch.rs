@@ -6,8 +6,9 @@
 //! enters the 48 kHz model's RMS scale and the convolutions' receptive field near the end of a shorter clip, so
 //! those items differ from the clip alone (docs/errors.md § "Batches"). Encode such clips one by one.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
+use clvp_parity::tensors::{floats, ints};
 use clvp_parity::{compare, fixture_path, tolerance};
 use encodec_codec::EncodecModel;
 
@@ -29,23 +30,6 @@ fn clip(seed: u64, channels: usize, len: usize, rate: usize) -> Vec<f32> {
             0.3 * (std::f32::consts::TAU * freq * t).sin() + 0.2 * noise
         })
         .collect()
-}
-
-fn floats<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
-fn ints<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
-    t.into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap_or_default()
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clvp_hub::Checkpoint;
+use clvp_parity::tensors::shaped as values;
 use clvp_parity::{FixtureTensor, Recorder, compare, fixture_path, read_safetensors, tolerance};
 use encodec_codec::{EncodecFeatureExtractor, EncodecModel, PadOptions};
 
@@ -73,16 +74,6 @@ impl Cases {
             })
             .collect()
     }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f64>) {
-    let shape = t.dims().to_vec();
-    let v = t
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    (shape, v.into_iter().map(f64::from).collect())
 }
 
 fn check<const D: usize>(

@@ -4,8 +4,9 @@
 //! whole pass and its audio within `tolerance("stream")`. The whole pass itself is checked against
 //! transformers by `tests/parity.rs`.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use clvp_hub::Checkpoint;
+use clvp_parity::tensors::{floats, ints};
 use clvp_parity::{compare, fixture_path, tolerance};
 use encodec_codec::EncodecModel;
 
@@ -33,23 +34,6 @@ fn clip(seed: u64, len: usize, rate: usize) -> Vec<f32> {
                 + 0.15 * noise
         })
         .collect()
-}
-
-fn floats(t: Tensor<3>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
-fn ints<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
-    t.into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap_or_default()
 }
 
 #[test]
