@@ -13,8 +13,8 @@ use burn::tensor::TensorData;
 
 /// The one place the CLVP networks choose their path from the device: the host kernels of `clvp-kernels` on a
 /// CPU backend (burn-flex, burn-ndarray), burn's ops elsewhere. Each network stores the choice when it is built;
-/// [`crate::LoadedClvp::set_host_kernels`] (or the networks' own `set_host_kernels`) changes it, e.g. to run
-/// the burn path on a CPU as the `@burn` parity rows do.
+/// [`crate::ClvpModelForConditionalGeneration::set_host_kernels`] (or the networks' own `set_host_kernels`)
+/// changes it, e.g. to run the burn path on a CPU as the `@burn` parity rows do.
 pub fn host_kernels_for(device: &Device) -> bool {
     is_cpu(device)
 }
