@@ -63,9 +63,9 @@ impl ClvpEncoderMLP {
         let h = linear::forward(&self.fc1.proj, x, Stored::OutIn);
         let [b, t, two_i] = h.dims();
         let i = two_i / 2;
-        // With the host kernels (a CPU backend) the gated unit is one vectorised host pass over the projection's buffer, read in
-        // place (moved out of its tensor, not copied): burn-flex's erf is a libm call per value, and the
-        // composition five passes over the activations.
+        // With the host kernels (a CPU backend) the gated unit is one vectorised host pass over the projection's
+        // buffer, read in place (moved out of its tensor, not copied): burn-flex's erf is a libm call per value,
+        // and the composition five passes over the activations.
         let device = h.device();
         let h = if self.host_kernels {
             let data = h.into_data();

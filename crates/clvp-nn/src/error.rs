@@ -29,6 +29,9 @@ pub enum NnError {
     /// Inputs of incompatible shapes or lengths.
     #[error("{0}")]
     Shape(String),
+    /// Scoring embeddings against each other (`clvp-rank`).
+    #[error(transparent)]
+    Rank(#[from] clvp_rank::RankError),
     /// A result could not be read back from the device.
     #[error("reading {what} back from the device: {message}")]
     Readback {

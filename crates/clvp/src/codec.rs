@@ -159,15 +159,8 @@ impl Encodec {
         self.model
             .check_segments(&codes.segment_refs(), codes.num_codebooks)?;
         let mut segments = Vec::with_capacity(codes.chunks.len());
-        for (i, c) in codes.chunks.iter().enumerate() {
-            if c.codes.len() != codes.num_codebooks * c.frames {
-                return Err(CodecError::Codes(format!(
-                    "chunk {i} has {} codes for {} codebooks × {} frames",
-                    c.codes.len(),
-                    codes.num_codebooks,
-                    c.frames
-                )));
-            }
+        // Each chunk's code count was checked against `num_codebooks × frames` by `check_segments`.
+        for c in &codes.chunks {
             let t = Tensor::<3, Int>::from_data(
                 TensorData::new(c.codes.clone(), [1, codes.num_codebooks, c.frames]),
                 &self.device,

@@ -144,11 +144,13 @@ impl From<LoadModelError> for Error {
     }
 }
 
-/// A read-back failure inside clvp-nn is [`Error::Readback`], as the facade's own.
+/// A read-back failure inside clvp-nn is [`Error::Readback`] and a scoring failure [`Error::Rank`], as the
+/// facade's own.
 impl From<NnError> for Error {
     fn from(e: NnError) -> Self {
         match e {
             NnError::Readback { what, message } => Error::Readback { what, message },
+            NnError::Rank(e) => Error::Rank(e),
             e => Error::Nn(e),
         }
     }

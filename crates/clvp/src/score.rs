@@ -140,21 +140,17 @@ impl Clvp {
             ));
         }
         let text_e = self.get_text_features(&[ids.to_vec()], None)?;
-        let rank_err = ClvpError::Rank;
         let logits_per_text =
-            clvp_rank::logits_per_text(&text_e.values, &speech, dim, self.model.logit_scale)
-                .map_err(rank_err)?;
+            clvp_rank::logits_per_text(&text_e.values, &speech, dim, self.model.logit_scale)?;
         let ranking = clvp_rank::top_k(&logits_per_text, logits_per_text.len());
         Ok(Scores {
             ranking,
-            text_embeds: Embeddings {
-                values: clvp_rank::normalize(&text_e.values, dim).map_err(rank_err)?,
-                shape: text_e.shape,
-            },
+            text_embeds: text_e.normalized()?,
             speech_embeds: Embeddings {
-                values: clvp_rank::normalize(&speech, dim).map_err(rank_err)?,
+                values: speech,
                 shape: [rows.len(), dim],
-            },
+            }
+            .normalized()?,
             logits_per_text,
         })
     }

@@ -43,14 +43,10 @@ impl Embeddings {
     /// The rows L2-normalised (HF's `embeds / embeds.norm(p=2, dim=-1, keepdim=True)`).
     pub fn normalized(&self) -> Result<Embeddings, NnError> {
         Ok(Embeddings {
-            values: clvp_rank::normalize(&self.values, self.shape[1]).map_err(rank)?,
+            values: clvp_rank::normalize(&self.values, self.shape[1])?,
             shape: self.shape,
         })
     }
-}
-
-fn rank(e: clvp_rank::RankError) -> NnError {
-    NnError::Shape(e.to_string())
 }
 
 /// What [`LoadedClvp::forward`] returns (the fields of HF's `ClvpOutput` that a forward pass without loss
@@ -130,8 +126,7 @@ impl LoadedClvp {
         let text_e = Embeddings::from_tensor(text.embeds)?;
         let dim = text_e.shape[1];
         let logits_per_text =
-            clvp_rank::logits_per_text(&text_e.values, &speech_e.values, dim, self.logit_scale)
-                .map_err(rank)?;
+            clvp_rank::logits_per_text(&text_e.values, &speech_e.values, dim, self.logit_scale)?;
         let (bt, bs) = (text_e.shape[0], speech_e.shape[0]);
         let mut logits_per_speech = vec![0.0f32; bt * bs];
         for i in 0..bt {
