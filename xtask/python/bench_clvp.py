@@ -16,6 +16,8 @@ Workloads (the Rust side is `crates/clvp/examples/clvp_bench_worker.rs`, with th
 (`model.to(torch.bfloat16)`, features too) and `torch.autocast("cpu", dtype=torch.bfloat16)` over the f32
 model -- each timed with its warm-up; the faster one's times are reported. (The cast does not run in transformers
 5.23's CLVP on the CPU -- a float32 tensor meets a bf16 weight -- so autocast is what is measured.)
+--dtype int8 (p1, p2): PyTorch's own int8 on the speech decoder (`quantize_dynamic`, see `int8_decoder`): all of
+its matmuls, the MLP's Conv1D rewritten as Linear first; `--dtype int8-linear` only the Linear layers it finds.
 Prints one JSON line: {"median_s": ..., "runs": N, "peak_rss_bytes": ...}.
 """
 
@@ -55,6 +57,37 @@ def make(out, seed):
     print(f"full-size CLVP: {sum(p.numel() for p in model.parameters())} parameters -> {out}")
 
 
+def int8_decoder(decoder, swap_conv1d):
+    """PyTorch's own int8 for the speech decoder, in place: `torch.ao.quantization.quantize_dynamic` (int8
+    weights per tensor, activations quantized per call) on its `nn.Linear` modules -- q/k/v, `out_proj` and
+    `lm_head`, 35 % of the decoder's matmul weights (`--dtype int8-linear`). The MLP's `c_fc` / `c_proj` are
+    GPT-2 `Conv1D` modules, which it leaves in f32; with `swap_conv1d` (`--dtype int8`, the faster, the one the
+    bench compares against) they are first rewritten as the equivalent `nn.Linear` (transposed weight), so all
+    of them are quantized. The encoders stay f32 in both, as ours do."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+    from transformers.pytorch_utils import Conv1D
+
+    if swap_conv1d:
+        for parent in list(decoder.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, Conv1D):
+                    n_in, n_out = child.weight.shape
+                    lin = torch.nn.Linear(n_in, n_out)
+                    lin.weight.data = child.weight.data.t().contiguous()
+                    lin.bias.data = child.bias.data.clone()
+                    setattr(parent, name, lin)
+    total = sum(m.weight.numel() for m in decoder.modules() if isinstance(m, (torch.nn.Linear, Conv1D)))
+    covered = sum(m.weight.numel() for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.15 marks torch.ao.quantization deprecated (moving to torchao)
+        q = quantize_dynamic(decoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    print(f"int8 ({'Conv1D as Linear' if swap_conv1d else 'as loaded'}): {covered / total:.0%} of the decoder's "
+          f"matmul weights quantized", file=sys.stderr)
+    return q
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--make")
@@ -65,7 +98,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
+    ap.add_argument("--dtype", choices=["f32", "bf16", "int8", "int8-linear"], default="f32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.make:
@@ -115,6 +148,10 @@ def main():
                 return t @ s.t() * model.logit_scale.exp()
 
         if args.dtype == "f32":
+            times = time_runs(once, args.runs, args.warmup)
+        elif args.dtype in ("int8", "int8-linear"):
+            assert args.workload in ("p1", "p2"), "--dtype int8 is for p1 and p2"
+            model.speech_decoder_model = int8_decoder(model.speech_decoder_model, args.dtype == "int8")
             times = time_runs(once, args.runs, args.warmup)
         else:
             assert args.workload in ("p1", "p2"), "--dtype bf16 is for p1 and p2"

@@ -53,6 +53,7 @@ pub fn goal(key: &str) -> Option<f64> {
     match key.to_ascii_uppercase().as_str() {
         "P2" | "P5" | "P6" | "P1-BF16PT" | "P2-BF16PT" => Some(2.0),
         "P3" => Some(1.6),
+        "P1-INT8" => Some(4.0),
         _ => None,
     }
 }
@@ -435,7 +436,7 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
     };
     if rows.is_empty() && backend_table.is_none() {
         bail!(
-            "no workload matches {only:?}; known: P1, P1-bf16, P1-bf16pt, P2, P2-bf16pt, P3, P3-py, P4, P5, P5-py, P6, P7"
+            "no workload matches {only:?}; known: P1, P1-bf16, P1-bf16pt, P1-int8, P1-int8pt, P2, P2-bf16pt, P3, P3-py, P4, P5, P5-py, P6, P7"
         );
     }
     let fresh: Vec<String> = rows.iter().map(row_line).collect();

@@ -34,6 +34,9 @@ pub enum DecoderWeights {
     F32,
     /// bfloat16 on the CPU backends: half the memory, faster decoding, logits within about 1e-3.
     Bf16,
+    /// int8 with a scale per output channel on the CPU backends (weight-only): a quarter of the
+    /// memory, the fastest decoding, the largest error (docs/parity.md).
+    Int8,
 }
 
 /// Beam-search early stopping, as on the command line (HF's `early_stopping`).
@@ -110,6 +113,7 @@ impl GenOptions {
             "decoder_weights": match self.decoder_weights {
                 DecoderWeights::F32 => "f32",
                 DecoderWeights::Bf16 => "bf16",
+                DecoderWeights::Int8 => "int8",
             },
             "prefill_positions": match self.prefill_positions {
                 Prefill::Tortoise => "tortoise",
@@ -124,6 +128,7 @@ impl GenOptions {
         clvp.set_decoder_weights(match self.decoder_weights {
             DecoderWeights::F32 => WeightPrecision::F32,
             DecoderWeights::Bf16 => WeightPrecision::Bf16,
+            DecoderWeights::Int8 => WeightPrecision::Int8,
         })?;
         if self.max_new_tokens.is_none() {
             // Without an explicit --max-new-tokens, stay within the checkpoint's mel position table (a small

@@ -357,31 +357,36 @@ fn generate_greedy_matches_transformers_end_to_end() {
     rec.finish();
 }
 
-/// `--decoder-weights bf16` decodes the same number of codes through the bf16 host kernels (their
-/// logits against the reference are checked by `clvp-nn`'s parity rows `@bf16`; greedy ids may part
-/// from f32 where two logits are within bf16's rounding, so they are not compared here).
+/// `--decoder-weights bf16` and `int8` decode the same number of codes through their host kernels (their
+/// logits against the reference are checked by `clvp-nn`'s parity rows `@bf16` and `@int8`; greedy ids may
+/// part from f32 where two logits are within the weights' rounding, so they are not compared here).
 #[test]
-fn generate_with_bf16_decoder_weights() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_st = dir.path().join("g.safetensors");
-    let out = generate(
-        "Hello world, this is a test.",
-        &voice_path(),
-        &[
-            "--greedy",
-            "--max-new-tokens",
-            "12",
-            "--decoder-weights",
-            "bf16",
-            "--output",
-            out_st.to_str().expect("path"),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ours = read_safetensors(&out_st).expect("our output");
-    assert_eq!(ours["speech_ids"].shape.len(), 2);
-    assert_eq!(ours["speech_ids"].shape[0], 1);
-    assert!(ours["logits_per_text"].f64.iter().all(|v| v.is_finite()));
+fn generate_with_bf16_and_int8_decoder_weights() {
+    for weights in ["bf16", "int8"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_st = dir.path().join("g.safetensors");
+        let out = generate(
+            "Hello world, this is a test.",
+            &voice_path(),
+            &[
+                "--greedy",
+                "--max-new-tokens",
+                "12",
+                "--decoder-weights",
+                weights,
+                "--output",
+                out_st.to_str().expect("path"),
+            ],
+        );
+        assert!(out.status.success(), "{weights}: {}", stderr(&out));
+        let ours = read_safetensors(&out_st).expect("our output");
+        assert_eq!(ours["speech_ids"].shape.len(), 2, "{weights}");
+        assert_eq!(ours["speech_ids"].shape[0], 1, "{weights}");
+        assert!(
+            ours["logits_per_text"].f64.iter().all(|v| v.is_finite()),
+            "{weights}"
+        );
+    }
 }
 
 /// `clvp generate --beams 3 --candidates 2` end to end against transformers 5.23's

@@ -29,8 +29,8 @@ fn decoder(c: &mut Criterion) {
     let mut g = c.benchmark_group("decoder");
     g.sample_size(10);
     let (d_in, d_out) = (1024, 4096);
-    let x = values(d_in, 1);
-    for precision in [Precision::F32, Precision::Bf16] {
+    let x = values(16 * d_in, 1);
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
         let Some(lin) = PackedLinear::new(
             values(d_out * d_in, 2),
             Some(values(d_out, 3)),
@@ -40,10 +40,13 @@ fn decoder(c: &mut Criterion) {
         ) else {
             panic!("the weights fit the shape")
         };
-        g.bench_function(
-            format!("PackedLinear 1 × {d_in} → {d_out} ({precision:?})"),
-            |b| b.iter(|| black_box(lin.forward(black_box(&x), 1))),
-        );
+        // One decoding step's row, and P2's 16 candidates.
+        for rows in [1, 16] {
+            g.bench_function(
+                format!("PackedLinear {rows} × {d_in} → {d_out} ({precision:?})"),
+                |b| b.iter(|| black_box(lin.forward(black_box(&x[..rows * d_in]), rows))),
+            );
+        }
     }
     // One cached step of one layer: 16 heads × 64, 300 positions in the cache.
     let (heads, hd, past) = (16, 64, 300);

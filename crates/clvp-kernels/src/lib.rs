@@ -1,8 +1,8 @@
-//! The CPU kernels of the CLVP and EnCodec models: plain `f32` (and bf16 weight) slices in, plain slices out,
-//! no tensor library. The models' adapters (clvp-nn's `host` module, encodec-codec's `host` module) move
+//! The CPU kernels of the CLVP and EnCodec models: plain `f32` (and bf16 or int8 weight) slices in, plain
+//! slices out, no tensor library. The models' adapters (clvp-nn's `host` module, encodec-codec's `host` module) move
 //! tensors to slices and back and decide, from the device, whether these kernels or burn's ops run.
 //!
-//! * [`matmul`]: packed linear layers (`[out, in]`, f32 or bf16) for batch-1 and small-batch decoding;
+//! * [`matmul`]: packed linear layers (`[out, in]`, f32, bf16 or int8) for batch-1 and small-batch decoding;
 //!   [`team`]: the thread team their products and the decoder's attention split over.
 //! * [`attention`]: the decoder's cached attention (the KV cache as a host buffer);
 //!   [`encoder_attention`]: the text and speech encoders' self-attention (rotary, softmax, `gemm` products).

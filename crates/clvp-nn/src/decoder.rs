@@ -193,7 +193,8 @@ impl ClvpForCausalLM {
     /// Host kernels need a CPU backend: with `Some` on any other device this returns
     /// [`NnError::Config`]. [`Precision::F32`] gives the loaded model's results up to summation
     /// order; [`Precision::Bf16`] halves the weights' memory and the bytes each decoding step streams,
-    /// at the cost of rounding every weight to 8 significant bits.
+    /// at the cost of rounding every weight to 8 significant bits; [`Precision::Int8`] quarters them,
+    /// rounding every weight to one of 255 steps of its output row's largest magnitude.
     pub fn set_host_projections(&mut self, precision: Option<Precision>) -> Result<(), NnError> {
         if precision.is_some() {
             let device = self.lm_head.weight.val().device();

@@ -106,6 +106,6 @@ mod tests {
         assert_eq!(tolerance("nn_full_bf16"), Tolerance::scaled(2e-2));
         assert_eq!(tolerance("tokenizer"), Tolerance::EXACT);
         assert_eq!(tolerance("no such component"), Tolerance::EXACT);
-        assert_eq!(table().len(), 18);
+        assert_eq!(table().len(), 20);
     }
 }

@@ -324,8 +324,9 @@ impl ClvpOutput {
 #[pymethods]
 impl ClvpModelForConditionalGeneration {
     /// A checkpoint directory or hub id (`susnato/clvp_dev`), or Tortoise's own files (a folder with
-    /// `autoregressive.pth` and `clvp2.pth`, or the path of either); `decoder_weights`: `"f32"` or `"bf16"` (the
-    /// decoder's projections in bfloat16, about twice as fast on a CPU with AVX-512 BF16).
+    /// `autoregressive.pth` and `clvp2.pth`, or the path of either); `decoder_weights`: `"f32"`, `"bf16"` (the
+    /// decoder's projections in bfloat16, about twice as fast on a CPU with AVX-512 BF16) or `"int8"`
+    /// (int8 with a scale per output channel: a quarter of the bytes, the largest error).
     #[staticmethod]
     #[pyo3(signature = (path, device = "cpu", decoder_weights = "f32"))]
     fn from_pretrained(
@@ -337,9 +338,10 @@ impl ClvpModelForConditionalGeneration {
         let precision = match decoder_weights {
             "f32" => WeightPrecision::F32,
             "bf16" => WeightPrecision::Bf16,
+            "int8" => WeightPrecision::Int8,
             other => {
                 return Err(value_err(format!(
-                    "decoder_weights={other:?}: \"f32\" or \"bf16\""
+                    "decoder_weights={other:?}: \"f32\", \"bf16\" or \"int8\""
                 )));
             }
         };

@@ -51,6 +51,19 @@ def test_generate_equals_the_command(model, flags, kwargs):
         assert got["ranking"] == list(np.argsort(-got["logits_per_text"][0], kind="stable"))
 
 
+@pytest.mark.parametrize("weights", ["bf16", "int8"])
+def test_decoder_weights_equal_the_command(weights):
+    want = cli("generate", "--model", TINY, "--text", "Hello there.", "--voice", str(VOICE),
+               "--max-new-tokens", "12", "--greedy", "--decoder-weights", weights)
+    m = clvp.ClvpModelForConditionalGeneration.from_pretrained(TINY, decoder_weights=weights)
+    got = m.generate("Hello there.", [str(VOICE)], max_new_tokens=12, do_sample=False, num_return_sequences=1,
+                     repetition_penalty=1.0)
+    np.testing.assert_array_equal(got["speech_ids"], want["speech_ids"])
+    np.testing.assert_array_equal(got["logits_per_text"], want["logits_per_text"])
+    with pytest.raises(ValueError, match="int8"):
+        clvp.ClvpModelForConditionalGeneration.from_pretrained(TINY, decoder_weights="int4")
+
+
 def test_features_equal_the_command(model):
     tok = clvp.ClvpTokenizer.from_pretrained(TINY)
     want = cli("embed-text", "--model", TINY, "--text", "Hello there.")

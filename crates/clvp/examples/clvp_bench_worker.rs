@@ -5,7 +5,7 @@
 //! `xtask/python/bench_clvp.py`, which builds the same inputs):
 //! - `p1` generate, batch 1, the 24-token bench text, 100 new tokens, greedy, fixed length (min = max = 100);
 //! - `p1-bf16` the same with the decoder's weights in bfloat16 ([`Clvp::set_decoder_weights`]); `p2-bf16`
-//!   likewise for `p2`;
+//!   likewise for `p2`; `p1-int8`, `p2-int8` with them in int8;
 //! - `p2` generate 16 candidates × 100 tokens, Tortoise's `ultra_fast` sampling, fixed length;
 //! - `p3` rank 16 candidates × 500 codes against the text: text + speech encoders and the similarity;
 //! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding).
@@ -45,7 +45,7 @@ fn main() -> Res<()> {
         [_, w, m, v, r, u, d] => (w, m, v, r, u, d.as_str()),
         _ => {
             return Err(
-                "usage: clvp_bench_worker p1|p1-bf16|p2|p2-bf16|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
+                "usage: clvp_bench_worker p1|p1-bf16|p1-int8|p2|p2-bf16|p2-int8|p3|p7 MODEL_DIR VOICE_WAV RUNS WARMUP [DEVICE]"
                     .into(),
             );
         }
@@ -66,8 +66,10 @@ fn main() -> Res<()> {
         }
     } else {
         let mut clvp = Clvp::from_pretrained(model, &device)?;
-        if workload == "p1-bf16" || workload == "p2-bf16" {
+        if workload.ends_with("-bf16") {
             clvp.set_decoder_weights(WeightPrecision::Bf16)?;
+        } else if workload.ends_with("-int8") {
+            clvp.set_decoder_weights(WeightPrecision::Int8)?;
         }
         let n = clvp.processor.tokenizer.encode(TEXT)?.len();
         if n != TEXT_TOKENS {
@@ -80,7 +82,7 @@ fn main() -> Res<()> {
             ..c
         };
         let once: Box<dyn Fn() -> Res<()>> = match workload.as_str() {
-            "p1" | "p1-bf16" => {
+            "p1" | "p1-bf16" | "p1-int8" => {
                 let cfg = fixed(GenerationConfig::default());
                 Box::new(move || {
                     let out = clvp.generate(TEXT, &voices, &cfg)?;
@@ -88,7 +90,7 @@ fn main() -> Res<()> {
                     Ok(())
                 })
             }
-            "p2" | "p2-bf16" => {
+            "p2" | "p2-bf16" | "p2-int8" => {
                 let cfg = fixed(Preset::UltraFast.config());
                 Box::new(move || {
                     let out = clvp.generate(TEXT, &voices, &cfg)?;
@@ -113,7 +115,7 @@ fn main() -> Res<()> {
             }
             other => {
                 return Err(format!(
-                    "unknown workload {other:?}; known: p1 p1-bf16 p2 p2-bf16 p3 p7"
+                    "unknown workload {other:?}; known: p1 p1-bf16 p1-int8 p2 p2-bf16 p2-int8 p3 p7"
                 )
                 .into());
             }

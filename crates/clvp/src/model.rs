@@ -153,9 +153,12 @@ impl Clvp {
     /// as bfloat16 on first use instead: half their memory and bytes streamed per step, so batch-1
     /// decoding runs about 1.35× faster (`docs/performance.md`). Each weight is rounded to 8 significant
     /// bits, so logits move by under 1 % of their largest magnitude (`docs/parity.md`) and sampled or
-    /// greedy tokens can differ from f32 decoding where two logits are that close. The encoders, and so
-    /// the ranking of given codes, are unchanged. bf16 needs a CPU backend; on another device it is an
-    /// error, and f32 keeps burn's own matmul there.
+    /// greedy tokens can differ from f32 decoding where two logits are that close.
+    /// [`WeightPrecision::Int8`] packs them as int8 with one f32 scale per output channel (weight-only:
+    /// the activations stay f32): a quarter of f32's bytes per step, at a larger error than bf16's
+    /// (`docs/parity.md` measures both against f32). The encoders, and so the ranking of given codes, are
+    /// unchanged. bf16 and int8 need a CPU backend; on another device they are an error, and f32 keeps
+    /// burn's own matmul there.
     pub fn set_decoder_weights(&mut self, precision: WeightPrecision) -> Result<(), ClvpError> {
         let lm = &mut self.model.model.speech_decoder_model;
         let host = match precision {

@@ -19,7 +19,7 @@ const CANDIDATES: f64 = 16.0;
 const RANK_CODES: f64 = 500.0;
 
 /// `(workload, row name, counted runs per round, warm-up runs per round)`.
-const WORKLOADS: [(&str, &str, usize, usize); 7] = [
+const WORKLOADS: [(&str, &str, usize, usize); 9] = [
     (
         "p1",
         "P1 CLVP generate, batch 1, 24 text tokens, 100 new tokens (greedy)",
@@ -35,6 +35,18 @@ const WORKLOADS: [(&str, &str, usize, usize); 7] = [
     (
         "p1-bf16pt",
         "P1-bf16pt P1 bf16 against bf16: our bf16 decoder weights, PyTorch's faster of model.to(bfloat16) and autocast",
+        2,
+        1,
+    ),
+    (
+        "p1-int8",
+        "P1-int8 P1 with our decoder weights in int8 (PyTorch: P1 in f32)",
+        2,
+        1,
+    ),
+    (
+        "p1-int8pt",
+        "P1-int8pt P1 int8 against int8: our int8 decoder weights, PyTorch's faster of quantize_dynamic on its decoder's Linear layers and on all of them (Conv1D rewritten as Linear)",
         2,
         1,
     ),
@@ -172,17 +184,28 @@ pub fn run(
                     gb * NEW_TOKENS / b
                 ));
             }
-            "p1-bf16" | "p1-bf16pt" => {
-                let gb = sizes.decoder_matmul_bytes / 2e9;
+            "p1-bf16" | "p1-bf16pt" | "p1-int8" | "p1-int8pt" => {
+                let (gb, dtype) = if workload.starts_with("p1-bf16") {
+                    (sizes.decoder_matmul_bytes / 2e9, "bf16")
+                } else {
+                    (sizes.decoder_matmul_bytes / 4e9, "int8")
+                };
                 notes.push(format!(
-                    "- {}: the decoder's matmul weights are {gb:.2} GB in bf16: ours {:.1} GB/s.",
-                    if workload == "p1-bf16" {
-                        "P1-bf16"
-                    } else {
-                        "P1-bf16pt"
-                    },
+                    "- {}: the decoder's matmul weights are {gb:.2} GB in {dtype}: ours {:.1} GB/s.",
+                    row_key(workload),
                     gb * NEW_TOKENS / a,
                 ));
+                if workload == "p1-int8"
+                    && let Some(bf16) = rows.iter().find(|r| r.name.starts_with("P1-bf16 "))
+                {
+                    let ours_bf16 = med(&bf16.ours);
+                    notes.push(format!(
+                        "- P1-int8 against our own bf16 (P1-bf16, same run): {} against {}, {:.2}×.",
+                        fmt_s(a),
+                        fmt_s(ours_bf16),
+                        ours_bf16 / a
+                    ));
+                }
             }
             "p2" => {
                 let gflop = 2.0 * sizes.decoder_matmul_params * CANDIDATES * NEW_TOKENS / 1e9;
@@ -216,17 +239,26 @@ fn python_workload(workload: &str) -> (&str, &str) {
         "p1-bf16" => ("p1", "f32"),
         "p1-bf16pt" => ("p1", "bf16"),
         "p2-bf16pt" => ("p2", "bf16"),
+        "p1-int8" => ("p1", "f32"),
+        "p1-int8pt" => ("p1", "int8"),
         w => (w, "f32"),
     }
 }
 
-/// Our worker's workload for a row: the `-bf16pt` rows run our bf16 decoder.
+/// Our worker's workload for a row: the `-bf16pt` rows run our bf16 decoder, `-int8pt` our int8 one.
 fn our_workload(workload: &str) -> &str {
     match workload {
         "p1-bf16pt" => "p1-bf16",
         "p2-bf16pt" => "p2-bf16",
+        "p1-int8pt" => "p1-int8",
         w => w,
     }
+}
+
+/// A row's key as the table writes it (`p1-int8pt` → `P1-int8pt`).
+fn row_key(workload: &str) -> String {
+    let (p, rest) = workload.split_at(2.min(workload.len()));
+    format!("{}{rest}", p.to_ascii_uppercase())
 }
 
 /// Rounds, counted runs and warm-up runs per backend in the backend comparison (a side table: fewer runs).
@@ -246,10 +278,10 @@ pub fn backends(sel: &Selection) -> Result<String> {
     let mut any = false;
     for &(workload, name, _, _) in &WORKLOADS {
         let named = sel.0.is_some() && sel.wants(workload);
-        // The `-bf16pt` rows differ from P1-bf16 / P2 only on PyTorch's side.
+        // The `-bf16pt` / `-int8pt` rows differ from P1-bf16 / P1-int8 / P2 only on PyTorch's side.
         if !sel.wants(workload)
-            || workload.ends_with("-bf16pt")
-            || (matches!(workload, "p1" | "p1-bf16" | "p2") && !named)
+            || workload.ends_with("pt")
+            || (matches!(workload, "p1" | "p1-bf16" | "p1-int8" | "p2") && !named)
         {
             continue;
         }

@@ -1,5 +1,5 @@
 //! The decoder's projections packed for [`PackedLinear`]: `ClvpDecoder`'s q/k/v (fused), `out_proj`, the
-//! MLP's `c_fc` and `c_proj`, and `lm_head`, laid out `[out, in]` in f32 or bf16.
+//! MLP's `c_fc` and `c_proj`, and `lm_head`, laid out `[out, in]` in f32, bf16 or int8.
 
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -40,14 +40,23 @@ impl HostLayer {
         let (mut d_out, mut d_in) = (0, 0);
         for part in [q, k, v].map(read) {
             let part = part?;
+            if d_out > 0 && part.d_in != d_in {
+                return Err("q/k/v projections of unequal widths".into());
+            }
             d_out += part.d_out;
             d_in = part.d_in;
             w.extend_from_slice(&part.w);
             b.extend(part.b.unwrap_or_else(|| vec![0.0; part.d_out]));
         }
         Ok(HostLayer {
-            qkv: PackedLinear::new(w, Some(b), d_out, d_in, precision)
-                .ok_or("q/k/v projections of unequal widths")?,
+            qkv: Read {
+                w,
+                b: Some(b),
+                d_out,
+                d_in,
+            }
+            .pack(precision)
+            .map_err(|e| format!("q/k/v: {e}"))?,
             out_proj: pack_linear(out_proj, precision)?,
             c_fc: pack_linear(c_fc, precision)?,
             c_proj: pack_linear(c_proj, precision)?,
@@ -71,6 +80,9 @@ struct Read {
 impl Read {
     fn pack(self, precision: Precision) -> Result<PackedLinear, String> {
         let (d_out, d_in) = (self.d_out, self.d_in);
+        if precision == Precision::Int8 && self.w.iter().any(|v| !v.is_finite()) {
+            return Err("a weight is not finite, and has no int8 value".into());
+        }
         PackedLinear::new(self.w, self.b, d_out, d_in, precision)
             .ok_or_else(|| format!("weight or bias does not fit [{d_out}, {d_in}]"))
     }

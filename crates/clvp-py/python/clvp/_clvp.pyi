@@ -172,7 +172,7 @@ class ClvpModelForConditionalGeneration:
     @staticmethod
     def from_pretrained(path: str, device: str = "cpu", decoder_weights: str = "f32") -> "ClvpModelForConditionalGeneration":
         """A checkpoint directory or hub id, or Tortoise's own files (a folder with ``autoregressive.pth`` and
-        ``clvp2.pth``, or the path of either); ``decoder_weights`` ``"f32"`` or ``"bf16"``."""
+        ``clvp2.pth``, or the path of either); ``decoder_weights`` ``"f32"``, ``"bf16"`` or ``"int8"`` (weight-only, a scale per output channel)."""
     def generate(
         self,
         input_ids: Union[ArrayLike, str, None] = None,

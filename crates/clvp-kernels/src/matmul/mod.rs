@@ -1,4 +1,4 @@
-//! `y = x·Wᵀ + b` on the host for a weight kept `[out, in]` in f32 or bf16: the decoder's projections
+//! `y = x·Wᵀ + b` on the host for a weight kept `[out, in]` in f32, bf16 or int8: the decoder's projections
 //! while decoding on a CPU backend, where a step multiplies one to a few dozen rows by every weight
 //! and the time goes to streaming the weights from memory.
 //!
@@ -6,7 +6,17 @@
 //! `W` once per call; each pass of the inner loop multiplies four weight rows by up to four input rows
 //! from registers. A bf16 weight is stored two values to a `u32` (element `2j` in the low half, `2j+1`
 //! in the high half), so widening it to f32 is one shift or one mask per lane and the input is split
-//! into its even and odd elements once per call. Products and sums are f32 (FMA where the CPU has it).
+//! into its even and odd elements once per call. An int8 weight is one signed byte per value and one f32
+//! scale per output row (weight-only, symmetric, per output channel: `w ≈ q · scale`); the bytes are widened
+//! to f32 in registers and the row's sum is scaled once. Products and sums are f32 (FMA where the CPU has it).
+
+mod dot;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use dot::{dot_bf16, dot_f32, dot_i8};
 
 use crate::KernelError;
 use crate::team;
@@ -20,6 +30,10 @@ pub enum Precision {
     /// bfloat16 (f32 rounded to nearest even, 8 significant bits): half the memory and half the bytes
     /// streamed per decoding step; each weight carries a relative rounding error up to 2⁻⁹.
     Bf16,
+    /// int8 with one f32 scale per output row (`scale = max|w_row| / 127`, `q = round(w / scale)`,
+    /// ties to even): a quarter of f32's memory and bytes streamed; each weight carries an absolute
+    /// rounding error up to half its row's scale. The activations stay f32.
+    Int8,
 }
 
 /// Multiply-adds below which a product runs on the calling thread.
@@ -38,6 +52,11 @@ enum Data {
     F32(Vec<f32>),
     /// Rows of `in.div_ceil(2)` pairs.
     Bf16(Vec<u32>),
+    /// Rows of `in` signed bytes, and each row's scale.
+    Int8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+    },
 }
 
 /// A linear layer's weight `[out, in]` and bias `[out]` held on the host for [`PackedLinear::forward`].
@@ -51,7 +70,8 @@ pub struct PackedLinear {
 
 impl PackedLinear {
     /// Pack `weight` (`[d_out, d_in]` row-major, PyTorch's `nn.Linear` layout) and `bias` (`[d_out]`).
-    /// Returns `None` when the lengths do not match the shape.
+    /// Returns `None` when the lengths do not match the shape, or, for [`Precision::Int8`], when a
+    /// weight is not finite (it has no int8 value).
     pub fn new(
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
@@ -76,6 +96,10 @@ impl PackedLinear {
                 }
                 Data::Bf16(packed)
             }
+            Precision::Int8 => {
+                let (q, scale) = quantize_rows(&weight, d_out, d_in)?;
+                Data::Int8 { q, scale }
+            }
         };
         Some(PackedLinear {
             d_out,
@@ -95,6 +119,7 @@ impl PackedLinear {
         match self.data {
             Data::F32(_) => Precision::F32,
             Data::Bf16(_) => Precision::Bf16,
+            Data::Int8 { .. } => Precision::Int8,
         }
     }
 
@@ -103,11 +128,12 @@ impl PackedLinear {
         let w = match &self.data {
             Data::F32(v) => v.len() * 4,
             Data::Bf16(v) => v.len() * 4,
+            Data::Int8 { q, scale } => q.len() + scale.len() * 4,
         };
         w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 
-    /// The weight as f32 `[out, in]` (bf16 values widened exactly).
+    /// The weight as f32 `[out, in]` (bf16 values widened exactly, int8 values times their row's scale).
     pub fn weight_f32(&self) -> Vec<f32> {
         match &self.data {
             Data::F32(v) => v.clone(),
@@ -121,6 +147,12 @@ impl PackedLinear {
                 }
                 out
             }
+            Data::Int8 { q, scale } => q
+                .chunks_exact(self.d_in.max(1))
+                .zip(scale)
+                .flat_map(|(row, &s)| row.iter().map(move |&v| f32::from(v) * s))
+                .take(self.d_out * self.d_in)
+                .collect(),
         }
     }
 
@@ -171,6 +203,21 @@ impl PackedLinear {
             }
         }
         Ok(y)
+    }
+
+    /// [`Self::forward`] on one thread through the portable kernel (`fma`: the FMA variant), whatever
+    /// the CPU has: the tests' way to reach the fallbacks on an AVX-512 machine.
+    #[cfg(test)]
+    fn forward_portable(&self, x: &[f32], rows: usize, fma: bool) -> Vec<f32> {
+        let input = Input::new(x, rows, self.d_in, matches!(self.data, Data::Bf16(_)));
+        let mut y = vec![0.0f32; rows * self.d_out];
+        if fma {
+            self.range_with::<LANES_FMA>(0, &input, &mut y);
+        } else {
+            self.range_with::<PLAIN>(0, &input, &mut y);
+        }
+        self.add_bias(&mut y, 0, rows);
+        y
     }
 
     /// Add the bias of outputs `o0..` to `part` (`[rows, n]`).
@@ -282,6 +329,24 @@ impl PackedLinear {
                 };
                 out[..R].copy_from_slice(&sums);
             }
+            Data::Int8 { q, scale } => {
+                let d = self.d_in;
+                let wr = idx.map(|o| &q[o * d..(o + 1) * d]);
+                let xr = rows.map(|r| &input.x[r * d..(r + 1) * d]);
+                let sums = match K {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
+                    AVX512 => unsafe { x86::dot_i8::<R>(wr, xr) },
+                    LANES_FMA => dot_i8::<R, true>(wr, xr),
+                    _ => dot_i8::<R, false>(wr, xr),
+                };
+                let s = idx.map(|o| scale[o]);
+                for (o, row) in out.iter_mut().zip(&sums) {
+                    for ((v, sum), s) in o.iter_mut().zip(row).zip(s) {
+                        *v = sum * s;
+                    }
+                }
+            }
         }
         out
     }
@@ -314,176 +379,6 @@ impl<'a> Input<'a> {
     }
 }
 
-#[inline(always)]
-fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    // `mul_add` is one instruction only where the caller enabled FMA (a libm call otherwise).
-    if FMA { a.mul_add(b, c) } else { c + a * b }
-}
-
-/// `[R][4]` dot products of four f32 weight rows with `R` input rows.
-#[inline(always)]
-fn dot_f32<const R: usize, const FMA: bool>(w: [&[f32]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
-    let d = x.first().map_or(0, |r| r.len());
-    let n = d / L * L;
-    let mut acc = [[[0.0f32; L]; 4]; R];
-    for j in (0..n).step_by(L) {
-        let ws: [&[f32]; 4] = w.map(|row| &row[j..j + L]);
-        for (a, xr) in acc.iter_mut().zip(&x) {
-            let xs = &xr[j..j + L];
-            for (ak, wk) in a.iter_mut().zip(&ws) {
-                for l in 0..L {
-                    ak[l] = fma::<FMA>(wk[l], xs[l], ak[l]);
-                }
-            }
-        }
-    }
-    let mut out = [[0.0f32; 4]; R];
-    for ((o, a), xr) in out.iter_mut().zip(&acc).zip(&x) {
-        for ((ok, ak), wk) in o.iter_mut().zip(a).zip(&w) {
-            let tail: f32 = wk[n..].iter().zip(&xr[n..d]).map(|(p, q)| p * q).sum();
-            *ok = ak.iter().sum::<f32>() + tail;
-        }
-    }
-    out
-}
-
-/// [`dot_f32`] for bf16 weight rows stored as pairs, against the inputs' even and odd elements.
-#[inline(always)]
-fn dot_bf16<const R: usize, const FMA: bool>(
-    w: [&[u32]; 4],
-    even: [&[f32]; R],
-    odd: [&[f32]; R],
-) -> [[f32; 4]; R] {
-    let p = even.first().map_or(0, |r| r.len());
-    let n = p / L * L;
-    let mut acc = [[[0.0f32; L]; 4]; R];
-    for j in (0..n).step_by(L) {
-        let ws: [[f32; L]; 4] = w.map(|row| std::array::from_fn(|l| widen(row[j + l], false)));
-        let wo: [[f32; L]; 4] = w.map(|row| std::array::from_fn(|l| widen(row[j + l], true)));
-        for ((a, er), or) in acc.iter_mut().zip(&even).zip(&odd) {
-            let (es, os) = (&er[j..j + L], &or[j..j + L]);
-            for ((ak, we), wd) in a.iter_mut().zip(&ws).zip(&wo) {
-                for l in 0..L {
-                    ak[l] = fma::<FMA>(we[l], es[l], ak[l]);
-                    ak[l] = fma::<FMA>(wd[l], os[l], ak[l]);
-                }
-            }
-        }
-    }
-    let mut out = [[0.0f32; 4]; R];
-    for (((o, a), er), or) in out.iter_mut().zip(&acc).zip(&even).zip(&odd) {
-        for ((ok, ak), wk) in o.iter_mut().zip(a).zip(&w) {
-            let tail: f32 = (n..p)
-                .map(|j| widen(wk[j], false) * er[j] + widen(wk[j], true) * or[j])
-                .sum();
-            *ok = ak.iter().sum::<f32>() + tail;
-        }
-    }
-    out
-}
-
-/// The AVX-512 kernels: [`dot_f32`] and [`dot_bf16`] with the weight rows prefetched ahead.
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// Bytes ahead of the loads that each weight row is prefetched.
-    const AHEAD: usize = 1024;
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn sum4<const R: usize>(acc: [[__m512; 4]; R]) -> [[f32; 4]; R] {
-        acc.map(|a| a.map(|v| _mm512_reduce_add_ps(v)))
-    }
-
-    /// # Safety
-    /// The CPU has AVX-512F; every row of `w` and `x` is at least `x[0].len()` long.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(super) unsafe fn dot_f32<const R: usize>(w: [&[f32]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
-        let d = x.first().map_or(0, |r| r.len());
-        let n = d / 16 * 16;
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        let (wp, xp) = (w.map(<[f32]>::as_ptr), x.map(<[f32]>::as_ptr));
-        let mut j = 0;
-        while j < n {
-            // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
-            unsafe {
-                let ws = wp.map(|p| {
-                    _mm_prefetch::<_MM_HINT_T0>(p.add(j).cast::<i8>().wrapping_add(AHEAD));
-                    _mm512_loadu_ps(p.add(j))
-                });
-                for (a, xr) in acc.iter_mut().zip(xp) {
-                    let xs = _mm512_loadu_ps(xr.add(j));
-                    for (ak, wk) in a.iter_mut().zip(ws) {
-                        *ak = _mm512_fmadd_ps(wk, xs, *ak);
-                    }
-                }
-            }
-            j += 16;
-        }
-        let mut out = sum4(acc);
-        for (o, xr) in out.iter_mut().zip(&x) {
-            for (ok, wk) in o.iter_mut().zip(&w) {
-                *ok += wk[n..d]
-                    .iter()
-                    .zip(&xr[n..d])
-                    .map(|(p, q)| p * q)
-                    .sum::<f32>();
-            }
-        }
-        out
-    }
-
-    /// # Safety
-    /// The CPU has AVX-512F; every row of `w`, `even` and `odd` is at least `even[0].len()` long.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(super) unsafe fn dot_bf16<const R: usize>(
-        w: [&[u32]; 4],
-        even: [&[f32]; R],
-        odd: [&[f32]; R],
-    ) -> [[f32; 4]; R] {
-        let p = even.first().map_or(0, |r| r.len());
-        let n = p / 16 * 16;
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
-        let (wp, ep, op) = (
-            w.map(<[u32]>::as_ptr),
-            even.map(<[f32]>::as_ptr),
-            odd.map(<[f32]>::as_ptr),
-        );
-        let mut j = 0;
-        while j < n {
-            // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
-            unsafe {
-                let ws = wp.map(|p| {
-                    _mm_prefetch::<_MM_HINT_T0>(p.add(j).cast::<i8>().wrapping_add(AHEAD));
-                    _mm512_loadu_si512(p.add(j).cast())
-                });
-                let lo = ws.map(|v| _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)));
-                let hi = ws.map(|v| _mm512_castsi512_ps(_mm512_and_si512(v, high)));
-                for ((a, er), or) in acc.iter_mut().zip(ep).zip(op) {
-                    let (es, os) = (_mm512_loadu_ps(er.add(j)), _mm512_loadu_ps(or.add(j)));
-                    for ((ak, l), h) in a.iter_mut().zip(lo).zip(hi) {
-                        *ak = _mm512_fmadd_ps(h, os, _mm512_fmadd_ps(l, es, *ak));
-                    }
-                }
-            }
-            j += 16;
-        }
-        let mut out = sum4(acc);
-        for ((o, er), or) in out.iter_mut().zip(&even).zip(&odd) {
-            for (ok, wk) in o.iter_mut().zip(&w) {
-                *ok += (n..p)
-                    .map(|j| super::widen(wk[j], false) * er[j] + super::widen(wk[j], true) * or[j])
-                    .sum::<f32>();
-            }
-        }
-        out
-    }
-}
-
 /// One bf16 of a pair as f32 (exact).
 #[inline(always)]
 fn widen(pair: u32, high: bool) -> f32 {
@@ -495,86 +390,30 @@ fn bf16_bits(v: f32) -> u16 {
     half::bf16::from_f32(v).to_bits()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reference(w: &[f32], b: Option<&[f32]>, x: &[f32], rows: usize, d_out: usize) -> Vec<f32> {
-        let d_in = w.len() / d_out;
-        let mut y = Vec::with_capacity(rows * d_out);
-        for r in 0..rows {
-            for o in 0..d_out {
-                let s: f64 = (0..d_in)
-                    .map(|i| f64::from(w[o * d_in + i]) * f64::from(x[r * d_in + i]))
-                    .sum();
-                y.push((s + b.map_or(0.0, |b| f64::from(b[o]))) as f32);
-            }
+/// Symmetric per-row int8 quantisation of `[d_out, d_in]`: each row's bytes and scale; `None` if a
+/// weight is not finite. A row of zeros gets scale 0.
+fn quantize_rows(w: &[f32], d_out: usize, d_in: usize) -> Option<(Vec<i8>, Vec<f32>)> {
+    let mut q = Vec::with_capacity(d_out * d_in);
+    let mut scales = Vec::with_capacity(d_out);
+    for row in w.chunks_exact(d_in.max(1)).take(d_out) {
+        if row.iter().any(|v| !v.is_finite()) {
+            return None;
         }
-        y
-    }
-
-    use crate::test_values as values;
-
-    #[test]
-    fn an_input_of_the_wrong_length_is_an_error() {
-        let lin = PackedLinear::new(vec![1.0; 6], None, 2, 3, Precision::F32).unwrap();
-        let err = lin
-            .forward(&[1.0; 7], 2)
-            .expect_err("7 values for 2 rows of 3");
-        assert!(
-            err.to_string().contains("width 3 got 7 values for 2 rows"),
-            "{err}"
-        );
-        assert_eq!(lin.forward(&[1.0; 6], 2).unwrap(), vec![3.0; 4]);
-    }
-
-    /// Every path (1–4 input rows per pass, row and column tails, one or several threads) against an
-    /// f64 reference: f32 within summation-order rounding; bf16 exactly as an f32 product of the
-    /// rounded weights.
-    #[test]
-    fn matches_the_reference_in_both_precisions() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        for &(d_out, d_in) in &[(1, 1), (7, 33), (64, 64), (130, 257), (600, 128)] {
-            for rows in [1, 2, 3, 4, 5, 9] {
-                let w = values(d_out * d_in, (d_out * 31 + d_in) as u64);
-                let b = values(d_out, 5);
-                let x = values(rows * d_in, rows as u64 + 11);
-                for precision in [Precision::F32, Precision::Bf16] {
-                    let lin = PackedLinear::new(w.clone(), Some(b.clone()), d_out, d_in, precision)
-                        .unwrap();
-                    let rounded = lin.weight_f32();
-                    if precision == Precision::F32 {
-                        assert_eq!(rounded, w);
-                    } else {
-                        for (r, v) in rounded.iter().zip(&w) {
-                            assert!((r - v).abs() <= v.abs() * 2f32.powi(-8), "{r} vs {v}");
-                        }
-                    }
-                    let want = reference(&rounded, Some(&b), &x, rows, d_out);
-                    for got in [
-                        lin.forward(&x, rows).unwrap(),
-                        pool.install(|| lin.forward(&x, rows)).unwrap(),
-                    ] {
-                        assert_eq!(got.len(), want.len());
-                        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                            let tol = 1e-5 * (d_in as f32).sqrt().max(1.0);
-                            assert!(
-                                (g - e).abs() <= tol,
-                                "{precision:?} {d_out}x{d_in} rows {rows} [{i}]: {g} vs {e}"
-                            );
-                        }
-                    }
-                }
+        let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        // |v / scale| <= 127 up to one rounding; the clamp keeps that rounding inside the range.
+        q.extend(row.iter().map(|&v| {
+            if scale > 0.0 {
+                (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8
+            } else {
+                0
             }
-        }
+        }));
+        scales.push(scale);
     }
-
-    #[test]
-    fn rejects_mismatched_lengths() {
-        assert!(PackedLinear::new(vec![0.0; 6], None, 2, 2, Precision::F32).is_none());
-        assert!(PackedLinear::new(vec![0.0; 4], Some(vec![0.0]), 2, 2, Precision::Bf16).is_none());
+    // d_in == 0: no rows were read; every row is empty.
+    if d_in == 0 {
+        scales.resize(d_out, 0.0);
     }
+    Some((q, scales))
 }

@@ -1,0 +1,154 @@
+//! The AVX-512 kernels of [`super::PackedLinear`]: the portable blocks of `dot.rs` with the weight rows
+//! prefetched ahead.
+
+use std::arch::x86_64::*;
+
+/// Bytes ahead of the loads that each weight row is prefetched.
+const AHEAD: usize = 1024;
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sum4<const R: usize>(acc: [[__m512; 4]; R]) -> [[f32; 4]; R] {
+    acc.map(|a| a.map(|v| _mm512_reduce_add_ps(v)))
+}
+
+/// # Safety
+/// The CPU has AVX-512F; every row of `w` and `x` is at least `x[0].len()` long.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn dot_f32<const R: usize>(w: [&[f32]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
+    let d = x.first().map_or(0, |r| r.len());
+    let n = d / 16 * 16;
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let (wp, xp) = (w.map(<[f32]>::as_ptr), x.map(<[f32]>::as_ptr));
+    let mut j = 0;
+    while j < n {
+        // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
+        unsafe {
+            let ws = wp.map(|p| {
+                _mm_prefetch::<_MM_HINT_T0>(p.add(j).cast::<i8>().wrapping_add(AHEAD));
+                _mm512_loadu_ps(p.add(j))
+            });
+            for (a, xr) in acc.iter_mut().zip(xp) {
+                let xs = _mm512_loadu_ps(xr.add(j));
+                for (ak, wk) in a.iter_mut().zip(ws) {
+                    *ak = _mm512_fmadd_ps(wk, xs, *ak);
+                }
+            }
+        }
+        j += 16;
+    }
+    let mut out = sum4(acc);
+    for (o, xr) in out.iter_mut().zip(&x) {
+        for (ok, wk) in o.iter_mut().zip(&w) {
+            *ok += wk[n..d]
+                .iter()
+                .zip(&xr[n..d])
+                .map(|(p, q)| p * q)
+                .sum::<f32>();
+        }
+    }
+    out
+}
+
+/// # Safety
+/// The CPU has AVX-512F; every row of `w`, `even` and `odd` is at least `even[0].len()` long.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn dot_bf16<const R: usize>(
+    w: [&[u32]; 4],
+    even: [&[f32]; R],
+    odd: [&[f32]; R],
+) -> [[f32; 4]; R] {
+    let p = even.first().map_or(0, |r| r.len());
+    let n = p / 16 * 16;
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    let (wp, ep, op) = (
+        w.map(<[u32]>::as_ptr),
+        even.map(<[f32]>::as_ptr),
+        odd.map(<[f32]>::as_ptr),
+    );
+    let mut j = 0;
+    while j < n {
+        // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
+        unsafe {
+            let ws = wp.map(|p| {
+                _mm_prefetch::<_MM_HINT_T0>(p.add(j).cast::<i8>().wrapping_add(AHEAD));
+                _mm512_loadu_si512(p.add(j).cast())
+            });
+            let lo = ws.map(|v| _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)));
+            let hi = ws.map(|v| _mm512_castsi512_ps(_mm512_and_si512(v, high)));
+            for ((a, er), or) in acc.iter_mut().zip(ep).zip(op) {
+                let (es, os) = (_mm512_loadu_ps(er.add(j)), _mm512_loadu_ps(or.add(j)));
+                for ((ak, l), h) in a.iter_mut().zip(lo).zip(hi) {
+                    *ak = _mm512_fmadd_ps(h, os, _mm512_fmadd_ps(l, es, *ak));
+                }
+            }
+        }
+        j += 16;
+    }
+    let mut out = sum4(acc);
+    for ((o, er), or) in out.iter_mut().zip(&even).zip(&odd) {
+        for (ok, wk) in o.iter_mut().zip(&w) {
+            *ok += (n..p)
+                .map(|j| super::widen(wk[j], false) * er[j] + super::widen(wk[j], true) * or[j])
+                .sum::<f32>();
+        }
+    }
+    out
+}
+
+/// # Safety
+/// The CPU has AVX-512F; every row of `w` and `x` is at least `x[0].len()` long.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn dot_i8<const R: usize>(w: [&[i8]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
+    let d = x.first().map_or(0, |r| r.len());
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let (wp, xp) = (w.map(<[i8]>::as_ptr), x.map(<[f32]>::as_ptr));
+    // 16 weights of each row widened to f32 and multiplied into every input row.
+    let step = |acc: &mut [[__m512; 4]; R], j: usize| {
+        // SAFETY: j + 16 <= d <= every row's length.
+        unsafe {
+            let ws = wp.map(|p| {
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p.add(j).cast())))
+            });
+            for (a, xr) in acc.iter_mut().zip(xp) {
+                let xs = _mm512_loadu_ps(xr.add(j));
+                for (ak, wk) in a.iter_mut().zip(ws) {
+                    *ak = _mm512_fmadd_ps(wk, xs, *ak);
+                }
+            }
+        }
+    };
+    let mut j = 0;
+    // One cache line (64 weights) of each row per pass, prefetched once: the same line of the row four
+    // ahead, which the next block reads (a row of int8 is short, so a fixed distance inside it would
+    // mostly land on lines already loaded).
+    let ahead = 4 * d;
+    while j + 64 <= d {
+        for p in wp {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(j + ahead));
+        }
+        for s in 0..4 {
+            step(&mut acc, j + 16 * s);
+        }
+        j += 64;
+    }
+    while j + 16 <= d {
+        step(&mut acc, j);
+        j += 16;
+    }
+    let mut out = sum4(acc);
+    for (o, xr) in out.iter_mut().zip(&x) {
+        for (ok, wk) in o.iter_mut().zip(&w) {
+            *ok += wk[j..d]
+                .iter()
+                .zip(&xr[j..d])
+                .map(|(&p, q)| f32::from(p) * q)
+                .sum::<f32>();
+        }
+    }
+    out
+}
