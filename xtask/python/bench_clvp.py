@@ -12,6 +12,7 @@ Workloads (the Rust side is `crates/clvp/examples/clvp_bench_worker.rs`, with th
   p3  rank 16 candidates x 500 codes ((7919 i + 104729 j) mod 8192) against the text: get_text_features,
       get_speech_features, the normalised similarity times exp(logit_scale)
   p7  cold load (`from_pretrained`) to first use (get_text_features of the text)
+  p8  the main job once, for `bench_cold.py` (see `main_job`): --output FILE
 --dtype bf16 (p1, p2): PyTorch in bfloat16, both ways it offers on the CPU -- the model cast
 (`model.to(torch.bfloat16)`, features too) and `torch.autocast("cpu", dtype=torch.bfloat16)` over the f32
 model -- each timed with its warm-up; the faster one's times are reported. (The cast does not run in transformers
@@ -88,11 +89,37 @@ def int8_decoder(decoder, swap_conv1d):
     return q
 
 
+P8_TEXT = "Hello world, this is a test."
+
+
+def main_job(model_dir, voice, output):
+    """P8, once (`bench_cold.py` times the whole process, interpreter start and imports included): the README's
+    first command done with transformers -- load the checkpoint and its processor, read the voice file, 16
+    candidates with Tortoise's `ultra_fast` sampling up to 100 new tokens, ranked by CLVP -- and the ids and
+    scores written to `output` (safetensors), as `clvp generate --output` writes them."""
+    import soundfile as sf
+    from safetensors.torch import save_file
+    from transformers import ClvpModelForConditionalGeneration, ClvpProcessor
+
+    processor = ClvpProcessor.from_pretrained(model_dir)
+    model = ClvpModelForConditionalGeneration.from_pretrained(model_dir).eval()
+    clip, sr = sf.read(voice, dtype="float32")
+    inputs = processor(audio=clip, sampling_rate=sr, text=P8_TEXT, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
+                             do_sample=True, temperature=0.8, top_k=50, top_p=0.8, repetition_penalty=2.0,
+                             num_return_sequences=CANDIDATES, max_new_tokens=NEW_TOKENS, return_dict_in_generate=True)
+    ranking = torch.argsort(out.logits_per_text[0], descending=True, stable=True)
+    save_file({"speech_ids": out.speech_ids.contiguous(), "logits_per_text": out.logits_per_text.contiguous(),
+               "ranking": ranking.contiguous()}, output)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--make")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workload", choices=["p1", "p2", "p3", "p7"])
+    ap.add_argument("--workload", choices=["p1", "p2", "p3", "p7", "p8"])
+    ap.add_argument("--output")
     ap.add_argument("--model")
     ap.add_argument("--voice")
     ap.add_argument("--runs", type=int, default=3)
@@ -103,6 +130,9 @@ def main():
     torch.set_num_threads(args.threads)
     if args.make:
         make(args.make, args.seed)
+        return
+    if args.workload == "p8":
+        main_job(args.model, args.voice, args.output)
         return
     import soundfile as sf
     from transformers import ClvpFeatureExtractor, ClvpModelForConditionalGeneration, ClvpTokenizer

@@ -3,7 +3,8 @@
 //! alternating between the two, each round a warm-up and several counted runs; medians reported.
 //!
 //! Workloads register here as they land; today: P4 (feature extraction of a 6 s clip), P5/P6 (EnCodec 24/48 kHz
-//! encode + decode of 10 s at 6 kbps on full-size random-init checkpoints).
+//! encode + decode of 10 s at 6 kbps on full-size random-init checkpoints); the CLVP rows (P1–P3 with their
+//! bf16 and int8 variants, P7, and P8, the main job as a cold process each side) are in [`clvp`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,7 +52,7 @@ pub fn rounds(key: &str) -> usize {
 /// ratios does, so that one lucky round cannot carry it.
 pub fn goal(key: &str) -> Option<f64> {
     match key.to_ascii_uppercase().as_str() {
-        "P2" | "P5" | "P6" | "P1-BF16PT" | "P2-BF16PT" => Some(2.0),
+        "P2" | "P5" | "P6" | "P1-BF16PT" | "P2-BF16PT" | "P8" => Some(2.0),
         "P3" => Some(1.6),
         "P1-INT8" => Some(4.0),
         _ => None,
@@ -108,6 +109,17 @@ pub fn build_example(package: &str, features: &[&str], example: &str) -> Result<
     crate::run(cmd.args(["--example", example]))
         .with_context(|| format!("building the bench worker {package}/{example}"))?;
     Ok(root.join("target/release/examples").join(example))
+}
+
+/// Build a binary of the workspace in release (P8 times the `clvp` command itself).
+pub fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "-p", package, "--bin", bin]);
+    crate::run(&mut cmd).with_context(|| format!("building {package}/{bin}"))?;
+    Ok(root.join("target/release").join(bin))
 }
 
 fn parse_sample(out: &[u8], who: &str) -> Result<Sample> {
@@ -436,7 +448,7 @@ pub fn run(only: Option<&str>, backends: bool) -> Result<()> {
     };
     if rows.is_empty() && backend_table.is_none() {
         bail!(
-            "no workload matches {only:?}; known: P1, P1-bf16, P1-bf16pt, P1-int8, P1-int8pt, P2, P2-bf16pt, P3, P3-py, P4, P5, P5-py, P6, P7"
+            "no workload matches {only:?}; known: P1, P1-bf16, P1-bf16pt, P1-int8, P1-int8pt, P2, P2-bf16pt, P3, P8, P3-py, P4, P5, P5-py, P6, P7"
         );
     }
     let fresh: Vec<String> = rows.iter().map(row_line).collect();

@@ -8,7 +8,10 @@
 //!   likewise for `p2`; `p1-int8`, `p2-int8` with them in int8;
 //! - `p2` generate 16 candidates × 100 tokens, Tortoise's `ultra_fast` sampling, fixed length;
 //! - `p3` rank 16 candidates × 500 codes against the text: text + speech encoders and the similarity;
-//! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding).
+//! - `p7` cold load of the checkpoint (`Clvp::from_pretrained`) to its first use (the text embedding);
+//! - `p8-phases` where the time of P8 (the README's first command, `clvp generate`, timed as a whole process by
+//!   `cargo xtask bench`) goes: the same steps in one process, each timed, printed as
+//!   `{"phases": [[name, seconds], ...]}` (RUNS and WARMUP are ignored: one cold pass).
 
 use std::time::Instant;
 
@@ -52,6 +55,9 @@ fn main() -> Res<()> {
     };
     let (runs, warmup): (usize, usize) = (runs.parse()?, warmup.parse()?);
     let device = device(dev)?;
+    if workload == "p8-phases" {
+        return p8_phases(model, voice, &device);
+    }
     let mut times = Vec::with_capacity(runs);
     if workload == "p7" {
         for i in 0..warmup + runs {
@@ -139,5 +145,76 @@ fn main() -> Res<()> {
         "{{\"median_s\": {median}, \"runs\": {runs}, \"peak_rss_bytes\": {}}}",
         clvp_parity::bench::peak_rss_bytes()
     );
+    Ok(())
+}
+
+/// P8's text: the README's first command.
+const P8_TEXT: &str = "Hello world, this is a test.";
+
+/// P8's steps one by one, as `clvp generate` runs them (`Clvp::generate` with the CLI's defaults: Tortoise's
+/// `ultra_fast` preset, 16 candidates, at most 100 new tokens), each timed.
+fn p8_phases(model: &str, voice: &str, device: &clvp::device::Device) -> Res<()> {
+    let mut phases: Vec<(&str, f64)> = Vec::new();
+    let mut t = Instant::now();
+    let mut lap = |name: &'static str, phases: &mut Vec<(&str, f64)>| {
+        phases.push((name, t.elapsed().as_secs_f64()));
+        t = Instant::now();
+    };
+    let clvp = Clvp::from_pretrained(model, device)?;
+    lap("load (from_pretrained)", &mut phases);
+    let clip = clvp.processor.load_voice(voice)?;
+    lap("voice file (decode, resample)", &mut phases);
+    let features = clvp
+        .processor
+        .feature_extractor
+        .extract(&[clip.as_slice()], None)?;
+    std::hint::black_box(features);
+    lap("features (log-mel)", &mut phases);
+    let mut conditioning = clvp.voice_conditioning();
+    conditioning.push(&clip)?;
+    let mel = conditioning.finish()?;
+    let ids1 = clvp.text_ids_for_scoring(P8_TEXT)?;
+    let cond = clvp.raw().conditioning(mel, &ids1)?;
+    lap(
+        "conditioning (features again + conditioning encoder + text embedding)",
+        &mut phases,
+    );
+    let cfg = GenerationConfig {
+        max_new_tokens: NEW_TOKENS,
+        ..Preset::UltraFast.config()
+    };
+    let (lm, dc) = (
+        &clvp.raw().model.speech_decoder_model,
+        &clvp.raw().config.decoder_config,
+    );
+    let start = Instant::now();
+    let mut first: Option<f64> = None;
+    let out = clvp_nn::generate_with_progress(lm, dc, cond, &cfg, &mut |_, _| {
+        first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+    })?;
+    let decoding = start.elapsed().as_secs_f64();
+    let prefill = first.unwrap_or(decoding);
+    phases.push(("prefill (and the first token)", prefill));
+    phases.push(("decoding steps", decoding - prefill));
+    t = Instant::now();
+    let ids = clvp.raw().fix_speech_ids(&out.sequences, None);
+    let text = clvp.embed_text(P8_TEXT)?;
+    let speech = clvp.get_speech_features(&ids)?;
+    let logits = clvp_rank::logits_per_text(
+        &text.values,
+        &speech.values,
+        text.shape[1],
+        clvp.raw().logit_scale,
+    )?;
+    std::hint::black_box(logits);
+    phases.push((
+        "encoders (text + speech) and ranking",
+        t.elapsed().as_secs_f64(),
+    ));
+    let cells: Vec<String> = phases
+        .iter()
+        .map(|(n, s)| format!("[{n:?}, {s}]"))
+        .collect();
+    println!("{{\"phases\": [{}]}}", cells.join(", "));
     Ok(())
 }

@@ -19,7 +19,7 @@ const CANDIDATES: f64 = 16.0;
 const RANK_CODES: f64 = 500.0;
 
 /// `(workload, row name, counted runs per round, warm-up runs per round)`.
-const WORKLOADS: [(&str, &str, usize, usize); 9] = [
+const WORKLOADS: [(&str, &str, usize, usize); 10] = [
     (
         "p1",
         "P1 CLVP generate, batch 1, 24 text tokens, 100 new tokens (greedy)",
@@ -74,7 +74,94 @@ const WORKLOADS: [(&str, &str, usize, usize); 9] = [
         2,
         1,
     ),
+    (
+        "p8",
+        "P8 the main job end to end, cold process each side: `clvp generate` (load, a voice file, 16 candidates of ultra_fast sampling up to 100 tokens, rank) against transformers doing the same from Python",
+        1,
+        0,
+    ),
 ];
+
+/// P8's text: the README's first command.
+const P8_TEXT: &str = "Hello world, this is a test.";
+
+/// One P8 round: each side once as a fresh process, timed from spawn to exit by `bench_cold.py` (the first
+/// round runs each once untimed before, so that neither side pays for a cold page cache).
+fn p8_round(python: &Path, model: &Path, round: usize) -> Result<(Sample, Sample)> {
+    let cold = repo_root().join("xtask/python/bench_cold.py");
+    let dir = repo_root().join("target/bench/p8");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let warmup = if round == 0 { "1" } else { "0" };
+    let clvp = crate::bench::build_bin("clvp-cli", "clvp")?;
+    let ours = run_json(
+        Command::new(python)
+            .arg(&cold)
+            .args(["--runs", "1", "--warmup", warmup, "--"])
+            .arg(clvp)
+            .args(["generate", "--model"])
+            .arg(model)
+            .args(["--text", P8_TEXT, "--voice"])
+            .arg(voice())
+            .arg("--output")
+            .arg(dir.join("ours.safetensors"))
+            .env("RAYON_NUM_THREADS", THREADS),
+        "ours (p8, cold)",
+    )?;
+    let reference = run_json(
+        Command::new(python)
+            .arg(&cold)
+            .args(["--runs", "1", "--warmup", warmup, "--"])
+            .arg(python)
+            .arg(repo_root().join("xtask/python/bench_clvp.py"))
+            .args(["--workload", "p8", "--threads", THREADS, "--model"])
+            .arg(model)
+            .arg("--voice")
+            .arg(voice())
+            .arg("--output")
+            .arg(dir.join("torch.safetensors")),
+        "PyTorch/HF (p8, cold)",
+    )?;
+    Ok((ours, reference))
+}
+
+/// Where P8's time goes on our side: the worker's `p8-phases`, one cold pass, as a table.
+fn p8_phases(worker: &Path, model: &Path) -> Result<String> {
+    let out = Command::new(worker)
+        .arg("p8-phases")
+        .arg(model)
+        .arg(voice())
+        .args(["1", "0", "cpu"])
+        .env("RAYON_NUM_THREADS", THREADS)
+        .output()
+        .context("starting the worker's p8-phases")?;
+    if !out.status.success() {
+        bail!("p8-phases failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    #[derive(Deserialize)]
+    struct Phases {
+        phases: Vec<(String, f64)>,
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("p8-phases printed no JSON")?;
+    let p: Phases = serde_json::from_str(line).context("p8-phases' JSON")?;
+    let total: f64 = p.phases.iter().map(|x| x.1).sum();
+    let mut table = String::from(
+        "- P8, where our time goes (the worker's `p8-phases`: the same steps in one process, each timed once):\n\n  \
+         | phase | seconds | share |\n  |---|---|---|\n",
+    );
+    for (name, s) in &p.phases {
+        table.push_str(&format!(
+            "  | {name} | {s:.3} | {:.0} % |\n",
+            100.0 * s / total
+        ));
+    }
+    table.push_str(&format!("  | total | {total:.3} | |"));
+    Ok(table)
+}
 
 fn voice() -> PathBuf {
     repo_root().join("fixtures/audio/speech_mid.wav")
@@ -150,6 +237,12 @@ pub fn run(
         let n = rounds(workload);
         for round in 0..n {
             eprintln!("== {workload} round {}/{n}", round + 1);
+            if workload == "p8" {
+                let (o, r) = p8_round(python, &model, round)?;
+                row.ours.push(o);
+                row.reference.push(r);
+                continue;
+            }
             row.ours.push(ours(
                 &worker,
                 our_workload(workload),
@@ -216,6 +309,7 @@ pub fn run(
                     gflop / b
                 ));
             }
+            "p8" => notes.push(p8_phases(&worker, &model)?),
             "p3" => {
                 let gflop = sizes.speech_encoder_flops(CANDIDATES, RANK_CODES) / 1e9;
                 notes.push(format!(
@@ -281,6 +375,7 @@ pub fn backends(sel: &Selection) -> Result<String> {
         // The `-bf16pt` / `-int8pt` rows differ from P1-bf16 / P1-int8 / P2 only on PyTorch's side.
         if !sel.wants(workload)
             || workload.ends_with("pt")
+            || workload == "p8"
             || (matches!(workload, "p1" | "p1-bf16" | "p1-int8" | "p2") && !named)
         {
             continue;
