@@ -209,8 +209,8 @@ impl ClvpForCausalLM {
     }
 
     /// The decoder's part of the one switch between the host kernels and burn's ops: `true` runs the
-    /// projections on the host (keeping bf16 weights if they were chosen, else f32), `false` through burn's
-    /// matmul. `true` on a device that is not a CPU backend's is [`NnError::Config`].
+    /// projections on the host (keeping bf16 or int8 weights if they were chosen, else f32), `false`
+    /// through burn's matmul. `true` on a device that is not a CPU backend's is [`NnError::Config`].
     pub fn set_host_kernels(&mut self, on: bool) -> Result<(), NnError> {
         match (on, self.host_precision) {
             (true, Some(_)) => {}

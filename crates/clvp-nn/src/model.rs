@@ -79,7 +79,7 @@ impl ClvpModelForConditionalGeneration {
     /// encoders' attention and gated units, the conditioning encoder's attention and the decoder's projections.
     /// Each network starts on the host kernels exactly when it was built on a CPU backend
     /// ([`crate::host::host_kernels_for`]); `false` runs everything through burn (as on a GPU), `true` on another
-    /// device is [`NnError::Config`]. The decoder keeps bf16 weights if they were chosen.
+    /// device is [`NnError::Config`]. The decoder keeps bf16 or int8 weights if they were chosen.
     pub fn set_host_kernels(&mut self, on: bool) -> Result<(), NnError> {
         self.conditioning_encoder.set_host_kernels(on)?;
         self.speech_decoder_model.set_host_kernels(on)?;
