@@ -9,17 +9,18 @@ fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { c + a * b }
 }
 
-/// `[R][4]` dot products of four f32 weight rows with `R` input rows.
+/// `[R][4]` dot products of four weight rows (f32, or int8 left unscaled: the caller multiplies each sum
+/// by its row's scale) with `R` input rows.
 #[inline(always)]
-pub(super) fn dot_f32<const R: usize, const FMA: bool>(
-    w: [&[f32]; 4],
+pub(super) fn dot<T: Copy + Into<f32>, const R: usize, const FMA: bool>(
+    w: [&[T]; 4],
     x: [&[f32]; R],
 ) -> [[f32; 4]; R] {
     let d = x.first().map_or(0, |r| r.len());
     let n = d / L * L;
     let mut acc = [[[0.0f32; L]; 4]; R];
     for j in (0..n).step_by(L) {
-        let ws: [&[f32]; 4] = w.map(|row| &row[j..j + L]);
+        let ws: [[f32; L]; 4] = w.map(|row| std::array::from_fn(|l| row[j + l].into()));
         for (a, xr) in acc.iter_mut().zip(&x) {
             let xs = &xr[j..j + L];
             for (ak, wk) in a.iter_mut().zip(&ws) {
@@ -32,14 +33,18 @@ pub(super) fn dot_f32<const R: usize, const FMA: bool>(
     let mut out = [[0.0f32; 4]; R];
     for ((o, a), xr) in out.iter_mut().zip(&acc).zip(&x) {
         for ((ok, ak), wk) in o.iter_mut().zip(a).zip(&w) {
-            let tail: f32 = wk[n..].iter().zip(&xr[n..d]).map(|(p, q)| p * q).sum();
+            let tail: f32 = wk[n..d]
+                .iter()
+                .zip(&xr[n..d])
+                .map(|(&p, q)| p.into() * q)
+                .sum();
             *ok = ak.iter().sum::<f32>() + tail;
         }
     }
     out
 }
 
-/// [`dot_f32`] for bf16 weight rows stored as pairs, against the inputs' even and odd elements.
+/// [`dot`] for bf16 weight rows stored as pairs, against the inputs' even and odd elements.
 #[inline(always)]
 pub(super) fn dot_bf16<const R: usize, const FMA: bool>(
     w: [&[u32]; 4],
@@ -67,40 +72,6 @@ pub(super) fn dot_bf16<const R: usize, const FMA: bool>(
         for ((ok, ak), wk) in o.iter_mut().zip(a).zip(&w) {
             let tail: f32 = (n..p)
                 .map(|j| widen(wk[j], false) * er[j] + widen(wk[j], true) * or[j])
-                .sum();
-            *ok = ak.iter().sum::<f32>() + tail;
-        }
-    }
-    out
-}
-
-/// [`dot_f32`] for int8 weight rows (unscaled: the caller multiplies each sum by its row's scale).
-#[inline(always)]
-pub(super) fn dot_i8<const R: usize, const FMA: bool>(
-    w: [&[i8]; 4],
-    x: [&[f32]; R],
-) -> [[f32; 4]; R] {
-    let d = x.first().map_or(0, |r| r.len());
-    let n = d / L * L;
-    let mut acc = [[[0.0f32; L]; 4]; R];
-    for j in (0..n).step_by(L) {
-        let ws: [[f32; L]; 4] = w.map(|row| std::array::from_fn(|l| f32::from(row[j + l])));
-        for (a, xr) in acc.iter_mut().zip(&x) {
-            let xs = &xr[j..j + L];
-            for (ak, wk) in a.iter_mut().zip(&ws) {
-                for l in 0..L {
-                    ak[l] = fma::<FMA>(wk[l], xs[l], ak[l]);
-                }
-            }
-        }
-    }
-    let mut out = [[0.0f32; 4]; R];
-    for ((o, a), xr) in out.iter_mut().zip(&acc).zip(&x) {
-        for ((ok, ak), wk) in o.iter_mut().zip(a).zip(&w) {
-            let tail: f32 = wk[n..d]
-                .iter()
-                .zip(&xr[n..d])
-                .map(|(&p, q)| f32::from(p) * q)
                 .sum();
             *ok = ak.iter().sum::<f32>() + tail;
         }

@@ -16,7 +16,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use dot::{dot_bf16, dot_f32, dot_i8};
+use dot::{dot, dot_bf16};
 
 use crate::KernelError;
 use crate::team;
@@ -310,8 +310,8 @@ impl PackedLinear {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
                     AVX512 => unsafe { x86::dot_f32::<R>(wr, xr) },
-                    LANES_FMA => dot_f32::<R, true>(wr, xr),
-                    _ => dot_f32::<R, false>(wr, xr),
+                    LANES_FMA => dot::<f32, R, true>(wr, xr),
+                    _ => dot::<f32, R, false>(wr, xr),
                 };
                 out[..R].copy_from_slice(&sums);
             }
@@ -337,8 +337,8 @@ impl PackedLinear {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
                     AVX512 => unsafe { x86::dot_i8::<R>(wr, xr) },
-                    LANES_FMA => dot_i8::<R, true>(wr, xr),
-                    _ => dot_i8::<R, false>(wr, xr),
+                    LANES_FMA => dot::<i8, R, true>(wr, xr),
+                    _ => dot::<i8, R, false>(wr, xr),
                 };
                 let s = idx.map(|o| scale[o]);
                 for (o, row) in out.iter_mut().zip(&sums) {
