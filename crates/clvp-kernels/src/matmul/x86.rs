@@ -6,10 +6,39 @@ use std::arch::x86_64::*;
 /// Bytes ahead of the loads that each weight row is prefetched.
 const AHEAD: usize = 1024;
 
+/// The lane sums of each input row's four accumulators, `[[Σa0, Σa1, Σa2, Σa3]; R]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn sum4<const R: usize>(acc: [[__m512; 4]; R]) -> [[f32; 4]; R] {
-    acc.map(|a| a.map(|v| _mm512_reduce_add_ps(v)))
+    acc.map(|a| hsum4(a))
+}
+
+/// `[Σa0, Σa1, Σa2, Σa3]` in one transposing tree: interleave and add pairs within each 128-bit lane until
+/// every lane holds `[a0, a1, a2, a3]` partial sums, then add the four lanes. Eleven shuffles and adds
+/// where four `_mm512_reduce_add_ps` take about thirty (the reduction was a ninth of P8's profile).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn hsum4([a0, a1, a2, a3]: [__m512; 4]) -> [f32; 4] {
+    // Per 128-bit lane: [a0₀+a0₂, a1₀+a1₂, a0₁+a0₃, a1₁+a1₃] and the same for a2, a3.
+    let b01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    let b23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    // Per lane: [Σa0, Σa1, Σa2, Σa3] of that lane's four values.
+    let c = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b01_00_01_00>(b01, b23),
+        _mm512_shuffle_ps::<0b11_10_11_10>(b01, b23),
+    );
+    let half = _mm256_add_ps(
+        _mm512_castps512_ps256(c),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(c))),
+    );
+    let quarter = _mm_add_ps(
+        _mm256_castps256_ps128(half),
+        _mm256_extractf128_ps::<1>(half),
+    );
+    let mut out = [0.0f32; 4];
+    // SAFETY: `out` holds four f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), quarter) };
+    out
 }
 
 /// # Safety
