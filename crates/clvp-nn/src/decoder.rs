@@ -231,21 +231,28 @@ impl ClvpForCausalLM {
     /// Pack the projections in `precision` for the host kernels, layer by layer, handing each layer's mapped
     /// checkpoint pages back once its copy exists (the loaded tensors are not used again).
     fn pack_host(&self, precision: Precision) -> Result<HostDecoder, NnError> {
+        use rayon::prelude::*;
         let dec = &self.model.decoder;
-        let mut layers = Vec::with_capacity(dec.layers.len());
-        for (i, layer) in dec.layers.iter().enumerate() {
-            let a = &layer.attn;
-            let host = HostLayer::pack(
-                [&a.q_proj, &a.k_proj, &a.v_proj],
-                &a.out_proj,
-                [&layer.mlp.c_fc, &layer.mlp.c_proj],
-                precision,
-            )
-            .map_err(|e| NnError::Shape(format!("decoder layer {i}: {e}")))?;
-            layer.mapped.iter().for_each(MappedPages::release);
-            layer.mlp.mapped.iter().for_each(MappedPages::release);
-            layers.push(host);
-        }
+        // Layers in parallel: most of a layer's time is the first touch of its fresh pages, which
+        // both threads can take at once.
+        let layers = dec
+            .layers
+            .par_iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let a = &layer.attn;
+                let host = HostLayer::pack(
+                    [&a.q_proj, &a.k_proj, &a.v_proj],
+                    &a.out_proj,
+                    [&layer.mlp.c_fc, &layer.mlp.c_proj],
+                    precision,
+                )
+                .map_err(|e| NnError::Shape(format!("decoder layer {i}: {e}")))?;
+                layer.mapped.iter().for_each(MappedPages::release);
+                layer.mlp.mapped.iter().for_each(MappedPages::release);
+                Ok(host)
+            })
+            .collect::<Result<Vec<_>, NnError>>()?;
         let lm_head = pack_linear(&self.lm_head, precision)
             .map_err(|e| NnError::Shape(format!("lm_head: {e}")))?;
         self.mapped.iter().for_each(MappedPages::release);
