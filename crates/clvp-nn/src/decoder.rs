@@ -228,8 +228,8 @@ impl ClvpForCausalLM {
         self.host_precision
     }
 
-    /// Pack the projections in `precision` for the host kernels, layer by layer, handing each layer's mapped
-    /// checkpoint pages back once its copy exists (the loaded tensors are not used again).
+    /// Pack the projections in `precision` for the host kernels, the layers in parallel, handing each layer's
+    /// mapped checkpoint pages back once its copy exists (the loaded tensors are not used again).
     fn pack_host(&self, precision: Precision) -> Result<HostDecoder, NnError> {
         use rayon::prelude::*;
         let dec = &self.model.decoder;
