@@ -6,7 +6,7 @@ use crate::cache::HubOptions;
 use crate::config::JsonConfig;
 #[cfg(feature = "download")]
 use crate::download::download;
-use crate::error::{HubError, SourceError, WeightsError};
+use crate::error::{DownloadError, HubError, SourceError, WeightsError};
 use crate::load::{LoadReport, load_module_with_report};
 use crate::remap::NameMap;
 use crate::source::{HubId, Source};
@@ -157,15 +157,7 @@ impl Checkpoint {
             }
             return Ok(None);
         }
-        #[cfg(feature = "download")]
-        return Ok(download(opts, id, name)?);
-        #[cfg(not(feature = "download"))]
-        Err(crate::error::DownloadError::Disabled {
-            repo: id.repo.clone(),
-            revision: id.revision.clone(),
-            file: name.to_string(),
-        }
-        .into())
+        fetch(opts, id, name)
     }
 
     /// A file that must exist.
@@ -255,5 +247,50 @@ impl Checkpoint {
     ) -> Result<(M, LoadReport), HubError> {
         let weights = self.weights()?;
         Ok(load_module_with_report(module, &weights, map)?)
+    }
+}
+
+/// Downloads `name` of `id` into the cache.
+#[cfg(feature = "download")]
+fn fetch(opts: &HubOptions, id: &HubId, name: &str) -> Result<Option<PathBuf>, HubError> {
+    Ok(download(opts, id, name)?)
+}
+
+/// A build without downloads (clvp without `hub`): a file that is not cached is [`DownloadError::Disabled`].
+#[cfg(not(feature = "download"))]
+fn fetch(_opts: &HubOptions, id: &HubId, name: &str) -> Result<Option<PathBuf>, HubError> {
+    Err(disabled(id, name).into())
+}
+
+/// The error of a build without downloads. Compiled in every build so that the default build's tests check it
+/// (the build without `download` is compiled by CI's GPU-backend checks, which leave `hub` off).
+#[cfg_attr(feature = "download", allow(dead_code))]
+fn disabled(id: &HubId, name: &str) -> DownloadError {
+    DownloadError::Disabled {
+        repo: id.repo.clone(),
+        revision: id.revision.clone(),
+        file: name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_without_downloads_names_the_file_and_the_feature() {
+        let id = HubId::new("owner/model", "main").unwrap_or_else(|e| panic!("{e}"));
+        let err = HubError::from(disabled(&id, "config.json"));
+        assert!(
+            matches!(&err, HubError::Download(DownloadError::Disabled { file, .. }) if file == "config.json"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("config.json")
+                && msg.contains("owner/model@main")
+                && msg.contains("`hub` feature"),
+            "{msg}"
+        );
     }
 }
