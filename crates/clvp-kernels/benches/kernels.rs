@@ -28,9 +28,12 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 fn decoder(c: &mut Criterion) {
     let mut g = c.benchmark_group("decoder");
     g.sample_size(10);
-    let (d_in, d_out) = (1024, 4096);
-    let x = values(16 * d_in, 1);
-    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+    // The decoder MLP's two shapes (c_fc, c_proj): c_proj's 4 weight rows do not fit L1.
+    for ((d_in, d_out), precision) in [(1024, 4096), (4096, 1024)]
+        .into_iter()
+        .flat_map(|s| [Precision::F32, Precision::Bf16, Precision::Int8].map(|p| (s, p)))
+    {
+        let x = values(16 * d_in, 1);
         let Some(lin) = PackedLinear::new(
             values(d_out * d_in, 2),
             Some(values(d_out, 3)),
@@ -45,6 +48,31 @@ fn decoder(c: &mut Criterion) {
             g.bench_function(
                 format!("PackedLinear {rows} × {d_in} → {d_out} ({precision:?})"),
                 |b| b.iter(|| black_box(lin.forward(black_box(&x[..rows * d_in]), rows))),
+            );
+        }
+    }
+    // A decoding step's weights do not fit any cache: 8 c_fc-shaped layers (128 MiB in f32) in turn, as the
+    // decoder's layers stream from memory.
+    let (d_in, d_out) = (1024, 4096);
+    let x = values(16 * d_in, 1);
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+        let layers: Vec<PackedLinear> = (0..8)
+            .filter_map(|i| {
+                PackedLinear::new(values(d_out * d_in, 10 + i), None, d_out, d_in, precision)
+            })
+            .collect();
+        for rows in [1, 16] {
+            g.bench_function(
+                format!(
+                    "PackedLinear {rows} × {d_in} → {d_out} ({precision:?}), 8 layers from memory"
+                ),
+                |b| {
+                    b.iter(|| {
+                        for lin in &layers {
+                            black_box(lin.forward(black_box(&x[..rows * d_in]), rows)).ok();
+                        }
+                    })
+                },
             );
         }
     }

@@ -309,7 +309,9 @@ impl PackedLinear {
                 let sums = match K {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
-                    AVX512 => unsafe { x86::dot_f32::<R>(wr, xr) },
+                    AVX512 => unsafe {
+                        x86::dot_f32::<R>(wr, xr, next_block(w, d, idx, input, r0))
+                    },
                     LANES_FMA => dot::<f32, R, true>(wr, xr),
                     _ => dot::<f32, R, false>(wr, xr),
                 };
@@ -323,7 +325,9 @@ impl PackedLinear {
                 let sums = match K {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
-                    AVX512 => unsafe { x86::dot_bf16::<R>(wr, even, odd) },
+                    AVX512 => unsafe {
+                        x86::dot_bf16::<R>(wr, even, odd, next_block(w, p, idx, input, r0))
+                    },
                     LANES_FMA => dot_bf16::<R, true>(wr, even, odd),
                     _ => dot_bf16::<R, false>(wr, even, odd),
                 };
@@ -350,6 +354,25 @@ impl PackedLinear {
         }
         out
     }
+}
+
+/// What the block of weight rows `idx` prefetches of the next block (rows `idx[3] + 1 ..`, `len` elements each)
+/// while it multiplies input rows `r0..r0 + 4`: each of the block's passes over its inputs takes an equal share,
+/// spread over the pass's loop iterations (16 elements each). Past the weight's end the addresses are only
+/// prefetched, never read.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn next_block<T>(w: &[T], len: usize, idx: [usize; 4], input: &Input, r0: usize) -> x86::Next {
+    let row_bytes = len * std::mem::size_of::<T>();
+    let passes = input.rows.div_ceil(4).max(1);
+    let share = (4 * row_bytes).div_ceil(passes);
+    let iterations = (len / 16).max(1);
+    let bytes = share.div_ceil(iterations).div_ceil(64) * 64;
+    let at = w
+        .as_ptr()
+        .cast::<i8>()
+        .wrapping_add((idx[3] + 1) * row_bytes + r0 / 4 * share);
+    x86::Next { at, bytes }
 }
 
 /// The input rows, and for a bf16 weight their even and odd elements (`[rows, in.div_ceil(2)]`,

@@ -1,10 +1,36 @@
 //! The AVX-512 kernels of [`super::PackedLinear`]: the portable blocks of `dot.rs` with the weight rows
-//! prefetched ahead.
+//! prefetched ahead, and the next
+//! block of rows into L2 while the current one is multiplied.
 
 use std::arch::x86_64::*;
 
 /// Bytes ahead of the loads that each weight row is prefetched.
 const AHEAD: usize = 1024;
+
+/// The part of the next weight block that one call prefetches into L2 while it works from its own block: `bytes`
+/// from `at` on each pass of the loop. The decoder's weights stream from memory once per step, and a row's own
+/// prefetch ([`AHEAD`]) is too close to hide that latency; the next block is a whole block ahead.
+#[derive(Clone, Copy)]
+pub(super) struct Next {
+    /// The first byte.
+    pub at: *const i8,
+    /// Bytes per pass of the loop (a multiple of 64).
+    pub bytes: usize,
+}
+
+impl Next {
+    /// Prefetches this pass's lines into L2 and moves on to the next pass's.
+    #[inline(always)]
+    fn step(&mut self) {
+        let mut k = 0;
+        while k < self.bytes {
+            // SAFETY: a prefetch never faults, wherever it points.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(self.at.wrapping_add(k)) };
+            k += 64;
+        }
+        self.at = self.at.wrapping_add(self.bytes);
+    }
+}
 
 /// The lane sums of each input row's four accumulators, `[[Σa0, Σa1, Σa2, Σa3]; R]`.
 #[target_feature(enable = "avx512f")]
@@ -45,13 +71,18 @@ fn hsum4([a0, a1, a2, a3]: [__m512; 4]) -> [f32; 4] {
 /// The CPU has AVX-512F; every row of `w` and `x` is at least `x[0].len()` long.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(super) unsafe fn dot_f32<const R: usize>(w: [&[f32]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
+pub(super) unsafe fn dot_f32<const R: usize>(
+    w: [&[f32]; 4],
+    x: [&[f32]; R],
+    mut next: Next,
+) -> [[f32; 4]; R] {
     let d = x.first().map_or(0, |r| r.len());
     let n = d / 16 * 16;
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
     let (wp, xp) = (w.map(<[f32]>::as_ptr), x.map(<[f32]>::as_ptr));
     let mut j = 0;
     while j < n {
+        next.step();
         // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
         unsafe {
             let ws = wp.map(|p| {
@@ -88,6 +119,7 @@ pub(super) unsafe fn dot_bf16<const R: usize>(
     w: [&[u32]; 4],
     even: [&[f32]; R],
     odd: [&[f32]; R],
+    mut next: Next,
 ) -> [[f32; 4]; R] {
     let p = even.first().map_or(0, |r| r.len());
     let n = p / 16 * 16;
@@ -100,6 +132,7 @@ pub(super) unsafe fn dot_bf16<const R: usize>(
     );
     let mut j = 0;
     while j < n {
+        next.step();
         // SAFETY: j + 16 <= n <= every row's length; a prefetch never faults.
         unsafe {
             let ws = wp.map(|p| {
