@@ -310,7 +310,7 @@ impl PackedLinear {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
                     AVX512 => unsafe {
-                        x86::dot_f32::<R>(wr, xr, next_block(w, d, idx, input, r0))
+                        x86::dot_f32::<R>(wr, xr, next_block(w, d, 16, idx, input, r0))
                     },
                     LANES_FMA => dot::<f32, R, true>(wr, xr),
                     _ => dot::<f32, R, false>(wr, xr),
@@ -326,7 +326,7 @@ impl PackedLinear {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
                     AVX512 => unsafe {
-                        x86::dot_bf16::<R>(wr, even, odd, next_block(w, p, idx, input, r0))
+                        x86::dot_bf16::<R>(wr, even, odd, next_block(w, p, 16, idx, input, r0))
                     },
                     LANES_FMA => dot_bf16::<R, true>(wr, even, odd),
                     _ => dot_bf16::<R, false>(wr, even, odd),
@@ -340,7 +340,9 @@ impl PackedLinear {
                 let sums = match K {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `range_avx512` (AVX-512F) is the only caller with this kernel.
-                    AVX512 => unsafe { x86::dot_i8::<R>(wr, xr) },
+                    AVX512 => unsafe {
+                        x86::dot_i8::<R>(wr, xr, next_block(q, d, 64, idx, input, r0))
+                    },
                     LANES_FMA => dot::<i8, R, true>(wr, xr),
                     _ => dot::<i8, R, false>(wr, xr),
                 };
@@ -358,20 +360,34 @@ impl PackedLinear {
 
 /// What the block of weight rows `idx` prefetches of the next block (rows `idx[3] + 1 ..`, `len` elements each)
 /// while it multiplies input rows `r0..r0 + 4`: each of the block's passes over its inputs takes an equal share,
-/// spread over the pass's loop iterations (16 elements each). Past the weight's end the addresses are only
+/// spread over the pass's loop iterations (`per_iteration` elements each). Past the weight's end the addresses are only
 /// prefetched, never read.
+/// How far ahead of the block being multiplied [`next_block`] prefetches, at least (bytes).
+#[cfg(target_arch = "x86_64")]
+const NEXT_BYTES: usize = 32 << 10;
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn next_block<T>(w: &[T], len: usize, idx: [usize; 4], input: &Input, r0: usize) -> x86::Next {
+fn next_block<T>(
+    w: &[T],
+    len: usize,
+    per_iteration: usize,
+    idx: [usize; 4],
+    input: &Input,
+    r0: usize,
+) -> x86::Next {
     let row_bytes = len * std::mem::size_of::<T>();
     let passes = input.rows.div_ceil(4).max(1);
     let share = (4 * row_bytes).div_ceil(passes);
-    let iterations = (len / 16).max(1);
+    let iterations = (len / per_iteration).max(1);
     let bytes = share.div_ceil(iterations).div_ceil(64) * 64;
+    // At least one block ahead, and at least NEXT_BYTES: a block of short rows is done before its
+    // successor's lines could arrive from memory.
+    let ahead = (NEXT_BYTES / row_bytes.max(1)).max(4).div_ceil(4) * 4;
     let at = w
         .as_ptr()
         .cast::<i8>()
-        .wrapping_add((idx[3] + 1) * row_bytes + r0 / 4 * share);
+        .wrapping_add((idx[0] + ahead) * row_bytes + r0 / 4 * share);
     x86::Next { at, bytes }
 }
 

@@ -6,9 +6,10 @@ use std::arch::x86_64::*;
 /// Bytes ahead of the loads that each weight row is prefetched.
 const AHEAD: usize = 1024;
 
-/// The part of the next weight block that one call prefetches into L2 while it works from its own block: `bytes`
+/// The part of a later weight block that one call prefetches into L2 while it works from its own block: `bytes`
 /// from `at` on each pass of the loop. The decoder's weights stream from memory once per step, and a row's own
-/// prefetch ([`AHEAD`]) is too close to hide that latency; the next block is a whole block ahead.
+/// prefetch ([`AHEAD`]) is too close to hide that latency; the later block is at least one block and 32 KiB
+/// ahead (`super::next_block`).
 #[derive(Clone, Copy)]
 pub(super) struct Next {
     /// The first byte.
@@ -164,7 +165,11 @@ pub(super) unsafe fn dot_bf16<const R: usize>(
 /// The CPU has AVX-512F; every row of `w` and `x` is at least `x[0].len()` long.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(super) unsafe fn dot_i8<const R: usize>(w: [&[i8]; 4], x: [&[f32]; R]) -> [[f32; 4]; R] {
+pub(super) unsafe fn dot_i8<const R: usize>(
+    w: [&[i8]; 4],
+    x: [&[f32]; R],
+    mut next: Next,
+) -> [[f32; 4]; R] {
     let d = x.first().map_or(0, |r| r.len());
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
     let (wp, xp) = (w.map(<[i8]>::as_ptr), x.map(<[f32]>::as_ptr));
@@ -189,6 +194,7 @@ pub(super) unsafe fn dot_i8<const R: usize>(w: [&[i8]; 4], x: [&[f32]; R]) -> [[
     // mostly land on lines already loaded).
     let ahead = 4 * d;
     while j + 64 <= d {
+        next.step();
         for p in wp {
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(j + ahead));
         }
