@@ -358,14 +358,15 @@ impl PackedLinear {
     }
 }
 
-/// What the block of weight rows `idx` prefetches of the next block (rows `idx[3] + 1 ..`, `len` elements each)
-/// while it multiplies input rows `r0..r0 + 4`: each of the block's passes over its inputs takes an equal share,
-/// spread over the pass's loop iterations (`per_iteration` elements each). Past the weight's end the addresses are only
-/// prefetched, never read.
 /// How far ahead of the block being multiplied [`next_block`] prefetches, at least (bytes).
 #[cfg(target_arch = "x86_64")]
 const NEXT_BYTES: usize = 32 << 10;
 
+/// What the block of weight rows `idx` (`len` elements each) prefetches of a later block while it multiplies
+/// input rows `r0..r0 + 4`: the block of 4 rows that starts at least one block and [`NEXT_BYTES`] after `idx[0]`.
+/// Each of the current block's passes over its inputs takes an equal share of it, spread over the pass's loop
+/// iterations (`per_iteration` elements each). Past the weight's end the addresses are only prefetched, never
+/// read.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn next_block<T>(

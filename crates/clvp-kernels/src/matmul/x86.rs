@@ -1,5 +1,5 @@
 //! The AVX-512 kernels of [`super::PackedLinear`]: the portable blocks of `dot.rs` with the weight rows
-//! prefetched ahead, and the next block of rows prefetched into L2 while the current one is multiplied.
+//! prefetched ahead, and a later block of rows prefetched into L2 while the current one is multiplied.
 
 use std::arch::x86_64::*;
 
